@@ -1,0 +1,43 @@
+//! `pake doctor`
+
+use clap::Args;
+
+use super::{Global, only_formats};
+use crate::error::{ExitCode, Result};
+use crate::output::Format;
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Skip the Docker engine check (for CI jobs that only deploy).
+    #[arg(long)]
+    pub no_docker: bool,
+}
+
+pub async fn run(g: &Global, a: DoctorArgs) -> Result<ExitCode> {
+    only_formats(g, &[Format::Text, Format::Json], "doctor")?;
+    let ui = g.ui();
+    let namespace = match &g.namespace {
+        Some(n) => Some(n.clone()),
+        None => crate::config::Project::load(g.config.as_deref())
+            .ok()
+            .and_then(|p| g.env.as_deref().and_then(|e| p.resolve(Some(e)).ok()))
+            .map(|r| r.namespace),
+    };
+    let report = crate::preflight::run(&g.target(), namespace.as_deref(), !a.no_docker).await;
+    if ui.is_text() {
+        for c in &report.checks {
+            ui.line(format!("{} {:<14} {}", ui.mark(c.ok), c.name, c.detail));
+            if let Some(fix) = &c.fix {
+                ui.line(format!("  {:<14} fix: {fix}", ""));
+            }
+        }
+    } else {
+        ui.json(&report);
+    }
+    // Every doctor check is about reaching the cluster or engine, or permissions: exit 3.
+    Ok(if report.ok {
+        ExitCode::Ok
+    } else {
+        ExitCode::Cluster
+    })
+}

@@ -1,0 +1,107 @@
+//! Argument parsing only: one file per subcommand, each a thin call into the
+//! layers below. Global flags follow kubectl's names.
+
+pub mod doctor;
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::error::{ExitCode, Result};
+use crate::kube::Target;
+use crate::output::{Format, Ui};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pake",
+    version,
+    about = "Deploy a service to Kubernetes the hardened way, and prove each step.",
+    long_about = None,
+    after_help = "Exit codes: 0 ok, 1 failed (after rollback), 2 usage or configuration error, 3 cluster unreachable or permission denied."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(
+        long,
+        global = true,
+        env = "KUBECONFIG",
+        hide_env_values = true,
+        value_name = "PATH"
+    )]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Namespace (default: from pake.yaml for the environment, else the context's).
+    #[arg(short = 'n', long, global = true, value_name = "NAME")]
+    pub namespace: Option<String>,
+    /// Environment from pake.yaml (dev, staging, prod, ...).
+    #[arg(long, global = true, env = "PAKE_ENV", value_name = "ENV")]
+    pub env: Option<String>,
+    /// Path to pake.yaml.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    /// Confirm changes to a protected environment without a prompt.
+    #[arg(long, global = true)]
+    pub yes: bool,
+    /// No progress bars or spinners, even on a terminal.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// More logging (-v info, -vv debug, -vvv trace); logs go to stderr.
+    #[arg(short = 'v', long = "verbose", global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl Global {
+    pub fn target(&self) -> Target {
+        Target {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        }
+    }
+    pub fn ui(&self) -> Ui {
+        Ui::new(self.output, self.no_progress)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pre-flight checks: kubeconfig, API server, permissions, Docker engine.
+    Doctor(doctor::DoctorArgs),
+}
+
+/// Run the parsed command; returns the exit code to use.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let g = cli.global;
+    match cli.command {
+        Command::Doctor(a) => doctor::run(&g, a).await,
+    }
+}
+
+/// Refuse an output format a command does not support (exit 2).
+pub fn only_formats(g: &Global, allowed: &[Format], command: &str) -> Result<()> {
+    if allowed.contains(&g.output) {
+        Ok(())
+    } else {
+        let names: Vec<_> = allowed
+            .iter()
+            .map(|f| format!("{f:?}").to_lowercase())
+            .collect();
+        Err(crate::Error::usage(
+            format!("`pake {command}` does not support -o {:?}", g.output).to_lowercase(),
+        )
+        .fix(format!("use -o {}", names.join(" or -o "))))
+    }
+}

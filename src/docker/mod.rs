@@ -1,0 +1,56 @@
+//! Thin adapter over bollard: connecting to the Docker engine.
+//! bollard negotiates the API version, so engines as old as API 1.41 work.
+
+use bollard::Docker;
+
+use crate::error::{Error, Result};
+
+/// A connected engine and the API version agreed with it.
+#[derive(Clone)]
+pub struct Engine {
+    pub docker: Docker,
+}
+
+/// What the engine reports about itself.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EngineVersion {
+    pub version: String,
+    pub api_version: String,
+    pub negotiated_api_version: String,
+    pub os: String,
+    pub arch: String,
+}
+
+impl Engine {
+    /// Connect using DOCKER_HOST or the default socket, then negotiate the API version.
+    pub async fn connect() -> Result<Self> {
+        let docker = Docker::connect_with_defaults().map_err(|e| {
+            Error::cluster(format!("cannot connect to the Docker engine: {e}"))
+                .fix("start the engine (`scripts/docker-engine` here) or set DOCKER_HOST")
+        })?;
+        let docker = docker.negotiate_version().await.map_err(|e| {
+            Error::cluster(format!("the Docker engine does not answer: {e}"))
+                .on(describe_host())
+                .fix("start the engine (`scripts/docker-engine` here) or set DOCKER_HOST to a running one")
+        })?;
+        Ok(Engine { docker })
+    }
+
+    pub async fn version(&self) -> Result<EngineVersion> {
+        let v = self.docker.version().await.map_err(|e| {
+            Error::cluster(format!("the Docker engine does not answer: {e}")).on(describe_host())
+        })?;
+        Ok(EngineVersion {
+            version: v.version.unwrap_or_default(),
+            api_version: v.api_version.unwrap_or_default(),
+            negotiated_api_version: self.docker.client_version().to_string(),
+            os: v.os.unwrap_or_default(),
+            arch: v.arch.unwrap_or_default(),
+        })
+    }
+}
+
+/// The engine address in use, for messages.
+pub fn describe_host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}

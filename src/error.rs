@@ -1,0 +1,111 @@
+//! The error type used inside pake.
+//!
+//! Every error says what failed, on which object, and what to do next, in the
+//! style of the guide's troubleshooting section. The kind decides the process
+//! exit code, which is part of pake's documented interface.
+
+use std::fmt;
+
+/// Process exit codes (documented in README.md and docs/).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExitCode {
+    /// Everything passed.
+    Ok = 0,
+    /// A step or check failed (after any rollback).
+    Failed = 1,
+    /// Bad usage or configuration; nothing was changed.
+    Usage = 2,
+    /// The cluster (or engine) is unreachable or the identity lacks permission.
+    Cluster = 3,
+}
+
+impl ExitCode {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// An error with the object it concerns and a fix the user can apply.
+#[derive(Debug, thiserror::Error)]
+pub struct Error {
+    pub kind: ExitCode,
+    pub message: String,
+    pub object: Option<String>,
+    pub fix: Option<String>,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    fn new(kind: ExitCode, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            object: None,
+            fix: None,
+            source: None,
+        }
+    }
+    /// A step or check failed.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(ExitCode::Failed, message)
+    }
+    /// Bad input: usage or configuration. Nothing was changed.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(ExitCode::Usage, message)
+    }
+    /// Cluster or engine unreachable, or permission denied.
+    pub fn cluster(message: impl Into<String>) -> Self {
+        Self::new(ExitCode::Cluster, message)
+    }
+    /// The object the error concerns, e.g. `Deployment pake-dev/backend`.
+    pub fn on(mut self, object: impl Into<String>) -> Self {
+        self.object = Some(object.into());
+        self
+    }
+    /// What the user should do next.
+    pub fn fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+    pub fn with_source(mut self, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(e));
+        self
+    }
+
+    /// Classify a kube-rs error: connection problems and 401/403 are exit 3.
+    pub fn from_kube(context: impl Into<String>, e: ::kube::Error) -> Self {
+        let context = context.into();
+        match &e {
+            ::kube::Error::Api(s) if s.code == 401 || s.code == 403 => {
+                Error::cluster(format!("{context}: permission denied: {}", s.message))
+                    .fix("run `pake doctor` to see which permissions the current identity lacks; the deployer role is in templates/rbac/")
+            }
+            ::kube::Error::Api(s) => Error::failed(format!("{context}: {} ({})", s.message, s.code)),
+            ::kube::Error::HyperError(_)
+            | ::kube::Error::Service(_)
+            | ::kube::Error::HttpError(_) => Error::cluster(format!("{context}: cannot reach the API server: {e}"))
+                .fix("check that the cluster is up (`scripts/cluster status` for the local one) and that --kubeconfig/--context point at it"),
+            _ => Error::failed(format!("{context}: {e}")),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)?;
+        if let Some(o) = &self.object {
+            write!(f, "\n  object: {o}")?;
+        }
+        if let Some(src) = &self.source {
+            write!(f, "\n  cause: {src}")?;
+        }
+        if let Some(fix) = &self.fix {
+            write!(f, "\n  fix: {fix}")?;
+        }
+        Ok(())
+    }
+}

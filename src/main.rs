@@ -1,0 +1,44 @@
+//! The `pake` binary: parse arguments, run the command, print errors, exit.
+
+use clap::Parser;
+
+fn main() {
+    let cli = pake::cli::Cli::parse();
+    init_tracing(cli.global.verbose);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let json = cli.global.output != pake::output::Format::Text;
+    let code = match rt.block_on(pake::cli::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            if json {
+                // Machines get a parseable error on stdout as well as the text on stderr.
+                println!(
+                    "{}",
+                    serde_json::json!({"error": {"message": e.message, "object": e.object, "fix": e.fix, "exitCode": e.kind.code()}})
+                );
+            }
+            eprintln!("error: {e}");
+            e.kind
+        }
+    };
+    std::process::exit(code.code());
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PAKE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("pake={level},warn")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

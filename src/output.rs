@@ -1,0 +1,148 @@
+//! Terminal output: human text with progress on a TTY, plain lines otherwise,
+//! and one JSON document with `-o json`.
+//!
+//! Nothing here decides *what* to print; commands build reports and hand them
+//! over. Progress bars and prompts appear only when both stdin and stdout are
+//! terminals and `--no-progress` was not given, so CI logs stay plain.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// `-o` values. Not every command supports every format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Text,
+    Json,
+    Sarif,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ui {
+    pub format: Format,
+    /// stdout is a terminal and progress was not disabled.
+    pub progress: bool,
+    /// stdin and stdout are terminals: prompts are allowed.
+    pub interactive: bool,
+    pub color: bool,
+}
+
+impl Ui {
+    pub fn new(format: Format, no_progress: bool) -> Self {
+        let tty = std::io::stdout().is_terminal();
+        let interactive = tty && std::io::stdin().is_terminal();
+        Ui {
+            format,
+            progress: tty && !no_progress && format == Format::Text,
+            interactive,
+            color: tty && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+
+    /// A UI that never prints progress or prompts (tests, library use).
+    pub fn plain(format: Format) -> Self {
+        Ui {
+            format,
+            progress: false,
+            interactive: false,
+            color: false,
+        }
+    }
+
+    pub fn is_text(&self) -> bool {
+        self.format == Format::Text
+    }
+
+    /// A line of human output; suppressed in machine formats.
+    pub fn line(&self, s: impl AsRef<str>) {
+        if self.is_text() {
+            println!("{}", s.as_ref());
+        }
+    }
+
+    /// A pass/fail mark.
+    pub fn mark(&self, ok: bool) -> String {
+        let m = if ok { "✓" } else { "✗" };
+        if self.color {
+            let style = if ok {
+                console::Style::new().green()
+            } else {
+                console::Style::new().red()
+            };
+            style.apply_to(m).to_string()
+        } else {
+            m.to_string()
+        }
+    }
+
+    /// Start a step: a spinner on a TTY, a plain line otherwise.
+    pub fn step(&self, name: &str) -> StepProgress {
+        if self.progress {
+            let pb = ProgressBar::new_spinner();
+            pb.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed:.dim}").unwrap());
+            pb.set_message(name.to_string());
+            pb.enable_steady_tick(Duration::from_millis(120));
+            StepProgress {
+                pb: Some(pb),
+                name: name.to_string(),
+                ui: self.clone(),
+            }
+        } else {
+            if self.is_text() {
+                eprintln!("→ {name}");
+            }
+            StepProgress {
+                pb: None,
+                name: name.to_string(),
+                ui: self.clone(),
+            }
+        }
+    }
+
+    /// Print a JSON document to stdout (for `-o json`).
+    pub fn json(&self, v: &impl serde::Serialize) {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(v).expect("report serializes")
+        );
+    }
+}
+
+/// Progress of one step. Finish it with `done` or `fail`.
+pub struct StepProgress {
+    pb: Option<ProgressBar>,
+    name: String,
+    ui: Ui,
+}
+
+impl StepProgress {
+    pub fn message(&self, msg: &str) {
+        if let Some(pb) = &self.pb {
+            pb.set_message(format!("{}: {msg}", self.name));
+        } else if self.ui.is_text() {
+            eprintln!("  {msg}");
+        }
+    }
+    pub fn done(self, summary: &str) {
+        self.finish(true, summary)
+    }
+    pub fn fail(self, summary: &str) {
+        self.finish(false, summary)
+    }
+    fn finish(self, ok: bool, summary: &str) {
+        let line = if summary.is_empty() {
+            format!("{} {}", self.ui.mark(ok), self.name)
+        } else {
+            format!("{} {}: {summary}", self.ui.mark(ok), self.name)
+        };
+        match &self.pb {
+            Some(pb) => pb.finish_and_clear(),
+            None => {}
+        }
+        if self.ui.is_text() {
+            println!("{line}");
+        }
+    }
+}

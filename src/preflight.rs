@@ -1,0 +1,219 @@
+//! `pake doctor`: pre-flight checks a user runs first.
+//!
+//! Each check passes or fails with a fix. Permission checks ask the API server
+//! itself (SelfSubjectAccessReview) for every verb and resource pake uses, so
+//! the answer is the cluster's RBAC as it is, not a guess.
+
+use serde::Serialize;
+
+use crate::docker::Engine;
+use crate::kube::Target;
+use crate::kube::access::{Permission, can_i};
+
+/// Every permission pake's commands use. `templates/rbac/` grants exactly these
+/// to the `deployer` identity; a unit test keeps the two in step.
+pub const REQUIRED: &[Permission] = &[
+    p("get", "", "namespaces", false),
+    p("create", "", "namespaces", false),
+    p("patch", "", "namespaces", false),
+    p(
+        "create",
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+        false,
+    ),
+    p("get", "", "secrets", true),
+    p("list", "", "secrets", true),
+    p("create", "", "secrets", true),
+    p("patch", "", "secrets", true),
+    p("get", "", "configmaps", true),
+    p("patch", "", "configmaps", true),
+    p("patch", "", "serviceaccounts", true),
+    p("get", "", "services", true),
+    p("patch", "", "services", true),
+    p("list", "", "pods", true),
+    p("watch", "", "pods", true),
+    p("list", "", "events", true),
+    p("get", "apps", "deployments", true),
+    p("list", "apps", "deployments", true),
+    p("watch", "apps", "deployments", true),
+    p("patch", "apps", "deployments", true),
+    p("delete", "apps", "deployments", true),
+    p("list", "apps", "replicasets", true),
+    p("list", "apps", "statefulsets", true),
+    p("patch", "apps", "statefulsets", true),
+    p("list", "apps", "daemonsets", true),
+    p("patch", "apps", "daemonsets", true),
+    p("list", "networking.k8s.io", "networkpolicies", true),
+    p("patch", "networking.k8s.io", "networkpolicies", true),
+    p("delete", "networking.k8s.io", "networkpolicies", true),
+    p("patch", "networking.k8s.io", "ingresses", true),
+    p("patch", "policy", "poddisruptionbudgets", true),
+    p("patch", "rbac.authorization.k8s.io", "roles", true),
+    p("patch", "rbac.authorization.k8s.io", "rolebindings", true),
+    p("get", "coordination.k8s.io", "leases", true),
+    p("create", "coordination.k8s.io", "leases", true),
+    p("update", "coordination.k8s.io", "leases", true),
+    p("delete", "coordination.k8s.io", "leases", true),
+    p("list", "discovery.k8s.io", "endpointslices", true),
+    p("watch", "discovery.k8s.io", "endpointslices", true),
+];
+
+const fn p(
+    verb: &'static str,
+    group: &'static str,
+    resource: &'static str,
+    namespaced: bool,
+) -> Permission {
+    Permission {
+        verb,
+        group,
+        resource,
+        namespaced,
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DoctorReport {
+    pub ok: bool,
+    pub context: Option<String>,
+    pub namespace: String,
+    pub checks: Vec<Check>,
+}
+
+fn pass(name: &str, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok: true,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok: false,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+/// Run every pre-flight check. Never fails itself: failures are checks.
+pub async fn run(target: &Target, namespace: Option<&str>, docker: bool) -> DoctorReport {
+    let mut checks = Vec::new();
+    let mut context = None;
+    let mut ns = namespace.map(str::to_string);
+
+    match target.connect().await {
+        Err(e) => checks.push(fail(
+            "kubeconfig",
+            e.message.clone(),
+            e.fix.clone().unwrap_or_default(),
+        )),
+        Ok(cluster) => {
+            let path = cluster
+                .kubeconfig
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "in-cluster".into());
+            checks.push(pass(
+                "kubeconfig",
+                format!("{path}, context {}", cluster.context),
+            ));
+            context = Some(cluster.context.clone());
+            if ns.is_none() {
+                ns = Some(cluster.default_namespace.clone());
+            }
+            let ns = ns.clone().unwrap_or_default();
+            match cluster.version().await {
+                Err(e) => checks.push(fail(
+                    "api-server",
+                    e.to_string().lines().next().unwrap_or_default().to_string(),
+                    e.fix
+                        .clone()
+                        .unwrap_or_else(|| "check the API server address in the kubeconfig".into()),
+                )),
+                Ok(v) => {
+                    checks.push(pass(
+                        "api-server",
+                        format!("reachable, Kubernetes {}", v.git_version),
+                    ));
+                    let mut missing = Vec::new();
+                    let mut error = None;
+                    let results =
+                        futures::future::join_all(REQUIRED.iter().map(|p| can_i(&cluster, p, &ns)))
+                            .await;
+                    for (p, r) in REQUIRED.iter().zip(results) {
+                        match r {
+                            Ok((true, _)) => {}
+                            Ok((false, _)) => missing.push(p.describe(&ns)),
+                            Err(e) => {
+                                error = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    match (error, missing.is_empty()) {
+                        (Some(e), _) => checks.push(fail(
+                            "permissions",
+                            format!("cannot review permissions: {}", e.message),
+                            "the identity needs `create selfsubjectaccessreviews` (granted to every authenticated user by default)",
+                        )),
+                        (None, true) => checks.push(pass(
+                            "permissions",
+                            format!("all {} permissions pake uses are granted in namespace {ns}", REQUIRED.len()),
+                        )),
+                        (None, false) => checks.push(fail(
+                            "permissions",
+                            format!("{} of {} missing: {}", missing.len(), REQUIRED.len(), missing.join("; ")),
+                            format!("bind the pake-deployer roles from templates/rbac/ to this identity in namespace {ns} (see docs/doctor.md)"),
+                        )),
+                    }
+                }
+            }
+        }
+    }
+
+    if docker {
+        match Engine::connect().await {
+            Err(e) => checks.push(fail(
+                "docker-engine",
+                e.message.clone(),
+                e.fix.clone().unwrap_or_default(),
+            )),
+            Ok(engine) => match engine.version().await {
+                Ok(v) => checks.push(pass(
+                    "docker-engine",
+                    format!(
+                        "reachable at {}, Docker {} (engine API {}, using {})",
+                        crate::docker::describe_host(),
+                        v.version,
+                        v.api_version,
+                        v.negotiated_api_version
+                    ),
+                )),
+                Err(e) => checks.push(fail(
+                    "docker-engine",
+                    e.message.clone(),
+                    e.fix.clone().unwrap_or_default(),
+                )),
+            },
+        }
+    }
+
+    DoctorReport {
+        ok: checks.iter().all(|c| c.ok),
+        context,
+        namespace: ns.unwrap_or_default(),
+        checks,
+    }
+}
