@@ -1,7 +1,13 @@
 //! Argument parsing only: one file per subcommand, each a thin call into the
 //! layers below. Global flags follow kubectl's names.
 
+pub mod deploy;
+pub mod diff;
 pub mod doctor;
+pub mod history;
+pub mod init;
+pub mod render;
+pub mod verify;
 
 use std::path::PathBuf;
 
@@ -80,6 +86,20 @@ impl Global {
 pub enum Command {
     /// Pre-flight checks: kubeconfig, API server, permissions, Docker engine.
     Doctor(doctor::DoctorArgs),
+    /// Scaffold pake.yaml, templates/ and workflows/ in a project.
+    Init(init::InitArgs),
+    /// Print the manifests a deploy would apply (no cluster needed).
+    Render(render::RenderArgs),
+    /// Show what a deploy would change (server-side dry run; Secret values masked).
+    Diff(diff::DiffArgs),
+    /// Run the deploy workflow: namespace, secrets, policies, deploy, verify.
+    Deploy(deploy::DeployArgs),
+    /// Check the live cluster against the guide's Kubernetes checklist.
+    Verify(verify::VerifyArgs),
+    /// List the release history of the app in an environment.
+    History(history::HistoryArgs),
+    /// Return to an earlier revision, verified like a deploy.
+    Rollback(history::RollbackArgs),
 }
 
 /// Run the parsed command; returns the exit code to use.
@@ -87,6 +107,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let g = cli.global;
     match cli.command {
         Command::Doctor(a) => doctor::run(&g, a).await,
+        Command::Init(a) => init::run(&g, a).await,
+        Command::Render(a) => render::run(&g, a).await,
+        Command::Diff(a) => diff::run(&g, a).await,
+        Command::Deploy(a) => deploy::run(&g, a).await,
+        Command::Verify(a) => verify::run(&g, a).await,
+        Command::History(a) => history::history(&g, a).await,
+        Command::Rollback(a) => history::rollback(&g, a).await,
     }
 }
 

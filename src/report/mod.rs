@@ -1,1 +1,3 @@
-//! See ARCHITECTURE.md.
+//! Report formats: text summaries, JSON, and the GitHub step summary.
+
+pub mod deploy;

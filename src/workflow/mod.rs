@@ -1,1 +1,10 @@
-//! See ARCHITECTURE.md.
+//! Workflows: which steps run, in what order, and the executor that runs them
+//! with verification, a journal, rollback, the lock and release history.
+
+pub mod definition;
+pub mod diff;
+pub mod executor;
+pub mod history;
+pub mod lock;
+pub mod release;
+pub mod wait;

@@ -1,0 +1,41 @@
+//! `pake diff`: what a deploy would change, from a server-side dry run.
+
+use clap::Args;
+
+use super::{Global, only_formats};
+use crate::error::{ExitCode, Result};
+use crate::output::Format;
+use crate::workflow::{diff, release};
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[arg(long, default_value = "deploy")]
+    pub workflow: String,
+}
+
+pub async fn run(g: &Global, a: DiffArgs) -> Result<ExitCode> {
+    only_formats(g, &[Format::Text, Format::Json], "diff")?;
+    let ui = g.ui();
+    let p = release::prepare(&super::deploy::selection(g), &a.workflow)?;
+    let cluster = g.target().connect().await?;
+    let diffs = diff::compute(&cluster, &p.resolved, &p.plan).await?;
+    let changed = diffs.iter().filter(|d| d.change != "unchanged").count();
+    if ui.is_text() {
+        for d in &diffs {
+            if d.change == "unchanged" {
+                continue;
+            }
+            ui.line(format!("=== {} ({})", d.object, d.change));
+            ui.line(&d.diff);
+        }
+        ui.line(format!("{changed} of {} objects would change", diffs.len()));
+    } else {
+        ui.json(&serde_json::json!({"changed": changed, "objects": diffs}));
+    }
+    // Like `kubectl diff`: exit 1 when there are differences.
+    Ok(if changed == 0 {
+        ExitCode::Ok
+    } else {
+        ExitCode::Failed
+    })
+}

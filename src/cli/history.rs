@@ -1,0 +1,149 @@
+//! `pake history` and `pake rollback`.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{Global, only_formats};
+use crate::error::{Error, ExitCode, Result};
+use crate::output::Format;
+use crate::render::Manifest;
+use crate::workflow::definition::{Plan, PlannedStep, StepKind, check_order};
+use crate::workflow::{executor, history, release};
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {}
+
+pub async fn history(g: &Global, _a: HistoryArgs) -> Result<ExitCode> {
+    only_formats(g, &[Format::Text, Format::Json], "history")?;
+    let ui = g.ui();
+    let p = release::prepare(&super::deploy::selection(g), "deploy")?;
+    let cluster = g.target().connect().await?;
+    let r = &p.resolved;
+    let revs = history::list(&cluster, &r.namespace, &r.app, &r.env).await?;
+    if ui.is_text() {
+        if revs.is_empty() {
+            ui.line(format!(
+                "no releases of {} in {} (namespace {})",
+                r.app, r.env, r.namespace
+            ));
+        } else {
+            ui.line(format!(
+                "{:<8} {:<20} {:<12} {:<12} {:<24} {:<30} MESSAGE",
+                "REVISION", "TIME", "STATUS", "ACTION", "USER", "IMAGE"
+            ));
+            for v in &revs {
+                ui.line(format!(
+                    "{:<8} {:<20} {:<12} {:<12} {:<24} {:<30} {}",
+                    v.revision, v.time, v.status, v.action, v.user, v.image, v.message
+                ));
+            }
+        }
+    } else {
+        let slim: Vec<_> = revs
+            .iter()
+            .map(|v| serde_json::json!({"revision": v.revision, "time": v.time, "status": v.status, "action": v.action, "user": v.user, "image": v.image, "message": v.message, "hashes": v.hashes, "secretHashes": v.secret_hashes, "details": v.details}))
+            .collect();
+        ui.json(&serde_json::json!({"app": r.app, "env": r.env, "namespace": r.namespace, "revisions": slim}));
+    }
+    Ok(ExitCode::Ok)
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Revision to return to (default: the one before the current).
+    #[arg(long, value_name = "N")]
+    pub to_revision: Option<u32>,
+    #[arg(long, default_value = "5m", value_parser = super::deploy::parse_duration)]
+    pub timeout: Duration,
+    #[arg(long)]
+    pub wait_lock: bool,
+}
+
+pub async fn rollback(g: &Global, a: RollbackArgs) -> Result<ExitCode> {
+    only_formats(g, &[Format::Text, Format::Json], "rollback")?;
+    let ui = g.ui();
+    let p = release::prepare(&super::deploy::selection(g), "deploy")?;
+    let cluster = g.target().connect().await?;
+    let mut r = p.resolved.clone();
+    let revs = history::list(&cluster, &r.namespace, &r.app, &r.env).await?;
+    let current = revs
+        .iter()
+        .rev()
+        .find(|v| v.status == "deployed")
+        .map(|v| v.revision);
+    let target = match a.to_revision {
+        Some(n) => revs.iter().find(|v| v.revision == n).ok_or_else(|| {
+            Error::usage(format!("revision {n} of {} in {} not found", r.app, r.env)).fix(format!(
+                "`pake history --env {}` lists the revisions",
+                r.env
+            ))
+        })?,
+        None => revs
+            .iter()
+            .rev()
+            .find(|v| {
+                Some(v.revision) != current
+                    && matches!(v.status.as_str(), "superseded" | "deployed")
+            })
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "nothing to roll back to: {} in {} has no earlier successful revision",
+                    r.app, r.env
+                ))
+            })?,
+    };
+    if matches!(target.status.as_str(), "failed") {
+        return Err(Error::usage(format!(
+            "revision {} failed; roll back to a revision that was deployed",
+            target.revision
+        )));
+    }
+    r.image_ref = target.image.clone();
+    let manifests: Vec<Manifest> = target
+        .manifests
+        .iter()
+        .filter(|o| o["kind"] != "Secret")
+        .enumerate()
+        .map(|(i, o)| Manifest {
+            template: format!("revision {}", target.revision),
+            doc: i,
+            object: o.clone(),
+        })
+        .collect();
+    let plan = Plan {
+        workflow: format!("rollback to revision {}", target.revision),
+        steps: vec![
+            PlannedStep {
+                name: "restore".into(),
+                kind: StepKind::Deploy,
+                templates: Vec::new(),
+                manifests,
+            },
+            PlannedStep {
+                name: "verify".into(),
+                kind: StepKind::Verify,
+                templates: Vec::new(),
+                manifests: Vec::new(),
+            },
+        ],
+    };
+    check_order(&plan, &plan.workflow)?;
+    release::confirm_protected(
+        &r,
+        &ui,
+        g.yes,
+        "roll back",
+        &format!("return to revision {} ({})", target.revision, target.image),
+    )?;
+    let opts = executor::Options {
+        timeout: a.timeout,
+        wait_lock: a.wait_lock,
+        action: "rollback".into(),
+        details: serde_json::json!({"toRevision": target.revision}),
+        ..Default::default()
+    };
+    let report = executor::run(&cluster, &r, &ui, &plan, &opts).await?;
+    crate::report::deploy::print(&ui, &report);
+    Ok(report.exit_code())
+}

@@ -1,0 +1,52 @@
+//! `pake verify`: the guide's Kubernetes checklist against the live cluster.
+
+use clap::Args;
+
+use super::{Global, only_formats};
+use crate::error::{ExitCode, Result};
+use crate::output::Format;
+use crate::workflow::{executor, release};
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {}
+
+pub async fn run(g: &Global, _a: VerifyArgs) -> Result<ExitCode> {
+    only_formats(g, &[Format::Text, Format::Json], "verify")?;
+    let ui = g.ui();
+    let p = release::prepare(&super::deploy::selection(g), "deploy")?;
+    let cluster = g.target().connect().await?;
+    let opts = executor::Options::default();
+    let ctx = executor::Ctx {
+        cluster: &cluster,
+        resolved: &p.resolved,
+        ui: &ui,
+        opts: &opts,
+    };
+    let checks = crate::steps::verify::run(&ctx).await?;
+    let ok = checks.iter().all(|c| c.ok);
+    if ui.is_text() {
+        let w = checks.iter().map(|c| c.check.len()).max().unwrap_or(0);
+        for c in &checks {
+            ui.line(format!(
+                "{} {:<w$}  {:<40}  {}",
+                ui.mark(c.ok),
+                c.check,
+                c.object,
+                c.message
+            ));
+            if let Some(f) = &c.fix {
+                ui.line(format!("  {:<w$}  fix: {f}", ""));
+            }
+        }
+        let failed = checks.iter().filter(|c| !c.ok).count();
+        ui.line(format!(
+            "{} of {} checks passed in namespace {}",
+            checks.len() - failed,
+            checks.len(),
+            p.resolved.namespace
+        ));
+    } else {
+        ui.json(&serde_json::json!({"ok": ok, "namespace": p.resolved.namespace, "env": p.resolved.env, "checks": checks}));
+    }
+    Ok(if ok { ExitCode::Ok } else { ExitCode::Failed })
+}

@@ -1,0 +1,115 @@
+//! Diff of a plan against live state, computed from a server-side dry run so
+//! defaults and admission are included. Secret values are never shown: each
+//! key is `<redacted>` or `<redacted: changed>`.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Resolved;
+use crate::error::Result;
+use crate::kube::Cluster;
+use crate::kube::apply::{self, strip_server_fields};
+use crate::secret::REDACTED;
+use crate::workflow::definition::{Plan, StepKind};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectDiff {
+    pub object: String,
+    /// create | update | unchanged
+    pub change: String,
+    pub diff: String,
+}
+
+pub async fn compute(cluster: &Cluster, r: &Resolved, plan: &Plan) -> Result<Vec<ObjectDiff>> {
+    let ns_exists = crate::steps::namespace::exists(cluster, &r.namespace).await?;
+    let mut out = Vec::new();
+    for step in &plan.steps {
+        for m in &step.manifests {
+            let live = apply::get(cluster, &m.object).await?;
+            let (mut desired, mut live) = if step.kind == StepKind::Secrets {
+                secret_view(r, m, live.as_ref())?
+            } else if m.namespace().is_some() && !ns_exists {
+                (m.object.clone(), None)
+            } else {
+                let dry = apply::apply(cluster, &m.object, true, false).await?;
+                (normalize(dry), live.map(normalize))
+            };
+            if m.kind() == "Secret" && step.kind != StepKind::Secrets {
+                mask_all(&mut desired);
+                if let Some(l) = live.as_mut() {
+                    mask_all(l);
+                }
+            }
+            let new = serde_saphyr::to_string(&desired).unwrap_or_default();
+            let (change, old) = match &live {
+                None => ("create", String::new()),
+                Some(l) => {
+                    let old = serde_saphyr::to_string(l).unwrap_or_default();
+                    (if old == new { "unchanged" } else { "update" }, old)
+                }
+            };
+            let diff = similar::TextDiff::from_lines(&old, &new)
+                .unified_diff()
+                .context_radius(3)
+                .header("live", "desired")
+                .to_string();
+            out.push(ObjectDiff {
+                object: m.describe(),
+                change: change.into(),
+                diff,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn normalize(v: Value) -> Value {
+    let mut v = strip_server_fields(v);
+    if let Some(m) = v["metadata"].as_object_mut() {
+        m.remove("annotations")
+            .filter(|a| a.as_object().is_some_and(|o| !o.is_empty()))
+            .map(|a| m.insert("annotations".into(), a));
+    }
+    v
+}
+
+fn mask_all(v: &mut Value) {
+    for field in ["data", "stringData"] {
+        if let Some(d) = v[field].as_object_mut() {
+            for (_, val) in d.iter_mut() {
+                *val = Value::String(REDACTED.into());
+            }
+        }
+    }
+}
+
+/// Desired vs live Secret with values replaced by change markers.
+fn secret_view(
+    r: &Resolved,
+    m: &crate::render::Manifest,
+    live: Option<&Value>,
+) -> Result<(Value, Option<Value>)> {
+    let spec = r
+        .secrets
+        .iter()
+        .find(|s| s.name == m.name())
+        .expect("skeleton from config");
+    let live_vals = crate::steps::secrets::live_values(live);
+    let mut desired = m.object.clone();
+    for (key, src) in &spec.keys {
+        let existing = live_vals.get(key).cloned();
+        let v = crate::steps::secrets::resolve_value(src, existing.clone(), &r.root)?;
+        let marker = match existing {
+            Some(e) if e == v => REDACTED.to_string(),
+            Some(_) => format!("{REDACTED}: changed"),
+            None => format!("{REDACTED}: new"),
+        };
+        desired["data"][key] = Value::String(marker);
+    }
+    let live = live.map(|l| {
+        let mut l = normalize(l.clone());
+        mask_all(&mut l);
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": l["metadata"]["name"], "namespace": l["metadata"]["namespace"], "labels": l["metadata"]["labels"]}, "type": l["type"], "data": l["data"]})
+    });
+    Ok((desired, live))
+}

@@ -1,0 +1,651 @@
+//! The executor: runs a plan's steps in order, applying and verifying each,
+//! keeps a journal of what it changed, and on any failure restores the
+//! previous state of everything it touched, then verifies the restore.
+//!
+//! The journal lives in memory only: it holds previous Secret values so a
+//! failed run can put them back, and is never printed or written anywhere.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Resolved;
+use crate::error::{Error, ExitCode, Result};
+use crate::kube::Cluster;
+use crate::kube::apply::{self, strip_server_fields};
+use crate::output::Ui;
+use crate::render::{Manifest, describe};
+use crate::steps;
+use crate::workflow::definition::{Plan, PlannedStep, StepKind};
+use crate::workflow::history::{self, Revision};
+use crate::workflow::{lock, wait};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Server-side dry run: nothing is persisted, no lock, no history.
+    pub dry_run: bool,
+    /// Take over fields owned by other managers.
+    pub force_conflicts: bool,
+    /// Upper bound for each rollout wait (also capped by progressDeadlineSeconds).
+    pub timeout: Duration,
+    /// Wait for another run's lock instead of failing at once.
+    pub wait_lock: bool,
+    /// What is recorded in history: deploy, rollback, ...
+    pub action: String,
+    /// Free-form details recorded in history.
+    pub details: Value,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            dry_run: false,
+            force_conflicts: false,
+            timeout: Duration::from_secs(300),
+            wait_lock: false,
+            action: "deploy".into(),
+            details: Value::Null,
+        }
+    }
+}
+
+/// What steps see.
+pub struct Ctx<'a> {
+    pub cluster: &'a Cluster,
+    pub resolved: &'a Resolved,
+    pub ui: &'a Ui,
+    pub opts: &'a Options,
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectResult {
+    pub object: String,
+    /// created | configured | unchanged | deleted | restored
+    pub action: String,
+}
+
+/// A verification result: one check on one object.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    pub check: String,
+    pub object: String,
+    pub ok: bool,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl CheckResult {
+    pub fn pass(check: &str, object: impl Into<String>, message: impl Into<String>) -> Self {
+        CheckResult {
+            check: check.into(),
+            object: object.into(),
+            ok: true,
+            message: message.into(),
+            fix: None,
+        }
+    }
+    pub fn fail(
+        check: &str,
+        object: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        CheckResult {
+            check: check.into(),
+            object: object.into(),
+            ok: false,
+            message: message.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub name: String,
+    pub kind: StepKind,
+    pub ok: bool,
+    pub duration_ms: u128,
+    pub objects: Vec<ObjectResult>,
+    pub checks: Vec<CheckResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorReport {
+    pub message: String,
+    pub object: Option<String>,
+    pub fix: Option<String>,
+}
+
+impl From<&Error> for ErrorReport {
+    fn from(e: &Error) -> Self {
+        ErrorReport {
+            message: e.message.clone(),
+            object: e.object.clone(),
+            fix: e.fix.clone(),
+        }
+    }
+}
+
+/// The final report (`-o json` prints it whole).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub action: String,
+    pub app: String,
+    pub env: String,
+    pub namespace: String,
+    pub image: String,
+    pub dry_run: bool,
+    pub revision: Option<u32>,
+    pub duration_ms: u128,
+    pub steps: Vec<StepReport>,
+    pub rolled_back: bool,
+    pub rollback: Vec<ObjectResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_error: Option<ErrorReport>,
+}
+
+impl Report {
+    pub fn exit_code(&self) -> ExitCode {
+        match (&self.error, self.ok) {
+            (_, true) => ExitCode::Ok,
+            (Some(_), _) => ExitCode::Failed,
+            _ => ExitCode::Failed,
+        }
+    }
+}
+
+/// One change the run made, and how to undo it.
+pub struct JournalEntry {
+    /// The object as sent (identifies kind/namespace/name).
+    pub desired: Value,
+    /// The live object before the change, None if it did not exist.
+    pub previous: Option<Value>,
+}
+
+/// The journal: changes in order. Memory only (may hold Secret values).
+#[derive(Default)]
+pub struct Journal {
+    pub entries: Vec<JournalEntry>,
+    /// `secret/key` -> sha256 of the value now in the cluster (safe to record).
+    pub secret_hashes: std::collections::BTreeMap<String, String>,
+}
+
+impl Journal {
+    pub fn push(&mut self, desired: Value, previous: Option<Value>) {
+        self.entries.push(JournalEntry { desired, previous });
+    }
+}
+
+/// Apply one manifest: record the previous state, server-side apply, and say what changed.
+pub async fn apply_manifest(
+    ctx: &Ctx<'_>,
+    journal: &mut Journal,
+    object: &Value,
+) -> Result<(Value, ObjectResult)> {
+    let previous = apply::get(ctx.cluster, object).await?;
+    let applied = apply::apply(
+        ctx.cluster,
+        object,
+        ctx.opts.dry_run,
+        ctx.opts.force_conflicts,
+    )
+    .await?;
+    let action = match &previous {
+        None => "created",
+        Some(p) if p["metadata"]["resourceVersion"] == applied["metadata"]["resourceVersion"] => {
+            "unchanged"
+        }
+        Some(_) => "configured",
+    };
+    let who = describe(
+        object["kind"].as_str().unwrap_or(""),
+        object["metadata"]["namespace"].as_str(),
+        object["metadata"]["name"].as_str().unwrap_or(""),
+    );
+    if !ctx.opts.dry_run && action != "unchanged" {
+        journal.push(object.clone(), previous);
+    }
+    Ok((
+        applied,
+        ObjectResult {
+            object: who,
+            action: action.into(),
+        },
+    ))
+}
+
+/// Run a plan. Errors before anything changed (config, connection, lock) are
+/// returned as `Err`; failures after changes are rolled back and reported in
+/// the `Report` with `ok: false`.
+pub async fn run(
+    cluster: &Cluster,
+    resolved: &Resolved,
+    ui: &Ui,
+    plan: &Plan,
+    opts: &Options,
+) -> Result<Report> {
+    let started = Instant::now();
+    let ctx = Ctx {
+        cluster,
+        resolved,
+        ui,
+        opts,
+    };
+    let mut journal = Journal::default();
+    let mut report = Report {
+        ok: false,
+        action: opts.action.clone(),
+        app: resolved.app.clone(),
+        env: resolved.env.clone(),
+        namespace: resolved.namespace.clone(),
+        image: resolved.image_ref.clone(),
+        dry_run: opts.dry_run,
+        revision: None,
+        duration_ms: 0,
+        steps: Vec::new(),
+        rolled_back: false,
+        rollback: Vec::new(),
+        error: None,
+        rollback_error: None,
+    };
+
+    // The lock lives in the namespace, so the namespace must exist first.
+    let ns_exists = steps::namespace::exists(cluster, &resolved.namespace).await?;
+    if opts.dry_run {
+        if !ns_exists {
+            ui.line(format!(
+                "note: namespace {} does not exist yet; namespaced objects are checked offline only",
+                resolved.namespace
+            ));
+        }
+        let mut ok = true;
+        for step in &plan.steps {
+            let t = Instant::now();
+            let mut objects = Vec::new();
+            let mut err = None;
+            if !matches!(step.kind, StepKind::Verify | StepKind::Secrets) {
+                for m in &step.manifests {
+                    if m.namespace().is_some() && !ns_exists {
+                        continue;
+                    }
+                    match apply_manifest(&ctx, &mut journal, &m.object).await {
+                        Ok((_, r)) => objects.push(r),
+                        Err(e) => {
+                            err = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            ok &= err.is_none();
+            let line = format!("{} (dry run)", step.name);
+            ui.line(format!(
+                "{} {line}: {}",
+                ui.mark(err.is_none()),
+                summarize(&objects)
+            ));
+            if let Some(e) = &err {
+                ui.line(format!("  {e}"));
+            }
+            report.steps.push(StepReport {
+                name: step.name.clone(),
+                kind: step.kind,
+                ok: err.is_none(),
+                duration_ms: t.elapsed().as_millis(),
+                objects,
+                checks: Vec::new(),
+                error: err.as_ref().map(|e| e.to_string()),
+            });
+            if let Some(e) = err {
+                report.error = Some((&e).into());
+                break;
+            }
+        }
+        report.ok = ok;
+        report.duration_ms = started.elapsed().as_millis();
+        return Ok(report);
+    }
+
+    if !ns_exists {
+        let ns = plan
+            .manifests()
+            .find(|m| m.kind() == "Namespace" && m.name() == resolved.namespace)
+            .map(|m| m.object.clone())
+            .unwrap_or_else(|| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": resolved.namespace}}));
+        apply::apply(cluster, &ns, false, opts.force_conflicts).await?;
+    }
+
+    let lock_name = format!("pake-lock-{}-{}", resolved.app, resolved.env);
+    let guard = lock::acquire(
+        &cluster.client,
+        &resolved.namespace,
+        &lock_name,
+        &lock::holder_identity(),
+        lock::LockOptions {
+            wait: opts.wait_lock,
+            wait_timeout: opts.timeout,
+            ..Default::default()
+        },
+    )
+    .await?;
+
+    let revision =
+        history::next_revision(cluster, &resolved.namespace, &resolved.app, &resolved.env).await?;
+    report.revision = Some(revision);
+
+    let outcome = tokio::select! {
+        r = run_steps(&ctx, plan, &mut journal, &mut report) => r,
+        _ = tokio::signal::ctrl_c() => Err(Error::failed("interrupted (Ctrl-C)").fix("re-run the command; the previous state was restored")),
+    };
+
+    let mut rev = Revision {
+        revision,
+        status: "deployed".into(),
+        action: opts.action.clone(),
+        time: history::now_rfc3339(),
+        user: history::current_user(),
+        image: resolved.image_ref.clone(),
+        message: String::new(),
+        manifests: plan.manifests().map(|m| m.object.clone()).collect(),
+        hashes: plan
+            .manifests()
+            .map(|m| (m.describe(), history::object_hash(&m.object)))
+            .collect(),
+        secret_hashes: journal.secret_hashes.clone(),
+        details: opts.details.clone(),
+    };
+
+    match outcome {
+        Ok(()) => {
+            report.ok = true;
+            history::record(
+                cluster,
+                &resolved.namespace,
+                &resolved.app,
+                &resolved.env,
+                &rev,
+            )
+            .await?;
+            history::supersede(
+                cluster,
+                &resolved.namespace,
+                &resolved.app,
+                &resolved.env,
+                revision,
+            )
+            .await?;
+        }
+        Err(e) => {
+            ui.line(format!("{} {}", ui.mark(false), e));
+            report.error = Some((&e).into());
+            let rb = rollback(&ctx, &mut journal).await;
+            report.rolled_back = true;
+            match rb {
+                Ok(restored) => {
+                    ui.line(format!(
+                        "{} rollback: restored {} object(s) to their previous state",
+                        ui.mark(true),
+                        restored.len()
+                    ));
+                    report.rollback = restored;
+                }
+                Err(re) => {
+                    ui.line(format!("{} rollback failed: {re}", ui.mark(false)));
+                    report.rollback_error = Some((&re).into());
+                }
+            }
+            rev.status = "failed".into();
+            rev.message = e.message.clone();
+            if let Err(he) = history::record(
+                cluster,
+                &resolved.namespace,
+                &resolved.app,
+                &resolved.env,
+                &rev,
+            )
+            .await
+            {
+                tracing::warn!("could not record the failed revision: {he}");
+            }
+        }
+    }
+    if let Err(e) = guard.release().await {
+        tracing::warn!("could not release the lock: {e}");
+    }
+    report.duration_ms = started.elapsed().as_millis();
+    Ok(report)
+}
+
+async fn run_steps(
+    ctx: &Ctx<'_>,
+    plan: &Plan,
+    journal: &mut Journal,
+    report: &mut Report,
+) -> Result<()> {
+    for step in &plan.steps {
+        let t = Instant::now();
+        let progress = ctx.ui.step(&step.name);
+        let r = run_step(ctx, step, journal, &|m| progress.message(m)).await;
+        match r {
+            Ok((objects, checks)) => {
+                let failed: Vec<&CheckResult> = checks.iter().filter(|c| !c.ok).collect();
+                let summary = if checks.is_empty() {
+                    summarize(&objects)
+                } else {
+                    format!(
+                        "{} {} checks passed",
+                        summarize(&objects),
+                        checks.len() - failed.len()
+                    )
+                };
+                let err = if failed.is_empty() {
+                    None
+                } else {
+                    let f = failed[0];
+                    Some(
+                        Error::failed(format!(
+                            "step {}: {} of {} checks failed; first: {} — {}",
+                            step.name,
+                            failed.len(),
+                            checks.len(),
+                            f.check,
+                            f.message
+                        ))
+                        .on(f.object.clone())
+                        .fix(f.fix.clone().unwrap_or_default()),
+                    )
+                };
+                if err.is_none() {
+                    progress.done(summary.trim());
+                } else {
+                    progress.fail(summary.trim());
+                    print_failed_checks(ctx.ui, &failed);
+                }
+                report.steps.push(StepReport {
+                    name: step.name.clone(),
+                    kind: step.kind,
+                    ok: err.is_none(),
+                    duration_ms: t.elapsed().as_millis(),
+                    objects,
+                    checks,
+                    error: err.as_ref().map(|e| e.message.clone()),
+                });
+                if let Some(e) = err {
+                    return Err(e);
+                }
+            }
+            Err(e) => {
+                progress.fail(&e.message);
+                report.steps.push(StepReport {
+                    name: step.name.clone(),
+                    kind: step.kind,
+                    ok: false,
+                    duration_ms: t.elapsed().as_millis(),
+                    objects: Vec::new(),
+                    checks: Vec::new(),
+                    error: Some(e.message.clone()),
+                });
+                let msg = format!("step {} failed: {}", step.name, e.message);
+                return Err(Error { message: msg, ..e });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_failed_checks(ui: &Ui, failed: &[&CheckResult]) {
+    for c in failed {
+        ui.line(format!(
+            "    {} {} {}: {}",
+            ui.mark(false),
+            c.check,
+            c.object,
+            c.message
+        ));
+        if let Some(f) = &c.fix {
+            ui.line(format!("      fix: {f}"));
+        }
+    }
+}
+
+/// Apply and verify one step.
+async fn run_step(
+    ctx: &Ctx<'_>,
+    step: &PlannedStep,
+    journal: &mut Journal,
+    progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<(Vec<ObjectResult>, Vec<CheckResult>)> {
+    match step.kind {
+        StepKind::Secrets => steps::secrets::run(ctx, journal, progress).await,
+        StepKind::Verify => Ok((Vec::new(), steps::verify::run(ctx).await?)),
+        _ => {
+            let mut objects = Vec::new();
+            let mut applied = Vec::new();
+            for m in &step.manifests {
+                progress(&format!("applying {}", m.describe()));
+                let (live, r) = apply_manifest(ctx, journal, &m.object).await?;
+                objects.push(r);
+                applied.push((m.clone(), live));
+            }
+            let checks = match step.kind {
+                StepKind::Namespace => steps::namespace::verify(ctx, &applied).await?,
+                StepKind::Policies => steps::policies::verify(ctx, &applied).await?,
+                StepKind::Deploy => steps::deploy::verify(ctx, &applied, progress).await?,
+                _ => steps::verify_applied(ctx, &applied).await?,
+            };
+            Ok((objects, checks))
+        }
+    }
+}
+
+fn summarize(objects: &[ObjectResult]) -> String {
+    if objects.is_empty() {
+        return String::new();
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for o in objects {
+        *counts.entry(o.action.as_str()).or_insert(0) += 1;
+    }
+    counts
+        .iter()
+        .map(|(a, n)| format!("{n} {a}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+        + ";"
+}
+
+/// Undo the journal backwards, then wait for restored workloads to roll out.
+pub async fn rollback(ctx: &Ctx<'_>, journal: &mut Journal) -> Result<Vec<ObjectResult>> {
+    let mut restored = Vec::new();
+    let mut first_err = None;
+    let mut workloads = Vec::new();
+    while let Some(entry) = journal.entries.pop() {
+        let d = &entry.desired;
+        let kind = d["kind"].as_str().unwrap_or("").to_string();
+        let who = describe(
+            &kind,
+            d["metadata"]["namespace"].as_str(),
+            d["metadata"]["name"].as_str().unwrap_or(""),
+        );
+        let r = match &entry.previous {
+            // Namespaces are left in place: deleting one deletes everything in it.
+            None if kind == "Namespace" => continue,
+            None => apply::delete(ctx.cluster, d).await.map(|_| "deleted"),
+            Some(prev) => apply::replace(ctx.cluster, &strip_server_fields(prev.clone()))
+                .await
+                .map(|_| "restored"),
+        };
+        match r {
+            Ok(action) => {
+                if action == "restored"
+                    && matches!(kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet")
+                {
+                    workloads.push((
+                        kind.clone(),
+                        d["metadata"]["namespace"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                        d["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    ));
+                }
+                restored.push(ObjectResult {
+                    object: who,
+                    action: action.into(),
+                });
+            }
+            Err(e) => {
+                tracing::warn!("rollback of {who} failed: {e}");
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    // Verify the restore: restored workloads must be fully rolled out again.
+    for (kind, ns, name) in workloads {
+        let wl = match kind.as_str() {
+            "StatefulSet" => wait::Workload::StatefulSet,
+            "DaemonSet" => wait::Workload::DaemonSet,
+            _ => wait::Workload::Deployment,
+        };
+        if let Err(e) = wait::rollout(
+            &ctx.cluster.client,
+            wl,
+            &ns,
+            &name,
+            ctx.opts.timeout,
+            &|_| {},
+        )
+        .await
+        {
+            first_err.get_or_insert(
+                Error::failed(format!(
+                    "restored {kind} {ns}/{name} did not become available: {}",
+                    e.message
+                ))
+                .fix("inspect it with `pake verify` and `kubectl describe`"),
+            );
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(restored),
+    }
+}
+
+/// Manifests of a step by kind (helper for steps).
+pub fn of_kind<'a>(
+    applied: &'a [(Manifest, Value)],
+    kind: &'a str,
+) -> impl Iterator<Item = &'a (Manifest, Value)> {
+    applied.iter().filter(move |(m, _)| m.kind() == kind)
+}

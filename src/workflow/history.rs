@@ -1,0 +1,187 @@
+//! Release history, stored in the cluster as one ConfigMap per revision.
+//!
+//! Like Helm's release records, but never with secret values: Secret objects
+//! are stored with their keys only, plus a SHA-256 of each value so a later
+//! run can tell whether a Secret changed (rotation) without knowing it.
+
+use std::collections::BTreeMap;
+
+use ::kube::Api;
+use ::kube::api::{ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::kube::Cluster;
+use crate::kube::apply::FIELD_MANAGER;
+
+pub const LABEL_HISTORY: &str = "pake.dev/history";
+pub const LABEL_APP: &str = "pake.dev/app";
+pub const LABEL_ENV: &str = "pake.dev/env";
+pub const LABEL_REVISION: &str = "pake.dev/revision";
+
+/// One revision.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Revision {
+    pub revision: u32,
+    /// deployed | failed | rolled-back | superseded | switch | rotation
+    pub status: String,
+    pub action: String,
+    pub time: String,
+    pub user: String,
+    #[serde(default)]
+    pub image: String,
+    #[serde(default)]
+    pub message: String,
+    /// Objects as applied (Secrets without values).
+    #[serde(default)]
+    pub manifests: Vec<Value>,
+    /// `Kind ns/name` -> sha256 of the applied object.
+    #[serde(default)]
+    pub hashes: BTreeMap<String, String>,
+    /// `secret/key` -> sha256 of the value.
+    #[serde(default)]
+    pub secret_hashes: BTreeMap<String, String>,
+    /// Free-form details of the action (blue-green from/to, rotation targets).
+    #[serde(default)]
+    pub details: Value,
+}
+
+fn cm_name(app: &str, env: &str, revision: u32) -> String {
+    format!("pake-history-{app}-{env}-{revision}")
+}
+
+/// Every revision of app/env, oldest first.
+pub async fn list(
+    cluster: &Cluster,
+    namespace: &str,
+    app: &str,
+    env: &str,
+) -> Result<Vec<Revision>> {
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), namespace);
+    let lp = ListParams::default().labels(&format!(
+        "{LABEL_HISTORY}=true,{LABEL_APP}={app},{LABEL_ENV}={env}"
+    ));
+    let cms = match api.list(&lp).await {
+        Ok(l) => l.items,
+        Err(::kube::Error::Api(s)) if s.code == 404 => Vec::new(),
+        Err(e) => {
+            return Err(Error::from_kube(
+                format!("list release history in {namespace}"),
+                e,
+            ));
+        }
+    };
+    let mut revs: Vec<Revision> = cms
+        .into_iter()
+        .filter_map(|cm| cm.data.and_then(|d| d.get("release.json").cloned()))
+        .filter_map(|s| serde_json::from_str(&s).ok())
+        .collect();
+    revs.sort_by_key(|r| r.revision);
+    Ok(revs)
+}
+
+/// The next revision number.
+pub async fn next_revision(
+    cluster: &Cluster,
+    namespace: &str,
+    app: &str,
+    env: &str,
+) -> Result<u32> {
+    Ok(list(cluster, namespace, app, env)
+        .await?
+        .last()
+        .map(|r| r.revision + 1)
+        .unwrap_or(1))
+}
+
+/// Store (or update) a revision.
+pub async fn record(
+    cluster: &Cluster,
+    namespace: &str,
+    app: &str,
+    env: &str,
+    rev: &Revision,
+) -> Result<()> {
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), namespace);
+    let name = cm_name(app, env, rev.revision);
+    let body = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                LABEL_HISTORY: "true",
+                LABEL_APP: app,
+                LABEL_ENV: env,
+                LABEL_REVISION: rev.revision.to_string(),
+                "app.kubernetes.io/managed-by": "pake",
+            },
+        },
+        "data": {
+            "release.json": serde_json::to_string(rev).expect("revision serializes"),
+        },
+    });
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|e| {
+        Error::from_kube(
+            format!(
+                "record revision {} in ConfigMap {namespace}/{name}",
+                rev.revision
+            ),
+            e,
+        )
+    })?;
+    Ok(())
+}
+
+/// Mark the newest `deployed` revision before `rev` as superseded.
+pub async fn supersede(
+    cluster: &Cluster,
+    namespace: &str,
+    app: &str,
+    env: &str,
+    current: u32,
+) -> Result<()> {
+    for mut r in list(cluster, namespace, app, env).await? {
+        if r.revision < current && r.status == "deployed" {
+            r.status = "superseded".into();
+            record(cluster, namespace, app, env, &r).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Canonical SHA-256 of an object (keys sorted by serde_json's map).
+pub fn object_hash(v: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(
+        serde_json::to_vec(v).expect("value serializes"),
+    ))
+}
+
+/// Who is running pake: CI actor, else $USER, plus the host.
+pub fn current_user() -> String {
+    let user = std::env::var("GITHUB_ACTOR")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}")
+}
+
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
+}

@@ -1,0 +1,109 @@
+//! Shared preparation for commands that change a release: load pake.yaml,
+//! select the environment, render the plan, and guard protected environments.
+
+use crate::config::{Project, Resolved};
+use crate::error::{Error, Result};
+use crate::output::Ui;
+use crate::workflow::definition::{self, Plan};
+
+/// Inputs common to deploy, diff, render, rollback.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub config: Option<std::path::PathBuf>,
+    pub env: Option<String>,
+    pub namespace: Option<String>,
+    /// Override the image reference (`repo:tag` or `repo@sha256:...`).
+    pub image: Option<String>,
+    /// Override the version label (blue-green).
+    pub version: Option<String>,
+}
+
+pub struct Prepared {
+    pub project: Project,
+    pub resolved: Resolved,
+    pub plan: Plan,
+}
+
+/// Load, resolve and plan: everything that can fail before touching a cluster.
+pub fn prepare(sel: &Selection, workflow: &str) -> Result<Prepared> {
+    let project = Project::load(sel.config.as_deref())?;
+    let mut resolved = project.resolve(sel.env.as_deref())?;
+    if let Some(ns) = &sel.namespace {
+        if !crate::config::is_dns_label(ns) {
+            return Err(Error::usage(format!(
+                "namespace {ns:?} is not a valid DNS label"
+            )));
+        }
+        resolved.namespace = ns.clone();
+    }
+    if let Some(img) = &sel.image {
+        resolved.image_ref = img.clone();
+    } else if let Some(rec) = crate::workflow::release::build_record(&resolved) {
+        resolved.image_ref = rec;
+    }
+    if let Some(v) = &sel.version {
+        if !crate::config::is_dns_label(v) {
+            return Err(Error::usage(format!(
+                "version {v:?} is not a valid label value"
+            )));
+        }
+        resolved.version = v.clone();
+    }
+    let (source, wf) = definition::load(&resolved, workflow)?;
+    let plan = definition::plan(&resolved, &source, &wf)?;
+    Ok(Prepared {
+        project,
+        resolved,
+        plan,
+    })
+}
+
+/// `pake build --push` records the pushed digest in `.pake/build.json`; when
+/// the environment deploys by digest (`digest: record`), use it.
+pub fn build_record(r: &Resolved) -> Option<String> {
+    if !r.image_ref.ends_with("@record") {
+        return None;
+    }
+    let text = std::fs::read_to_string(r.root.join(".pake/build.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let digest = v["digest"].as_str()?;
+    Some(format!("{}@{digest}", r.image))
+}
+
+/// Protected environments: a TTY asks (after showing `summary`), `--yes`
+/// confirms, anything else is refused with exit 2 before any change.
+pub fn confirm_protected(
+    r: &Resolved,
+    ui: &Ui,
+    yes: bool,
+    action: &str,
+    summary: &str,
+) -> Result<()> {
+    if !r.protected || yes {
+        return Ok(());
+    }
+    if !ui.interactive {
+        return Err(Error::usage(format!(
+            "environment {} is protected and this run is not interactive; nothing was changed",
+            r.env
+        ))
+        .fix(format!(
+            "re-run with --yes to confirm the {action} of {} to {}",
+            r.app, r.env
+        )));
+    }
+    eprintln!("{summary}");
+    let ok = dialoguer::Confirm::new()
+        .with_prompt(format!(
+            "{action} {} to protected environment {} (namespace {})?",
+            r.app, r.env, r.namespace
+        ))
+        .default(false)
+        .interact()
+        .map_err(|e| Error::usage(format!("cannot read confirmation: {e}")))?;
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage("not confirmed; nothing was changed"))
+    }
+}
