@@ -28,13 +28,14 @@ _kwok_ldflags() {
   printf '%s' "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION}"
 }
 
-# The cache key covers the pinned versions, the Go toolchain, the build flags and the exact
-# module graph (go.mod + go.sum of every wrapper module), so any change rebuilds.
+# The cache key covers the pinned versions, the build flags and the exact module graph
+# (go.mod + go.sum of every wrapper module), so any change to them rebuilds. The Go toolchain
+# version is recorded in bin/.complete but is not part of the key: a warm cache must not be
+# invalidated because `go` is missing from PATH or was patch-upgraded.
 cluster_version_key() {
   local h
   h="$(
     {
-      go env GOVERSION 2>/dev/null || echo nogo
       printf '%s\n' "${K8S_VERSION}" "${ETCD_VERSION}" "${KWOK_VERSION}" "$(_k8s_ldflags)" "$(_kwok_ldflags)" \
         "CGO_ENABLED=0" "tags=selinux,notest" "trimpath"
       cat "${REPO_ROOT}/cluster/kubernetes/go.mod" "${REPO_ROOT}/cluster/kubernetes/go.sum" \
