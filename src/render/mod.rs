@@ -136,7 +136,9 @@ pub fn render_template(
     namespace: &str,
 ) -> Result<Vec<Manifest>> {
     let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
+    // YAML templates: values are placed as written; use `| tojson` to quote.
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.add_template(name, text)
         .map_err(|e| Error::usage(format!("{source}: template error: {e}")))?;
     let out = env
