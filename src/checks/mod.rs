@@ -4,6 +4,10 @@
 //! on Dockerfiles and images. A finding always carries an ID, a severity, the
 //! object it concerns, a message and a fix.
 
+pub mod dockerfile;
+pub mod image;
+pub mod pss;
+
 use serde::{Deserialize, Serialize};
 
 /// Severity, ordered: `Info < Low < Medium < High < Critical`.
