@@ -1,6 +1,9 @@
 //! Thin adapter over bollard: connecting to the Docker engine.
 //! bollard negotiates the API version, so engines as old as API 1.41 work.
 
+pub mod context;
+pub mod dockerignore;
+
 use bollard::Docker;
 
 use crate::error::{Error, Result};

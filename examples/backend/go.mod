@@ -1,0 +1,3 @@
+module example.com/pake-backend
+
+go 1.22
