@@ -454,25 +454,40 @@ impl fmt::Display for DecodeError {
     }
 }
 
-/// The pod a Pod, PodTemplate or workload object describes; `None` for other kinds.
-///
-/// Works on any Kubernetes object as JSON, from a file or from a cluster.
-pub fn pod_of(obj: &serde_json::Value) -> Option<Result<PodInput, DecodeError>> {
+/// The `metadata` and `spec` of the pod an object describes: the object itself
+/// for a `Pod`, its pod template for PodTemplate and the workload kinds
+/// (including CronJob's `spec.jobTemplate.spec.template`). `None` for other
+/// kinds or when the template is missing.
+pub fn pod_template_of(
+    obj: &serde_json::Value,
+) -> Option<(Option<&serde_json::Value>, &serde_json::Value)> {
     let kind = obj.get("kind")?.as_str()?;
     let path = template_path(kind, obj.get("apiVersion").and_then(|v| v.as_str()))?;
     let mut cur = obj;
     for p in path {
         cur = cur.get(*p)?;
     }
+    Some((
+        cur.get("metadata"),
+        cur.get("spec").unwrap_or(&serde_json::Value::Null),
+    ))
+}
+
+/// The pod a Pod, PodTemplate or workload object describes; `None` for other kinds.
+///
+/// Works on any Kubernetes object as JSON, from a file or from a cluster.
+pub fn pod_of(obj: &serde_json::Value) -> Option<Result<PodInput, DecodeError>> {
+    let (meta, spec) = pod_template_of(obj)?;
+    let kind = obj.get("kind")?.as_str()?;
     let semantics = if kind == "Pod" {
         Semantics::Pod
     } else {
         Semantics::Template
     };
-    let spec = cur.get("spec").unwrap_or(&serde_json::Value::Null);
     Some(
-        PodInput::from_json(cur.get("metadata"), spec, semantics).map_err(|source| {
-            let mut p: Vec<&str> = path.to_vec();
+        PodInput::from_json(meta, spec, semantics).map_err(|source| {
+            let api_version = obj.get("apiVersion").and_then(|v| v.as_str());
+            let mut p: Vec<&str> = template_path(kind, api_version).unwrap_or(&[]).to_vec();
             p.push("spec");
             DecodeError {
                 path: p.join("."),

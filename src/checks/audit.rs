@@ -1,0 +1,758 @@
+//! `pake audit`: run the Pod Security engine, the guide's checks and the
+//! Dockerfile checks over files (or rendered objects), apply the project's
+//! overrides, and build one report.
+//!
+//! Two entry points:
+//! - [`audit_paths`] walks files and directories: multi-document YAML
+//!   (`.yaml`, `.yml`) and Dockerfiles (`Dockerfile`, `Dockerfile.*`,
+//!   `*.Dockerfile`), keeping the document index and line of every object.
+//! - [`audit_objects`] audits objects that are already parsed, e.g. rendered
+//!   templates (`pake audit --env`): `(source, document index, object)`.
+//!
+//! Reading files is the only I/O; the checks themselves are pure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::pss::{self, Level, Version};
+use super::{Finding, Severity, dockerfile, guide};
+use crate::config::CheckOverride;
+use crate::error::{Error, Result};
+
+/// What to check and what fails the audit.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    pub level: Level,
+    pub version: Version,
+    /// Findings at or above this severity fail the audit.
+    pub fail_on: Severity,
+    /// `pake.yaml` `audit.checks`: turn a check off or change its severity, with a reason.
+    pub overrides: BTreeMap<String, CheckOverride>,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            level: Level::Restricted,
+            version: Version::Latest,
+            fail_on: Severity::High,
+            overrides: BTreeMap::new(),
+        }
+    }
+}
+
+/// One parsed object and where it came from.
+#[derive(Debug, Clone)]
+pub struct SourceObject {
+    pub source: String,
+    pub document: usize,
+    /// 1-based line where the document starts, when known.
+    pub line: Option<usize>,
+    pub object: Value,
+    /// The document's first line and text, to locate decoding errors.
+    text: Option<(usize, String)>,
+}
+
+/// The whole audit, as `-o json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditReport {
+    pub results: Vec<ObjectResult>,
+    /// Findings and PSS violations turned off in pake.yaml, with the reason.
+    pub suppressed: Vec<Suppressed>,
+    /// Every override in pake.yaml and how often it applied.
+    pub overrides: Vec<AppliedOverride>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectResult {
+    pub source: String,
+    pub document: usize,
+    pub kind: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// Only for objects with a pod spec.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pss: Option<PssResult>,
+    pub findings: Vec<FindingOut>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PssResult {
+    pub level: Level,
+    pub version: Version,
+    /// Exactly what PodSecurity admission would decide (overrides do not change it).
+    pub allowed: bool,
+    pub violations: Vec<ViolationOut>,
+    /// The API server's rejection message, when denied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ViolationOut {
+    pub check: &'static str,
+    pub reason: &'static str,
+    pub detail: String,
+    /// The pake.yaml reason, when this check is turned off there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingOut {
+    pub id: String,
+    pub severity: Severity,
+    pub message: String,
+    pub fix: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// Set when pake.yaml changed the severity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overridden: Option<SeverityOverride>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeverityOverride {
+    pub from: Severity,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Suppressed {
+    pub id: String,
+    pub source: String,
+    pub document: usize,
+    pub object: String,
+    pub message: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppliedOverride {
+    pub id: String,
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    pub reason: String,
+    /// How many findings or violations it changed.
+    pub applied: usize,
+    /// The ID is not a check pake knows (likely a typo).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub files: usize,
+    pub objects: usize,
+    /// Documents that are not Kubernetes objects (no `kind`), skipped.
+    pub skipped_documents: usize,
+    pub pss_level: Level,
+    pub pss_version: Version,
+    pub pods_evaluated: usize,
+    pub pods_denied: usize,
+    pub findings: BTreeMap<Severity, usize>,
+    pub suppressed: usize,
+    pub fail_on: Severity,
+    /// Everything allowed and nothing at or above `failOn`: exit 0.
+    pub passed: bool,
+}
+
+/// Read and audit files and directories.
+pub fn audit_paths(paths: &[PathBuf], opts: &AuditOptions) -> Result<AuditReport> {
+    let mut files = Vec::new();
+    for p in paths {
+        collect(p, true, &mut files)?;
+    }
+    files.sort();
+    files.dedup();
+    let mut objects = Vec::new();
+    let mut dockerfiles = Vec::new();
+    let mut skipped = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).map_err(|e| {
+            Error::usage(format!("cannot read {}: {e}", f.display()))
+                .fix("check the path and its permissions")
+        })?;
+        if is_dockerfile(f) {
+            dockerfiles.push((f.clone(), text));
+        } else {
+            skipped += parse_yaml_file(&f.display().to_string(), &text, &mut objects)?;
+        }
+    }
+    let mut report = audit_source_objects(&objects, opts)?;
+    for (path, text) in &dockerfiles {
+        let context = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let findings = dockerfile::check_dockerfile(path, text, context.or(Some(Path::new("."))));
+        report.results.push(ObjectResult {
+            source: path.display().to_string(),
+            document: 0,
+            kind: "Dockerfile".into(),
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            namespace: None,
+            line: None,
+            pss: None,
+            findings: findings.into_iter().map(finding_out).collect(),
+        });
+    }
+    report.summary.files = files.len();
+    report.summary.skipped_documents = skipped;
+    Ok(finish(report, opts))
+}
+
+/// Audit objects that are already parsed: `(source, document index, object)`.
+///
+/// This is the entry point for rendered templates (`pake audit --env`).
+/// Objects without a `kind` are skipped; a pod spec that cannot be decoded is
+/// an error (exit 2) naming the source and document.
+pub fn audit_objects(
+    objects: &[(String, usize, Value)],
+    opts: &AuditOptions,
+) -> Result<AuditReport> {
+    let mut src = Vec::new();
+    let mut skipped = 0;
+    for (source, document, object) in objects {
+        skipped += push_object(source, *document, None, None, object.clone(), &mut src);
+    }
+    let mut report = audit_source_objects(&src, opts)?;
+    report.summary.files = objects
+        .iter()
+        .map(|(s, _, _)| s.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    report.summary.skipped_documents = skipped;
+    Ok(finish(report, opts))
+}
+
+fn finding_out(f: Finding) -> FindingOut {
+    FindingOut {
+        id: f.id,
+        severity: f.severity,
+        message: f.message,
+        fix: f.fix,
+        line: f.line,
+        overridden: None,
+    }
+}
+
+fn audit_source_objects(objects: &[SourceObject], opts: &AuditOptions) -> Result<AuditReport> {
+    let values: Vec<Value> = objects.iter().map(|o| o.object.clone()).collect();
+    let mut guide_findings: Vec<Vec<Finding>> = vec![Vec::new(); objects.len()];
+    for (i, f) in guide::check_objects(&values) {
+        guide_findings[i].push(f);
+    }
+    let mut results = Vec::with_capacity(objects.len());
+    for (o, findings) in objects.iter().zip(guide_findings) {
+        let pss = match pss::pod_of(&o.object) {
+            None => None,
+            Some(Ok(pod)) => {
+                let v = pss::evaluate(opts.level, opts.version, &pod);
+                Some(PssResult {
+                    level: v.level,
+                    version: v.version,
+                    allowed: v.allowed,
+                    message: (!v.allowed).then(|| v.admission_message()),
+                    violations: v
+                        .violations
+                        .into_iter()
+                        .map(|x| ViolationOut {
+                            check: x.check,
+                            reason: x.reason,
+                            detail: x.detail,
+                            suppressed: None,
+                        })
+                        .collect(),
+                })
+            }
+            Some(Err(e)) => return Err(decode_error(o, &e)),
+        };
+        let meta = |k: &str| {
+            o.object
+                .get("metadata")
+                .and_then(|m| m.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        results.push(ObjectResult {
+            source: o.source.clone(),
+            document: o.document,
+            kind: o
+                .object
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            name: meta("name").unwrap_or_default(),
+            namespace: meta("namespace"),
+            line: o.line,
+            pss,
+            findings: findings
+                .into_iter()
+                .map(|f| FindingOut {
+                    line: f.line.or(o.line),
+                    ..finding_out(f)
+                })
+                .collect(),
+        });
+    }
+    Ok(AuditReport {
+        results,
+        suppressed: Vec::new(),
+        overrides: Vec::new(),
+        summary: Summary {
+            files: 0,
+            objects: objects.len(),
+            skipped_documents: 0,
+            pss_level: opts.level,
+            pss_version: opts.version,
+            pods_evaluated: 0,
+            pods_denied: 0,
+            findings: BTreeMap::new(),
+            suppressed: 0,
+            fail_on: opts.fail_on,
+            passed: true,
+        },
+    })
+}
+
+/// Apply overrides and compute the summary.
+fn finish(mut report: AuditReport, opts: &AuditOptions) -> AuditReport {
+    let mut applied: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut suppressed = Vec::new();
+    for r in &mut report.results {
+        let object = if r.kind == "Dockerfile" {
+            r.source.clone()
+        } else {
+            match &r.namespace {
+                Some(ns) => format!("{} {ns}/{}", r.kind, r.name),
+                None => format!("{} {}", r.kind, r.name),
+            }
+        };
+        if let Some(p) = &mut r.pss {
+            for v in &mut p.violations {
+                if let Some((id, o)) = opts.overrides.get_key_value(v.check)
+                    && !o.enabled
+                {
+                    v.suppressed = Some(o.reason.clone());
+                    *applied.entry(id).or_default() += 1;
+                    suppressed.push(Suppressed {
+                        id: v.check.to_string(),
+                        source: r.source.clone(),
+                        document: r.document,
+                        object: object.clone(),
+                        message: format!("{} ({})", v.reason, v.detail),
+                        reason: o.reason.clone(),
+                    });
+                }
+            }
+        }
+        let mut kept = Vec::new();
+        for mut f in std::mem::take(&mut r.findings) {
+            match opts.overrides.get_key_value(f.id.as_str()) {
+                Some((id, o)) if !o.enabled => {
+                    *applied.entry(id).or_default() += 1;
+                    suppressed.push(Suppressed {
+                        id: f.id.clone(),
+                        source: r.source.clone(),
+                        document: r.document,
+                        object: object.clone(),
+                        message: f.message.clone(),
+                        reason: o.reason.clone(),
+                    });
+                }
+                Some((id, o)) => {
+                    if let Some(sev) = o.severity.as_deref().and_then(Severity::parse)
+                        && sev != f.severity
+                    {
+                        *applied.entry(id).or_default() += 1;
+                        f.overridden = Some(SeverityOverride {
+                            from: f.severity,
+                            reason: o.reason.clone(),
+                        });
+                        f.severity = sev;
+                    }
+                    kept.push(f);
+                }
+                None => kept.push(f),
+            }
+        }
+        r.findings = kept;
+    }
+    report.overrides = opts
+        .overrides
+        .iter()
+        .map(|(id, o)| AppliedOverride {
+            id: id.clone(),
+            enabled: o.enabled,
+            severity: o.severity.as_deref().and_then(Severity::parse),
+            reason: o.reason.clone(),
+            applied: applied.get(id.as_str()).copied().unwrap_or(0),
+            unknown: !is_known_check(id),
+        })
+        .collect();
+    let s = &mut report.summary;
+    s.suppressed = suppressed.len();
+    report.suppressed = suppressed;
+    let mut passed = true;
+    for r in &report.results {
+        if let Some(p) = &r.pss {
+            s.pods_evaluated += 1;
+            if !p.allowed {
+                s.pods_denied += 1;
+            }
+            if p.violations.iter().any(|v| v.suppressed.is_none()) {
+                passed = false;
+            }
+        }
+        for f in &r.findings {
+            *s.findings.entry(f.severity).or_default() += 1;
+            if f.severity >= opts.fail_on {
+                passed = false;
+            }
+        }
+    }
+    s.passed = passed;
+    report
+}
+
+/// A check ID pake knows: PSS, guide, or a Dockerfile/image check prefix.
+fn is_known_check(id: &str) -> bool {
+    pss::is_check_id(id)
+        || guide::IDS.contains(&id)
+        || id.starts_with("DOCKERFILE-")
+        || id.starts_with("IMAGE-")
+}
+
+/// Files to audit under `p`: explicit files always, directories recursively
+/// (skipping hidden directories and `target`), YAML and Dockerfiles only.
+fn collect(p: &Path, explicit: bool, out: &mut Vec<PathBuf>) -> Result<()> {
+    let meta = std::fs::metadata(p).map_err(|e| {
+        Error::usage(format!("cannot read {}: {e}", p.display()))
+            .fix("pass existing files or directories of manifests and Dockerfiles")
+    })?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+            .map_err(|e| Error::usage(format!("cannot list {}: {e}", p.display())))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for e in entries {
+            let name = e
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if e.is_dir() {
+                if name.starts_with('.') || name == "target" || name == "node_modules" {
+                    continue;
+                }
+                collect(&e, false, out)?;
+            } else if is_dockerfile(&e) || is_yaml(&e) {
+                out.push(e);
+            }
+        }
+    } else if explicit || is_dockerfile(p) || is_yaml(p) {
+        out.push(p.to_path_buf());
+    }
+    Ok(())
+}
+
+fn is_yaml(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+/// `Dockerfile`, `Dockerfile.*` or `*.Dockerfile`.
+pub fn is_dockerfile(p: &Path) -> bool {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name == "Dockerfile" || name.starts_with("Dockerfile.") || name.ends_with(".Dockerfile")
+}
+
+/// Split a YAML stream into documents: `(first line, text)`.
+///
+/// A document starts at a `---` marker line (content after the marker stays
+/// in the document, the marker itself becomes blanks); the text before the
+/// first marker counts as a document only if it has content. Line 1 of a
+/// document's text is line `first line` of the file.
+pub fn split_documents(text: &str) -> Vec<(usize, String)> {
+    fn has_content(s: &str) -> bool {
+        s.lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+    }
+    let mut docs: Vec<(usize, String)> = Vec::new();
+    let mut cur = String::new();
+    let mut start = 1;
+    let mut by_marker = false;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let lineno = i + 1;
+        let bare = line.trim_end_matches(['\n', '\r']);
+        if bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t") {
+            if by_marker || has_content(&cur) {
+                docs.push((start, std::mem::take(&mut cur)));
+            }
+            cur.clear();
+            start = lineno;
+            by_marker = true;
+            cur.push_str("   ");
+            cur.push_str(&line[3..]);
+            continue;
+        }
+        if cur.is_empty() && !by_marker {
+            start = lineno;
+        }
+        // `...` ends a document; keep the line count with a blank line.
+        cur.push_str(if bare == "..." { "\n" } else { line });
+    }
+    if by_marker || has_content(&cur) {
+        docs.push((start, cur));
+    }
+    docs
+}
+
+/// Parse a YAML file into objects; returns how many documents were skipped (not objects).
+fn parse_yaml_file(source: &str, text: &str, out: &mut Vec<SourceObject>) -> Result<usize> {
+    let mut skipped = 0;
+    for (index, (start, doc)) in split_documents(text).into_iter().enumerate() {
+        let opts = serde_saphyr::options! { with_snippet: false };
+        let value: Value = serde_saphyr::from_str_with_options(&doc, opts).map_err(|e| {
+            let line = e
+                .location()
+                .map(|l| start + l.line() as usize - 1)
+                .unwrap_or(start);
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            Error::usage(format!("{source}: document {index}, line {line}: invalid YAML: {msg}"))
+                .fix(if doc.contains("{{") || doc.contains("{%") {
+                    "this looks like a template: audit the rendered output with `pake audit --env ENV`, or pass the rendered manifests"
+                } else {
+                    "fix the YAML at that line (kubectl would refuse it too)"
+                })
+        })?;
+        let first = doc
+            .lines()
+            .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .map(|i| start + i)
+            .unwrap_or(start);
+        skipped += push_object(source, index, Some(first), Some((start, doc)), value, out);
+    }
+    Ok(skipped)
+}
+
+/// Add an object (expanding `kind: List`); returns 1 if the document is not a Kubernetes object.
+fn push_object(
+    source: &str,
+    document: usize,
+    line: Option<usize>,
+    text: Option<(usize, String)>,
+    value: Value,
+    out: &mut Vec<SourceObject>,
+) -> usize {
+    if value.is_null() {
+        return 0;
+    }
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+    if kind.is_empty() {
+        return 1;
+    }
+    if kind == "List" || (kind.ends_with("List") && value.get("items").is_some_and(Value::is_array))
+    {
+        if let Some(items) = value.get("items").and_then(Value::as_array) {
+            for item in items {
+                push_object(source, document, line, None, item.clone(), out);
+            }
+        }
+        return 0;
+    }
+    out.push(SourceObject {
+        source: source.to_string(),
+        document,
+        line,
+        object: value,
+        text,
+    });
+    0
+}
+
+/// A pod spec that does not decode: name the file, document and (re-parsing
+/// the document as typed YAML) the line of the offending field.
+fn decode_error(o: &SourceObject, e: &pss::DecodeError) -> Error {
+    let line = o
+        .text
+        .as_ref()
+        .and_then(|(start, t)| typed_error_line(&o.object, t).map(|l| start + l - 1))
+        .or(o.line);
+    let at = match line {
+        Some(l) => format!("{}: document {}, line {l}", o.source, o.document),
+        None => format!("{}: document {}", o.source, o.document),
+    };
+    Error::usage(format!(
+        "{at}: {} is not a valid pod spec: {}",
+        e.path, e.source
+    ))
+    .on(guide::object_ref(&o.object))
+    .fix("fix the field's type (the API server would reject the object too)")
+}
+
+/// Re-parse a document into the typed pod shape to find the line of a type error.
+fn typed_error_line(obj: &Value, text: &str) -> Option<usize> {
+    use serde::Deserialize;
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Pod {
+        #[serde(default)]
+        metadata: Option<pss::PodMeta>,
+        #[serde(default)]
+        spec: Option<pss::PodSpec>,
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct WithTemplate {
+        #[serde(default)]
+        template: Option<Pod>,
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Workload {
+        #[serde(default)]
+        spec: Option<WithTemplate>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct CronSpec {
+        #[serde(default)]
+        job_template: Option<Workload>,
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Cron {
+        #[serde(default)]
+        spec: Option<CronSpec>,
+    }
+    let opts = || serde_saphyr::options! { with_snippet: false };
+    let err = match obj.get("kind").and_then(Value::as_str)? {
+        "Pod" => serde_saphyr::from_str_with_options::<Pod>(text, opts()).err(),
+        "PodTemplate" => serde_saphyr::from_str_with_options::<WithTemplate>(text, opts()).err(),
+        "CronJob" => serde_saphyr::from_str_with_options::<Cron>(text, opts()).err(),
+        _ => serde_saphyr::from_str_with_options::<Workload>(text, opts()).err(),
+    }?;
+    err.location().map(|l| l.line() as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn splits_documents_keeping_lines() {
+        let t = "# comment\n---\na: 1\n---\n---\nb: 2\n...\n--- {c: 3}\n";
+        let d = split_documents(t);
+        let starts: Vec<usize> = d.iter().map(|x| x.0).collect();
+        assert_eq!(starts, vec![2, 4, 5, 8]);
+        assert!(d[1].1.trim().is_empty());
+        let v: Vec<Value> = d
+            .iter()
+            .map(|(_, t)| serde_saphyr::from_str::<Value>(t).unwrap())
+            .collect();
+        assert_eq!(
+            v,
+            vec![
+                json!({"a": 1}),
+                Value::Null,
+                json!({"b": 2}),
+                json!({"c": 3})
+            ]
+        );
+        let d = split_documents("a: 1\n---\nb: 2\n");
+        assert_eq!(d.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 2]);
+        let e = serde_saphyr::from_str::<Value>(&d[1].1.replace("b: 2", "b: [")).unwrap_err();
+        assert_eq!(d[1].0 + e.location().unwrap().line() as usize - 1, 3);
+    }
+
+    #[test]
+    fn invalid_yaml_names_file_document_and_line() {
+        let mut out = Vec::new();
+        let e = parse_yaml_file("m.yaml", "a: 1\n---\nkind: Pod\nspec: [\n", &mut out).unwrap_err();
+        assert_eq!(e.kind, crate::ExitCode::Usage);
+        assert!(
+            e.message.starts_with("m.yaml: document 1, line "),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn bad_pod_field_type_names_the_line() {
+        let t = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  template:\n    spec:\n      containers:\n      - name: a\n        securityContext:\n          privileged: \"yes please\"\n";
+        let mut out = Vec::new();
+        parse_yaml_file("d.yaml", t, &mut out).unwrap();
+        let e = audit_source_objects(&out, &AuditOptions::default()).unwrap_err();
+        assert!(
+            e.message.starts_with(
+                "d.yaml: document 0, line 11: spec.template.spec is not a valid pod spec"
+            ),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn overrides_suppress_and_reseverity() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
+        let mut opts = AuditOptions::default();
+        let report = audit_objects(&[("p.yaml".into(), 0, pod.clone())], &opts).unwrap();
+        assert!(!report.summary.passed);
+        assert_eq!(report.summary.pods_denied, 1);
+        let ov = |enabled, severity: Option<&str>| CheckOverride {
+            enabled,
+            severity: severity.map(str::to_string),
+            reason: "because".into(),
+        };
+        for id in pss::check_ids(Level::Restricted, Version::Latest) {
+            opts.overrides.insert(id.to_string(), ov(false, None));
+        }
+        opts.overrides
+            .insert(guide::NETPOL_DEFAULT_DENY.into(), ov(false, None));
+        opts.overrides
+            .insert(guide::RESOURCES.into(), ov(true, Some("high")));
+        opts.overrides.insert("GUIDE-TYPO".into(), ov(false, None));
+        let r = audit_objects(&[("p.yaml".into(), 0, pod)], &opts).unwrap();
+        let pss = r.results[0].pss.as_ref().unwrap();
+        assert!(
+            !pss.allowed,
+            "the admission verdict is not changed by overrides"
+        );
+        assert!(pss.violations.iter().all(|v| v.suppressed.is_some()));
+        let res = r.results[0]
+            .findings
+            .iter()
+            .find(|f| f.id == guide::RESOURCES)
+            .unwrap();
+        assert_eq!(res.severity, Severity::High);
+        assert_eq!(res.overridden.as_ref().unwrap().from, Severity::Medium);
+        assert!(
+            !r.summary.passed,
+            "the re-severitied finding fails the audit"
+        );
+        assert!(
+            r.suppressed
+                .iter()
+                .any(|s| s.id == guide::NETPOL_DEFAULT_DENY && s.reason == "because")
+        );
+        assert!(
+            r.overrides
+                .iter()
+                .any(|o| o.id == "GUIDE-TYPO" && o.unknown && o.applied == 0)
+        );
+    }
+}

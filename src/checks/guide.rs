@@ -1,0 +1,948 @@
+//! The deployment security guide's checklist, beyond what Pod Security
+//! admission covers.
+//!
+//! [`check_objects`] takes a set of Kubernetes objects as JSON, the way they
+//! are written in manifests or returned by the API server, so the same checks
+//! serve `pake audit` (files) and `pake verify` (live objects). Checks that
+//! need more than one object (a default-deny NetworkPolicy per namespace, a
+//! PodDisruptionBudget per Deployment, the ServiceAccount a pod uses) look
+//! across the whole set; their findings are attached to the workload they
+//! concern.
+//!
+//! | ID | Severity | What |
+//! |----|----------|------|
+//! | `GUIDE-READONLY-ROOTFS` | medium | containers set `readOnlyRootFilesystem: true` |
+//! | `GUIDE-UID-1000` | low | containers run as uid 1000 / gid 1000 with `fsGroup: 1000` |
+//! | `GUIDE-RESOURCES` | medium | requests and limits for cpu, memory and ephemeral-storage |
+//! | `GUIDE-PROBES` | medium | liveness and readiness probes (not for Jobs and CronJobs) |
+//! | `GUIDE-SA-AUTOMOUNT` | medium | no ServiceAccount token mounted unless needed |
+//! | `GUIDE-RBAC-WILDCARD` | high | no `*` in a Role's or ClusterRole's apiGroups, resources or verbs |
+//! | `GUIDE-RBAC-SECRETS` | high / medium | no list/watch of secrets; get only by `resourceNames` |
+//! | `GUIDE-NETPOL-DEFAULT-DENY` | high | a default-deny NetworkPolicy (all pods, ingress and egress) in each namespace |
+//! | `GUIDE-PDB` | medium | a PodDisruptionBudget selecting each Deployment's pods |
+//! | `GUIDE-SECRET-IN-MANIFEST` | critical / high | no secret values in env `value:`, Secret or ConfigMap data |
+//! | `GUIDE-INGRESS-TLS` | high / medium | Ingress terminates TLS for every host, no TLS below 1.2, no HTTP |
+//!
+//! Live objects: a Secret read from the cluster always carries data, so the
+//! Secret-data part of `GUIDE-SECRET-IN-MANIFEST` skips objects that have a
+//! `metadata.uid` (i.e. were read from an API server).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::pss::pod_template_of;
+use super::{Finding, Severity};
+use crate::config::looks_secret_name;
+
+pub const READONLY_ROOTFS: &str = "GUIDE-READONLY-ROOTFS";
+pub const UID_1000: &str = "GUIDE-UID-1000";
+pub const RESOURCES: &str = "GUIDE-RESOURCES";
+pub const PROBES: &str = "GUIDE-PROBES";
+pub const SA_AUTOMOUNT: &str = "GUIDE-SA-AUTOMOUNT";
+pub const RBAC_WILDCARD: &str = "GUIDE-RBAC-WILDCARD";
+pub const RBAC_SECRETS: &str = "GUIDE-RBAC-SECRETS";
+pub const NETPOL_DEFAULT_DENY: &str = "GUIDE-NETPOL-DEFAULT-DENY";
+pub const PDB: &str = "GUIDE-PDB";
+pub const SECRET_IN_MANIFEST: &str = "GUIDE-SECRET-IN-MANIFEST";
+pub const INGRESS_TLS: &str = "GUIDE-INGRESS-TLS";
+
+/// Every guide check ID (for validating `audit.checks` overrides and docs).
+pub const IDS: [&str; 11] = [
+    READONLY_ROOTFS,
+    UID_1000,
+    RESOURCES,
+    PROBES,
+    SA_AUTOMOUNT,
+    RBAC_WILDCARD,
+    RBAC_SECRETS,
+    NETPOL_DEFAULT_DENY,
+    PDB,
+    SECRET_IN_MANIFEST,
+    INGRESS_TLS,
+];
+
+/// The guide's user, group and fsGroup.
+const GUIDE_ID: i64 = 1000;
+
+/// Run every guide check on a set of objects.
+///
+/// Returns `(index into objects, finding)`; a finding's `object` is
+/// `Kind namespace/name`. Objects of kinds the checks do not know are ignored.
+pub fn check_objects(objects: &[Value]) -> Vec<(usize, Finding)> {
+    let mut out = Vec::new();
+    let ctx = Context::new(objects);
+    for (i, obj) in objects.iter().enumerate() {
+        let mut push = |f: Finding| out.push((i, f.on(object_ref(obj))));
+        if let Some((meta, spec)) = pod_template_of(obj) {
+            check_pod(obj, meta, spec, &ctx, &mut push);
+        }
+        match kind(obj) {
+            "Role" | "ClusterRole" => check_rbac(obj, &mut push),
+            "ServiceAccount" => check_service_account(obj, &mut push),
+            "Secret" | "ConfigMap" => check_secret_data(obj, &mut push),
+            "Ingress" => check_ingress(obj, &mut push),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `Kind namespace/name` (or `Kind name` without a namespace).
+pub fn object_ref(obj: &Value) -> String {
+    let name = str_at(obj, &["metadata", "name"]).unwrap_or("(unnamed)");
+    match str_at(obj, &["metadata", "namespace"]) {
+        Some(ns) if !ns.is_empty() => format!("{} {ns}/{name}", kind(obj)),
+        _ => format!("{} {name}", kind(obj)),
+    }
+}
+
+fn kind(obj: &Value) -> &str {
+    obj.get("kind").and_then(Value::as_str).unwrap_or("")
+}
+
+/// The namespace, `""` when the manifest leaves it to the apply-time namespace.
+fn namespace(obj: &Value) -> &str {
+    str_at(obj, &["metadata", "namespace"]).unwrap_or("")
+}
+
+fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |cur, p| cur.get(*p))
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    at(v, path).and_then(Value::as_str)
+}
+
+fn arr(v: Option<&Value>) -> impl Iterator<Item = &Value> {
+    v.and_then(Value::as_array).into_iter().flatten()
+}
+
+fn strs(v: Option<&Value>) -> impl Iterator<Item = &str> {
+    arr(v).filter_map(Value::as_str)
+}
+
+/// What cross-object checks need: NetworkPolicies, PDBs and ServiceAccounts by namespace.
+struct Context<'a> {
+    netpols: BTreeMap<&'a str, Vec<&'a Value>>,
+    pdbs: BTreeMap<&'a str, Vec<&'a Value>>,
+    service_accounts: BTreeMap<(&'a str, &'a str), &'a Value>,
+}
+
+impl<'a> Context<'a> {
+    fn new(objects: &'a [Value]) -> Self {
+        let mut c = Context {
+            netpols: BTreeMap::new(),
+            pdbs: BTreeMap::new(),
+            service_accounts: BTreeMap::new(),
+        };
+        for o in objects {
+            match kind(o) {
+                "NetworkPolicy" => c.netpols.entry(namespace(o)).or_default().push(o),
+                "PodDisruptionBudget" => c.pdbs.entry(namespace(o)).or_default().push(o),
+                "ServiceAccount" => {
+                    if let Some(n) = str_at(o, &["metadata", "name"]) {
+                        c.service_accounts.insert((namespace(o), n), o);
+                    }
+                }
+                _ => {}
+            }
+        }
+        c
+    }
+}
+
+struct Ctr<'a> {
+    v: &'a Value,
+    name: &'a str,
+    init: bool,
+}
+
+fn containers(spec: &Value, with_init: bool) -> Vec<Ctr<'_>> {
+    let mut out = Vec::new();
+    if with_init {
+        for c in arr(spec.get("initContainers")) {
+            out.push(Ctr {
+                v: c,
+                name: c.get("name").and_then(Value::as_str).unwrap_or(""),
+                init: true,
+            });
+        }
+    }
+    for c in arr(spec.get("containers")) {
+        out.push(Ctr {
+            v: c,
+            name: c.get("name").and_then(Value::as_str).unwrap_or(""),
+            init: false,
+        });
+    }
+    out
+}
+
+fn describe(c: &Ctr) -> String {
+    if c.init {
+        format!("init container {:?}", c.name)
+    } else {
+        format!("container {:?}", c.name)
+    }
+}
+
+fn check_pod(
+    obj: &Value,
+    meta: Option<&Value>,
+    spec: &Value,
+    ctx: &Context,
+    push: &mut dyn FnMut(Finding),
+) {
+    let windows = str_at(spec, &["os", "name"]) == Some("windows");
+    let all = containers(spec, true);
+    let pod_sc = spec.get("securityContext");
+    let sc_bool =
+        |c: &Ctr, field: &str| at(c.v, &["securityContext", field]).and_then(Value::as_bool);
+    let sc_int = |c: &Ctr, field: &str| {
+        at(c.v, &["securityContext", field])
+            .and_then(Value::as_i64)
+            .or_else(|| pod_sc.and_then(|s| s.get(field)).and_then(Value::as_i64))
+    };
+
+    // Read-only root filesystem (not supported on Windows).
+    let writable: Vec<String> = all
+        .iter()
+        .filter(|c| !windows && sc_bool(c, "readOnlyRootFilesystem") != Some(true))
+        .map(describe)
+        .collect();
+    if !writable.is_empty() {
+        push(Finding::new(
+            READONLY_ROOTFS,
+            Severity::Medium,
+            format!(
+                "{} {} a writable root filesystem",
+                writable.join(", "),
+                if writable.len() == 1 { "has" } else { "have" }
+            ),
+            "set securityContext.readOnlyRootFilesystem: true and mount emptyDir volumes for the directories the app writes (/tmp, /app/logs, /app/cache)",
+        ));
+    }
+
+    // uid/gid 1000 and fsGroup 1000, as the guide's pod security context.
+    if !windows {
+        let mut wrong = Vec::new();
+        for c in &all {
+            let uid = sc_int(c, "runAsUser");
+            let gid = sc_int(c, "runAsGroup");
+            if uid != Some(GUIDE_ID) || gid != Some(GUIDE_ID) {
+                let show = |v: Option<i64>| v.map_or("unset".to_string(), |v| v.to_string());
+                wrong.push(format!(
+                    "{} (runAsUser {}, runAsGroup {})",
+                    describe(c),
+                    show(uid),
+                    show(gid)
+                ));
+            }
+        }
+        let fs_group = pod_sc
+            .and_then(|s| s.get("fsGroup"))
+            .and_then(Value::as_i64);
+        if fs_group != Some(GUIDE_ID) {
+            wrong.push(format!(
+                "pod fsGroup {}",
+                fs_group.map_or("unset".to_string(), |v| v.to_string())
+            ));
+        }
+        if !wrong.is_empty() {
+            push(Finding::new(
+                UID_1000,
+                Severity::Low,
+                format!(
+                    "not running as the guide's uid/gid 1000: {}",
+                    wrong.join("; ")
+                ),
+                "set spec.securityContext runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000 (and USER 1000:1000 in the Dockerfile)",
+            ));
+        }
+    }
+
+    // Requests and limits.
+    let mut missing = Vec::new();
+    for c in &all {
+        let mut m = Vec::new();
+        for kind in ["requests", "limits"] {
+            for r in ["cpu", "memory", "ephemeral-storage"] {
+                if at(c.v, &["resources", kind, r]).is_none_or(Value::is_null) {
+                    m.push(format!("{kind}.{r}"));
+                }
+            }
+        }
+        if !m.is_empty() {
+            missing.push(format!("{}: {}", describe(c), m.join(", ")));
+        }
+    }
+    if !missing.is_empty() {
+        push(Finding::new(
+            RESOURCES,
+            Severity::Medium,
+            format!("missing resource requests/limits: {}", missing.join("; ")),
+            "set resources.requests and resources.limits for cpu, memory and ephemeral-storage (the guide: requests 250m/512Mi/1Gi, limits 1000m/2Gi/2Gi)",
+        ));
+    }
+
+    // Probes, for long-running workloads.
+    if !matches!(kind(obj), "Job" | "CronJob") {
+        let mut missing = Vec::new();
+        for c in all.iter().filter(|c| !c.init) {
+            let m: Vec<&str> = ["livenessProbe", "readinessProbe"]
+                .into_iter()
+                .filter(|p| c.v.get(*p).is_none_or(Value::is_null))
+                .collect();
+            if !m.is_empty() {
+                missing.push(format!("{}: {}", describe(c), m.join(", ")));
+            }
+        }
+        if !missing.is_empty() {
+            push(Finding::new(
+                PROBES,
+                Severity::Medium,
+                format!("missing health checks: {}", missing.join("; ")),
+                "add livenessProbe and readinessProbe (e.g. httpGet on the health path, /health)",
+            ));
+        }
+    }
+
+    // ServiceAccount token automount: the pod's setting wins over the ServiceAccount's.
+    let sa_name = spec
+        .get("serviceAccountName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default");
+    let pod_setting = spec
+        .get("automountServiceAccountToken")
+        .and_then(Value::as_bool);
+    let sa_setting = ctx
+        .service_accounts
+        .get(&(namespace(obj), sa_name))
+        .and_then(|sa| sa.get("automountServiceAccountToken"))
+        .and_then(Value::as_bool);
+    if pod_setting.or(sa_setting) != Some(false) {
+        let why = match (pod_setting, sa_setting) {
+            (Some(true), _) => "the pod sets automountServiceAccountToken: true".to_string(),
+            (None, Some(true)) => {
+                format!("ServiceAccount {sa_name:?} sets automountServiceAccountToken: true")
+            }
+            _ => format!(
+                "neither the pod nor ServiceAccount {sa_name:?} sets automountServiceAccountToken: false"
+            ),
+        };
+        push(Finding::new(
+            SA_AUTOMOUNT,
+            Severity::Medium,
+            format!("the ServiceAccount token is mounted into the pod: {why}"),
+            "set automountServiceAccountToken: false on the pod spec (or its ServiceAccount) unless the app calls the Kubernetes API",
+        ));
+    }
+
+    // Hardcoded secrets in env.
+    let mut literal = Vec::new();
+    for c in containers(spec, true)
+        .into_iter()
+        .chain(arr(spec.get("ephemeralContainers")).map(|v| Ctr {
+            v,
+            name: v.get("name").and_then(Value::as_str).unwrap_or(""),
+            init: false,
+        }))
+    {
+        for e in arr(c.v.get("env")) {
+            let name = e.get("name").and_then(Value::as_str).unwrap_or("");
+            let has_value = e
+                .get("value")
+                .and_then(Value::as_str)
+                .is_some_and(|v| !v.is_empty());
+            if has_value && looks_secret_name(name) {
+                literal.push(format!("{} env {name}", describe(&c)));
+            }
+        }
+    }
+    if !literal.is_empty() {
+        push(Finding::new(
+            SECRET_IN_MANIFEST,
+            Severity::Critical,
+            format!(
+                "secret-looking environment variables have literal values (not shown): {}",
+                literal.join(", ")
+            ),
+            crate::config::NEVER_HARDCODE,
+        ));
+    }
+
+    // Namespace-level: default-deny NetworkPolicy.
+    let ns = namespace(obj);
+    let (ingress, egress) = default_deny(ctx.netpols.get(ns).map(Vec::as_slice).unwrap_or(&[]));
+    if !(ingress && egress) {
+        let missing: Vec<&str> = [(!ingress, "ingress"), (!egress, "egress")]
+            .into_iter()
+            .filter_map(|(m, n)| m.then_some(n))
+            .collect();
+        let where_ = if ns.is_empty() {
+            "the namespace".to_string()
+        } else {
+            format!("namespace {ns}")
+        };
+        push(Finding::new(
+            NETPOL_DEFAULT_DENY,
+            Severity::High,
+            format!(
+                "no default-deny NetworkPolicy for {} in {where_}: every pod accepts/opens any connection not otherwise restricted",
+                missing.join(" and ")
+            ),
+            "add the guide's default-deny-all NetworkPolicy (podSelector: {}, policyTypes: [Ingress, Egress], no rules) next to the workloads, then allow only the traffic the app needs",
+        ));
+    }
+
+    // PodDisruptionBudget per Deployment.
+    if kind(obj) == "Deployment" {
+        let labels = meta.and_then(|m| m.get("labels"));
+        let covered = ctx.pdbs.get(ns).into_iter().flatten().any(|p| {
+            p.get("spec")
+                .and_then(|s| s.get("selector"))
+                .is_some_and(|s| selector_matches(s, labels))
+        });
+        if !covered {
+            push(Finding::new(
+                PDB,
+                Severity::Medium,
+                "no PodDisruptionBudget selects this Deployment's pods: a node drain may take all replicas down at once",
+                "add a PodDisruptionBudget with the Deployment's selector labels and minAvailable: 1 (or maxUnavailable: 1)",
+            ));
+        }
+    }
+}
+
+/// Do the namespace's NetworkPolicies deny all ingress and all egress by default?
+///
+/// A policy denies a direction for every pod when its podSelector is empty,
+/// its policyTypes include that direction (absent policyTypes mean Ingress,
+/// plus Egress when egress rules exist) and it has no rules for it.
+fn default_deny(policies: &[&Value]) -> (bool, bool) {
+    let mut ingress = false;
+    let mut egress = false;
+    for p in policies {
+        let Some(spec) = p.get("spec") else { continue };
+        let sel = spec.get("podSelector");
+        let empty_selector = sel.is_none_or(|s| {
+            s.is_null()
+                || (s
+                    .get("matchLabels")
+                    .and_then(Value::as_object)
+                    .is_none_or(|m| m.is_empty())
+                    && s.get("matchExpressions")
+                        .and_then(Value::as_array)
+                        .is_none_or(|m| m.is_empty()))
+        });
+        if !empty_selector {
+            continue;
+        }
+        let rules = |k: &str| {
+            spec.get(k)
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty())
+        };
+        let types: Vec<&str> = match spec.get("policyTypes").and_then(Value::as_array) {
+            Some(t) => t.iter().filter_map(Value::as_str).collect(),
+            None => {
+                let mut t = vec!["Ingress"];
+                if rules("egress") {
+                    t.push("Egress");
+                }
+                t
+            }
+        };
+        if types.contains(&"Ingress") && !rules("ingress") {
+            ingress = true;
+        }
+        if types.contains(&"Egress") && !rules("egress") {
+            egress = true;
+        }
+    }
+    (ingress, egress)
+}
+
+/// Does a label selector (`matchLabels` and `matchExpressions`) select pods with these labels?
+/// An empty selector selects everything, as for PodDisruptionBudgets in policy/v1.
+pub fn selector_matches(selector: &Value, labels: Option<&Value>) -> bool {
+    let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+    if let Some(m) = selector.get("matchLabels").and_then(Value::as_object) {
+        for (k, v) in m {
+            if label(k) != v.as_str() {
+                return false;
+            }
+        }
+    }
+    for e in arr(selector.get("matchExpressions")) {
+        let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+        let values: BTreeSet<&str> = strs(e.get("values")).collect();
+        let ok = match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+            "In" => label(key).is_some_and(|v| values.contains(v)),
+            "NotIn" => label(key).is_none_or(|v| !values.contains(v)),
+            "Exists" => label(key).is_some(),
+            "DoesNotExist" => label(key).is_none(),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn check_rbac(obj: &Value, push: &mut dyn FnMut(Finding)) {
+    let cluster = kind(obj) == "ClusterRole";
+    let scope = if cluster {
+        "in every namespace"
+    } else {
+        "in its namespace"
+    };
+    for (i, rule) in arr(obj.get("rules")).enumerate() {
+        let groups: Vec<&str> = strs(rule.get("apiGroups")).collect();
+        let resources: Vec<&str> = strs(rule.get("resources")).collect();
+        let verbs: Vec<&str> = strs(rule.get("verbs")).collect();
+        let urls: Vec<&str> = strs(rule.get("nonResourceURLs")).collect();
+        let mut wild = Vec::new();
+        for (field, vals) in [
+            ("apiGroups", &groups),
+            ("resources", &resources),
+            ("verbs", &verbs),
+            ("nonResourceURLs", &urls),
+        ] {
+            if vals
+                .iter()
+                .any(|v| *v == "*" || (field == "nonResourceURLs" && v.ends_with('*')))
+            {
+                wild.push(field);
+            }
+        }
+        if !wild.is_empty() {
+            push(Finding::new(
+                RBAC_WILDCARD,
+                Severity::High,
+                format!(
+                    "rule {} uses a wildcard in {}: it grants access to anything that exists now or is added later",
+                    i + 1,
+                    wild.join(", ")
+                ),
+                "list the exact apiGroups, resources and verbs the app needs (the guide's example: configmaps get, list)",
+            ));
+        }
+        let covers_secrets = groups.iter().any(|g| g.is_empty() || *g == "*")
+            && resources.iter().any(|r| *r == "secrets" || *r == "*");
+        if !covers_secrets {
+            continue;
+        }
+        let named = rule
+            .get("resourceNames")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+        let bulk: Vec<&str> = verbs
+            .iter()
+            .copied()
+            .filter(|v| matches!(*v, "list" | "watch" | "*"))
+            .collect();
+        if !bulk.is_empty() {
+            push(Finding::new(
+                RBAC_SECRETS,
+                Severity::High,
+                format!(
+                    "rule {} can {} secrets: it can read every Secret {scope}",
+                    i + 1,
+                    bulk.join("/")
+                ),
+                "drop list/watch on secrets; grant get on the named secrets the app reads (resourceNames), or mount them instead",
+            ));
+        } else if verbs.contains(&"get") && !named {
+            push(Finding::new(
+                RBAC_SECRETS,
+                Severity::Medium,
+                format!("rule {} can get any Secret {scope} by name", i + 1),
+                "restrict the rule with resourceNames to the secrets the app needs, or mount them instead of reading them from the API",
+            ));
+        }
+    }
+}
+
+fn check_service_account(obj: &Value, push: &mut dyn FnMut(Finding)) {
+    if obj
+        .get("automountServiceAccountToken")
+        .and_then(Value::as_bool)
+        != Some(false)
+    {
+        push(Finding::new(
+            SA_AUTOMOUNT,
+            Severity::Low,
+            "the ServiceAccount does not set automountServiceAccountToken: false, so every pod using it gets an API token",
+            "set automountServiceAccountToken: false on the ServiceAccount (pods that need the API can opt in)",
+        ));
+    }
+}
+
+fn check_secret_data(obj: &Value, push: &mut dyn FnMut(Finding)) {
+    if at(obj, &["metadata", "uid"]).is_some() {
+        return; // read from a cluster: data there is expected
+    }
+    let keys = |field: &str| -> Vec<&str> {
+        obj.get(field)
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    // pake's own placeholder (`pake render` output) is not a value.
+                    .filter(|(_, v)| !v.is_null() && v.as_str() != Some(crate::secret::REDACTED))
+                    .map(|(k, _)| k.as_str())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if kind(obj) == "Secret" {
+        let mut k = keys("data");
+        k.extend(keys("stringData"));
+        if !k.is_empty() {
+            push(Finding::new(
+                SECRET_IN_MANIFEST,
+                Severity::High,
+                format!(
+                    "the Secret manifest carries {} value(s) (keys: {}); values not shown",
+                    k.len(),
+                    k.join(", ")
+                ),
+                crate::config::NEVER_HARDCODE,
+            ));
+        }
+    } else {
+        let mut k: Vec<&str> = keys("data")
+            .into_iter()
+            .filter(|k| looks_secret_name(k))
+            .collect();
+        k.extend(
+            keys("binaryData")
+                .into_iter()
+                .filter(|k| looks_secret_name(k)),
+        );
+        if !k.is_empty() {
+            push(Finding::new(
+                SECRET_IN_MANIFEST,
+                Severity::High,
+                format!(
+                    "the ConfigMap has secret-looking keys: {} (values not shown)",
+                    k.join(", ")
+                ),
+                crate::config::NEVER_HARDCODE,
+            ));
+        }
+    }
+}
+
+/// Protocols below TLS 1.2 as nginx-ingress spells them.
+const WEAK_PROTOCOLS: [&str; 4] = ["SSLv2", "SSLv3", "TLSv1", "TLSv1.1"];
+
+fn check_ingress(obj: &Value, push: &mut dyn FnMut(Finding)) {
+    let spec = obj.get("spec");
+    let tls: Vec<&Value> = arr(spec.and_then(|s| s.get("tls"))).collect();
+    let tls_hosts: BTreeSet<&str> = tls.iter().flat_map(|t| strs(t.get("hosts"))).collect();
+    if tls.is_empty() {
+        push(Finding::new(
+            INGRESS_TLS,
+            Severity::High,
+            "the Ingress has no tls section: traffic is served over plain HTTP",
+            "add spec.tls with the hosts and a secretName (e.g. issued by cert-manager's cluster-issuer annotation)",
+        ));
+    } else {
+        let uncovered: Vec<&str> = arr(spec.and_then(|s| s.get("rules")))
+            .filter_map(|r| r.get("host").and_then(Value::as_str))
+            .filter(|h| !tls_hosts.contains(h) && !tls_hosts.iter().any(|t| wildcard_covers(t, h)))
+            .collect();
+        if !uncovered.is_empty() {
+            push(Finding::new(
+                INGRESS_TLS,
+                Severity::High,
+                format!("hosts without TLS: {}", uncovered.join(", ")),
+                "list every rule host under spec.tls[].hosts",
+            ));
+        }
+    }
+    let ann = |k: &str| str_at(obj, &["metadata", "annotations", k]);
+    if let Some(p) = ann("nginx.ingress.kubernetes.io/ssl-protocols") {
+        let weak: Vec<&str> = p
+            .split_whitespace()
+            .filter(|t| WEAK_PROTOCOLS.contains(t))
+            .collect();
+        if !weak.is_empty() {
+            push(Finding::new(
+                INGRESS_TLS,
+                Severity::High,
+                format!(
+                    "the Ingress allows protocols below TLS 1.2: {}",
+                    weak.join(", ")
+                ),
+                "set nginx.ingress.kubernetes.io/ssl-protocols: \"TLSv1.2 TLSv1.3\"",
+            ));
+        }
+    }
+    for k in [
+        "nginx.ingress.kubernetes.io/force-ssl-redirect",
+        "nginx.ingress.kubernetes.io/ssl-redirect",
+    ] {
+        if ann(k) == Some("false") {
+            push(Finding::new(
+                INGRESS_TLS,
+                Severity::Medium,
+                format!("{k} is \"false\": clients may keep using plain HTTP"),
+                "remove the annotation or set nginx.ingress.kubernetes.io/force-ssl-redirect: \"true\"",
+            ));
+        }
+    }
+}
+
+/// `*.example.com` covers `api.example.com` (one label), as TLS wildcards do.
+fn wildcard_covers(pattern: &str, host: &str) -> bool {
+    pattern.strip_prefix("*.").is_some_and(|suffix| {
+        host.split_once('.')
+            .is_some_and(|(first, rest)| !first.is_empty() && rest == suffix)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The guide's hardened backend: every pod-level guide check passes.
+    fn hardened() -> Vec<Value> {
+        vec![
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "default-deny-all", "namespace": "pake"},
+                   "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}),
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "backend", "namespace": "pake"},
+                   "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "backend"}}}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "backend", "namespace": "pake"}, "spec": {
+                "selector": {"matchLabels": {"app": "backend"}},
+                "template": {"metadata": {"labels": {"app": "backend", "version": "v1"}}, "spec": {
+                    "automountServiceAccountToken": false,
+                    "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{"name": "backend", "image": "pake:1",
+                        "env": [{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}, {"name": "LOG_LEVEL", "value": "info"}],
+                        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}},
+                        "resources": {"requests": {"cpu": "250m", "memory": "512Mi", "ephemeral-storage": "1Gi"}, "limits": {"cpu": "1000m", "memory": "2Gi", "ephemeral-storage": "2Gi"}},
+                        "livenessProbe": {"httpGet": {"path": "/health", "port": 8000}}, "readinessProbe": {"httpGet": {"path": "/health", "port": 8000}}}]}}}}),
+        ]
+    }
+
+    fn ids(objs: &[Value]) -> Vec<String> {
+        check_objects(objs).into_iter().map(|(_, f)| f.id).collect()
+    }
+
+    #[test]
+    fn hardened_deployment_has_no_findings() {
+        assert_eq!(ids(&hardened()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_weakening_is_found() {
+        let mut o = hardened();
+        let c = &mut o[2]["spec"]["template"]["spec"]["containers"][0];
+        c["securityContext"]["readOnlyRootFilesystem"] = json!(false);
+        c["resources"]["limits"]
+            .as_object_mut()
+            .unwrap()
+            .remove("ephemeral-storage");
+        c.as_object_mut().unwrap().remove("readinessProbe");
+        c["env"][1] = json!({"name": "API_TOKEN", "value": "hunter2"});
+        let s = &mut o[2]["spec"]["template"]["spec"];
+        s["securityContext"]["runAsUser"] = json!(10001);
+        s.as_object_mut()
+            .unwrap()
+            .remove("automountServiceAccountToken");
+        let found = check_objects(&o);
+        let got: BTreeSet<&str> = found.iter().map(|(_, f)| f.id.as_str()).collect();
+        assert_eq!(
+            got,
+            BTreeSet::from([
+                READONLY_ROOTFS,
+                UID_1000,
+                RESOURCES,
+                PROBES,
+                SA_AUTOMOUNT,
+                SECRET_IN_MANIFEST
+            ])
+        );
+        assert!(
+            found
+                .iter()
+                .all(|(i, f)| *i == 2 && f.object.as_deref() == Some("Deployment pake/backend"))
+        );
+        let all: String = found
+            .iter()
+            .map(|(_, f)| format!("{} {}", f.message, f.fix))
+            .collect();
+        assert!(!all.contains("hunter2"), "a secret value was printed");
+        assert!(
+            all.contains("limits.ephemeral-storage")
+                && all.contains("readinessProbe")
+                && all.contains("runAsUser 10001")
+        );
+    }
+
+    #[test]
+    fn service_account_setting_is_honoured() {
+        let mut o = hardened();
+        o[2]["spec"]["template"]["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("automountServiceAccountToken");
+        o[2]["spec"]["template"]["spec"]["serviceAccountName"] = json!("backend-sa");
+        o.push(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "backend-sa", "namespace": "pake"}, "automountServiceAccountToken": false}));
+        assert_eq!(ids(&o), Vec::<String>::new());
+        o[3]["automountServiceAccountToken"] = json!(true);
+        assert_eq!(ids(&o), vec![SA_AUTOMOUNT, SA_AUTOMOUNT]);
+    }
+
+    #[test]
+    fn default_deny_needs_both_directions_and_all_pods() {
+        let mut o = hardened();
+        o[0]["spec"]["policyTypes"] = json!(["Ingress"]);
+        let f = check_objects(&o);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].1.id, NETPOL_DEFAULT_DENY);
+        assert!(
+            f[0].1.message.contains("for egress in namespace pake"),
+            "{}",
+            f[0].1.message
+        );
+        // A separate egress deny completes it.
+        o.push(json!({"kind": "NetworkPolicy", "metadata": {"name": "deny-egress", "namespace": "pake"}, "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}));
+        assert!(check_objects(&o).is_empty());
+        // A policy selecting some pods is not a default deny; nor is one with allow-all rules.
+        let mut o = hardened();
+        o[0]["spec"]["podSelector"] = json!({"matchLabels": {"app": "backend"}});
+        assert_eq!(ids(&o), vec![NETPOL_DEFAULT_DENY]);
+        let mut o = hardened();
+        o[0]["spec"]["ingress"] = json!([{}]);
+        assert_eq!(ids(&o), vec![NETPOL_DEFAULT_DENY]);
+        // Other namespaces' policies do not count.
+        let mut o = hardened();
+        o[0]["metadata"]["namespace"] = json!("other");
+        assert_eq!(ids(&o), vec![NETPOL_DEFAULT_DENY]);
+    }
+
+    #[test]
+    fn pdb_must_select_the_deployment() {
+        let mut o = hardened();
+        o[1]["spec"]["selector"] = json!({"matchLabels": {"app": "frontend"}});
+        assert_eq!(ids(&o), vec![PDB]);
+        o[1]["spec"]["selector"] = json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["backend", "x"]}, {"key": "tier", "operator": "DoesNotExist"}]});
+        assert!(ids(&o).is_empty());
+    }
+
+    #[test]
+    fn rbac_wildcards_and_secrets() {
+        let role = |rules: Value| {
+            vec![
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r", "namespace": "pake"}, "rules": rules}),
+            ]
+        };
+        assert!(
+            ids(&role(
+                json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}])
+            ))
+            .is_empty()
+        );
+        assert_eq!(
+            ids(&role(
+                json!([{"apiGroups": ["*"], "resources": ["pods"], "verbs": ["get"]}])
+            )),
+            vec![RBAC_WILDCARD]
+        );
+        assert_eq!(
+            ids(&role(
+                json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}])
+            )),
+            vec![RBAC_SECRETS]
+        );
+        assert!(ids(&role(json!([{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["db"], "verbs": ["get"]}]))).is_empty());
+        let f = check_objects(&role(
+            json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]),
+        ));
+        assert_eq!(
+            (f[0].1.id.as_str(), f[0].1.severity),
+            (RBAC_SECRETS, Severity::Medium)
+        );
+        assert_eq!(
+            ids(&role(
+                json!([{"apiGroups": [""], "resources": ["*"], "verbs": ["*"]}])
+            )),
+            vec![RBAC_WILDCARD, RBAC_SECRETS]
+        );
+    }
+
+    #[test]
+    fn secrets_in_manifests() {
+        let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"password": "mypassword123"}});
+        let f = check_objects(std::slice::from_ref(&s));
+        assert_eq!(f[0].1.id, SECRET_IN_MANIFEST);
+        assert!(!f[0].1.message.contains("mypassword123"));
+        let mut live = s.clone();
+        live["metadata"]["uid"] = json!("1234");
+        assert!(check_objects(&[live]).is_empty());
+        let cm = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"LOG_LEVEL": "info", "db_password": "x"}});
+        assert!(check_objects(&[cm])[0].1.message.contains("db_password"));
+        assert!(
+            check_objects(&[
+                json!({"kind": "Secret", "metadata": {"name": "empty"}, "type": "Opaque"})
+            ])
+            .is_empty()
+        );
+        let placeholder = json!({"kind": "Secret", "metadata": {"name": "db"}, "data": {"password": crate::secret::REDACTED}});
+        assert!(check_objects(&[placeholder]).is_empty());
+    }
+
+    #[test]
+    fn ingress_tls() {
+        let good = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i", "annotations": {
+            "nginx.ingress.kubernetes.io/ssl-protocols": "TLSv1.2 TLSv1.3", "nginx.ingress.kubernetes.io/force-ssl-redirect": "true"}},
+            "spec": {"tls": [{"hosts": ["api.example.com"], "secretName": "t"}], "rules": [{"host": "api.example.com"}]}});
+        assert!(check_objects(std::slice::from_ref(&good)).is_empty());
+        let mut weak = good.clone();
+        weak["metadata"]["annotations"]["nginx.ingress.kubernetes.io/ssl-protocols"] =
+            json!("TLSv1 TLSv1.1 TLSv1.2");
+        assert!(
+            check_objects(&[weak])[0]
+                .1
+                .message
+                .contains("TLSv1, TLSv1.1")
+        );
+        let mut none = good.clone();
+        none["spec"].as_object_mut().unwrap().remove("tls");
+        assert_eq!(check_objects(&[none])[0].1.severity, Severity::High);
+        let mut other = good;
+        other["spec"]["rules"] =
+            json!([{"host": "api.example.com"}, {"host": "admin.example.com"}]);
+        assert!(
+            check_objects(&[other])[0]
+                .1
+                .message
+                .contains("admin.example.com")
+        );
+        assert!(wildcard_covers("*.example.com", "api.example.com"));
+        assert!(!wildcard_covers("*.example.com", "a.b.example.com"));
+    }
+
+    #[test]
+    fn jobs_need_no_probes() {
+        let mut o = hardened();
+        let tmpl = o[2]["spec"]["template"].clone();
+        o[2] = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "backup", "namespace": "pake"},
+            "spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": tmpl}}}});
+        for c in o[2]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+        {
+            c.as_object_mut().unwrap().remove("livenessProbe");
+            c.as_object_mut().unwrap().remove("readinessProbe");
+        }
+        assert!(ids(&o).is_empty());
+    }
+}

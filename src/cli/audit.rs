@@ -1,0 +1,90 @@
+//! `pake audit`: offline security audit of manifests and Dockerfiles.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{Global, only_formats};
+use crate::checks::Severity;
+use crate::checks::audit::{self, AuditOptions};
+use crate::checks::pss::{Level, Version};
+use crate::error::{Error, ExitCode, Result};
+use crate::output::Format;
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Files or directories: multi-document YAML (.yaml/.yml) and Dockerfiles
+    /// (Dockerfile, Dockerfile.*, *.Dockerfile). Without paths, `--env` audits
+    /// the rendered templates.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Pod Security Standards level to evaluate pods against.
+    #[arg(long = "pss", value_name = "LEVEL", default_value = "restricted", value_parser = parse_level)]
+    pub pss: Level,
+    /// Pod Security policy version: v1.0 ... v1.37 or latest.
+    #[arg(long = "pss-version", value_name = "VERSION", default_value = "latest", value_parser = parse_version)]
+    pub pss_version: Version,
+    /// Fail (exit 1) on findings at or above this severity.
+    #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = Severity::High)]
+    pub fail_on: Severity,
+}
+
+fn parse_level(s: &str) -> std::result::Result<Level, String> {
+    match Level::parse(s) {
+        Some(l @ (Level::Baseline | Level::Restricted)) => Ok(l),
+        _ => Err("must be baseline or restricted".into()),
+    }
+}
+
+fn parse_version(s: &str) -> std::result::Result<Version, String> {
+    Version::parse(s).ok_or_else(|| "must be \"latest\" or \"v1.x\" (e.g. v1.30)".into())
+}
+
+pub async fn run(g: &Global, a: AuditArgs) -> Result<ExitCode> {
+    only_formats(g, &[Format::Text, Format::Json, Format::Sarif], "audit")?;
+    let ui = g.ui();
+    // pake.yaml is optional for an audit of files: its overrides apply when present.
+    let project = match &g.config {
+        Some(p) => Some(crate::config::Project::load(Some(p))?),
+        None if std::path::Path::new(crate::config::FILE_NAME).exists() => {
+            Some(crate::config::Project::load(None)?)
+        }
+        None => None,
+    };
+    let opts = AuditOptions {
+        level: a.pss,
+        version: a.pss_version,
+        fail_on: a.fail_on,
+        overrides: project
+            .as_ref()
+            .map(|p| p.config.audit.checks.clone())
+            .unwrap_or_default(),
+    };
+    let report = if !a.paths.is_empty() {
+        audit::audit_paths(&a.paths, &opts)?
+    } else if g.env.is_some() {
+        let p = crate::workflow::release::prepare(&super::deploy::selection(g), "deploy")?;
+        // Secret skeletons carry placeholders; their values are resolved at apply time.
+        let objects: Vec<(String, usize, serde_json::Value)> = p
+            .plan
+            .manifests()
+            .filter(|m| m.template != "pake.yaml#secrets")
+            .map(|m| (m.template.clone(), m.doc, m.object.clone()))
+            .collect();
+        audit::audit_objects(&objects, &opts)?
+    } else {
+        return Err(Error::usage("nothing to audit").fix(
+            "pass files or directories (`pake audit k8s/ Dockerfile`) or an environment (`pake audit --env dev`)",
+        ));
+    };
+    match g.output {
+        Format::Json => ui.json(&report),
+        Format::Sarif => ui.json(&crate::report::sarif::audit(&report)),
+        Format::Text => print!("{}", crate::report::audit::text(&report, &ui)),
+    }
+    Ok(if report.summary.passed {
+        ExitCode::Ok
+    } else {
+        ExitCode::Failed
+    })
+}
