@@ -4,7 +4,9 @@
 //! on Dockerfiles and images. A finding always carries an ID, a severity, the
 //! object it concerns, a message and a fix.
 
+pub mod audit;
 pub mod dockerfile;
+pub mod guide;
 pub mod image;
 pub mod pss;
 

@@ -1,6 +1,7 @@
 //! Argument parsing only: one file per subcommand, each a thin call into the
 //! layers below. Global flags follow kubectl's names.
 
+pub mod audit;
 pub mod deploy;
 pub mod diff;
 pub mod doctor;
@@ -84,6 +85,8 @@ impl Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Offline security audit of manifests and Dockerfiles (Pod Security Standards and the guide's checklist).
+    Audit(audit::AuditArgs),
     /// Pre-flight checks: kubeconfig, API server, permissions, Docker engine.
     Doctor(doctor::DoctorArgs),
     /// Scaffold pake.yaml, templates/ and workflows/ in a project.
@@ -106,6 +109,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let g = cli.global;
     match cli.command {
+        Command::Audit(a) => audit::run(&g, a).await,
         Command::Doctor(a) => doctor::run(&g, a).await,
         Command::Init(a) => init::run(&g, a).await,
         Command::Render(a) => render::run(&g, a).await,

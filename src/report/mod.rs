@@ -1,3 +1,5 @@
 //! Report formats: text summaries, JSON, and the GitHub step summary.
 
+pub mod audit;
 pub mod deploy;
+pub mod sarif;
