@@ -386,7 +386,6 @@ pub async fn run(
             .await?;
         }
         Err(e) => {
-            ui.line(format!("{} {}", ui.mark(false), e));
             report.error = Some((&e).into());
             let rb = rollback(&ctx, &mut journal).await;
             report.rolled_back = true;
@@ -485,7 +484,7 @@ async fn run_steps(
                 }
             }
             Err(e) => {
-                progress.fail(&e.message);
+                progress.fail("failed");
                 report.steps.push(StepReport {
                     name: step.name.clone(),
                     kind: step.kind,
