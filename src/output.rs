@@ -137,9 +137,8 @@ impl StepProgress {
         } else {
             format!("{} {}: {summary}", self.ui.mark(ok), self.name)
         };
-        match &self.pb {
-            Some(pb) => pb.finish_and_clear(),
-            None => {}
+        if let Some(pb) = &self.pb {
+            pb.finish_and_clear();
         }
         if self.ui.is_text() {
             println!("{line}");

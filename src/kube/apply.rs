@@ -88,8 +88,10 @@ pub async fn replace(cluster: &Cluster, object: &Value) -> Result<Value> {
             body["metadata"]["resourceVersion"] =
                 Value::String(l.metadata.resource_version.unwrap_or_default());
             let obj: DynamicObject = serde_json::from_value(body).expect("dynamic object");
-            let mut pp = PostParams::default();
-            pp.field_manager = Some(FIELD_MANAGER.into());
+            let pp = PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            };
             api.replace(name(object), &pp, &obj)
                 .await
                 .map(|o| serde_json::to_value(o).expect("object serializes"))
@@ -99,8 +101,10 @@ pub async fn replace(cluster: &Cluster, object: &Value) -> Result<Value> {
         }
         None => {
             let obj: DynamicObject = serde_json::from_value(body).expect("dynamic object");
-            let mut pp = PostParams::default();
-            pp.field_manager = Some(FIELD_MANAGER.into());
+            let pp = PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            };
             api.create(&pp, &obj)
                 .await
                 .map(|o| serde_json::to_value(o).expect("object serializes"))
