@@ -24,6 +24,12 @@ fn main() {
             e.kind
         }
     };
+    if std::env::var_os("PAKE_API_STATS").is_some() {
+        eprintln!(
+            "pake: {} API requests",
+            pake::kube::API_REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
     std::process::exit(code.code());
 }
 

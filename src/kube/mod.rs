@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use ::kube::config::{KubeConfigOptions, Kubeconfig};
 use ::kube::{Client, Config};
 
+
 use crate::error::{Error, Result};
+
+/// API requests sent by this process (all clients).
+pub static API_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Where to find the cluster: the kubectl-style global flags.
 #[derive(Debug, Clone, Default)]
