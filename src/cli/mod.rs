@@ -2,6 +2,7 @@
 //! layers below. Global flags follow kubectl's names.
 
 pub mod audit;
+pub mod build;
 pub mod deploy;
 pub mod diff;
 pub mod doctor;
@@ -89,6 +90,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Pre-flight checks: kubeconfig, API server, permissions, Docker engine.
     Doctor(doctor::DoctorArgs),
+    /// Build the image: Dockerfile checks, build, image checks, hardened smoke run; --push, --scan, --sign.
+    Build(build::BuildArgs),
     /// Scaffold pake.yaml, templates/ and workflows/ in a project.
     Init(init::InitArgs),
     /// Print the manifests a deploy would apply (no cluster needed).
@@ -111,6 +114,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Audit(a) => audit::run(&g, a).await,
         Command::Doctor(a) => doctor::run(&g, a).await,
+        Command::Build(a) => build::run(&g, a).await,
         Command::Init(a) => init::run(&g, a).await,
         Command::Render(a) => render::run(&g, a).await,
         Command::Diff(a) => diff::run(&g, a).await,

@@ -1,8 +1,12 @@
 //! Thin adapter over bollard: connecting to the Docker engine.
 //! bollard negotiates the API version, so engines as old as API 1.41 work.
 
+pub mod build;
+pub mod container;
 pub mod context;
 pub mod dockerignore;
+pub mod image;
+pub mod registry;
 
 use bollard::Docker;
 
@@ -56,4 +60,29 @@ impl Engine {
 /// The engine address in use, for messages.
 pub fn describe_host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+/// Classify a bollard error for `context` (what pake was doing): an engine
+/// that cannot be reached is exit 3, anything the engine answered is exit 1.
+pub fn engine_error(context: &str, e: bollard::errors::Error) -> Error {
+    use bollard::errors::Error as B;
+    match e {
+        B::DockerResponseServerError {
+            status_code,
+            message,
+        } => Error::failed(format!(
+            "{context}: {} (HTTP {status_code})",
+            message.trim()
+        )),
+        B::IOError { .. }
+        | B::HyperLegacyError { .. }
+        | B::HyperResponseError { .. }
+        | B::RequestTimeoutError
+        | B::SocketNotFoundError(_) => Error::cluster(format!(
+            "{context}: the Docker engine does not answer: {e}"
+        ))
+        .on(describe_host())
+        .fix("start the engine (`scripts/docker-engine` here) or set DOCKER_HOST to a running one"),
+        other => Error::failed(format!("{context}: {other}")),
+    }
 }

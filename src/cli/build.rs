@@ -1,0 +1,73 @@
+//! `pake build`: build the image named in pake.yaml, checked before and after,
+//! smoke-run hardened; optionally scan, push and sign.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{Global, only_formats};
+use crate::config::Project;
+use crate::error::{ExitCode, Result};
+use crate::output::Format;
+use crate::steps::build::{self, Options};
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Also tag the image with TAG (repeatable); the git commit is always a tag.
+    #[arg(short = 't', long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Push to the registry in pake.yaml's image and record the digest in .pake/build.json.
+    #[arg(long)]
+    pub push: bool,
+    /// Build even when the Dockerfile checks find errors (prints a warning); also
+    /// continue when --scan/--sign find no tool. Never overrides the built image's checks.
+    #[arg(long)]
+    pub force: bool,
+    /// Scan with trivy (fails on HIGH or CRITICAL).
+    #[arg(long)]
+    pub scan: bool,
+    /// Sign the pushed digest with cosign (needs --push; key from PAKE_COSIGN_KEY).
+    #[arg(long)]
+    pub sign: bool,
+    /// Skip the hardened smoke run.
+    #[arg(long)]
+    pub no_smoke: bool,
+    /// How long the smoke container must stay up (and healthy, with a HEALTHCHECK).
+    #[arg(long, default_value = "5s", value_parser = super::deploy::parse_duration, value_name = "DURATION")]
+    pub smoke_window: Duration,
+    /// Build without the engine's layer cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+pub async fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
+    only_formats(g, &[Format::Text, Format::Json], "build")?;
+    let ui = g.ui();
+    let project = Project::load(g.config.as_deref())?;
+    let opts = Options {
+        env: g.env.clone(),
+        tags: a.tags,
+        push: a.push,
+        force: a.force,
+        scan: a.scan,
+        sign: a.sign,
+        smoke: !a.no_smoke,
+        smoke_window: a.smoke_window,
+        no_cache: a.no_cache,
+    };
+    let report = build::run(&project, &ui, &opts).await?;
+    if ui.is_text() {
+        if let Some(f) = &report.failure {
+            eprintln!("error: {}", f.message);
+            if let Some(o) = &f.object {
+                eprintln!("  object: {o}");
+            }
+            if let Some(fix) = &f.fix {
+                eprintln!("  fix: {fix}");
+            }
+        }
+    } else {
+        ui.json(&report);
+    }
+    Ok(report.exit_code())
+}
