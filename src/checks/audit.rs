@@ -431,6 +431,7 @@ fn is_known_check(id: &str) -> bool {
     pss::is_check_id(id)
         || guide::IDS.contains(&id)
         || id.starts_with("DOCKERFILE-")
+        || id.starts_with("DOCKERIGNORE-")
         || id.starts_with("IMAGE-")
 }
 

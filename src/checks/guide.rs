@@ -552,7 +552,11 @@ fn check_rbac(obj: &Value, push: &mut dyn FnMut(Finding)) {
                 format!(
                     "rule {} can {} secrets: it can read every Secret {scope}",
                     i + 1,
-                    bulk.join("/")
+                    if bulk.contains(&"*") {
+                        "do anything (*) with".to_string()
+                    } else {
+                        bulk.join("/")
+                    }
                 ),
                 "drop list/watch on secrets; grant get on the named secrets the app reads (resourceNames), or mount them instead",
             ));

@@ -1,0 +1,285 @@
+//! `pake audit` end to end: the real binary on fixture files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audit")
+}
+
+fn pake(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pake"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("PAKE_ENV")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn hardened_manifests_and_dockerfile_pass() {
+    let o = pake(&fixtures(), &["audit", "good", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r = json(&o);
+    assert_eq!(r["summary"]["passed"], true);
+    let results = r["results"].as_array().unwrap();
+    let deploy = results.iter().find(|x| x["kind"] == "Deployment").unwrap();
+    assert_eq!(deploy["pss"]["allowed"], true);
+    assert_eq!(deploy["pss"]["level"], "restricted");
+    assert_eq!(deploy["pss"]["version"], "latest");
+    assert_eq!(deploy["source"], "good/app.yaml");
+    assert_eq!(deploy["document"], 8);
+    // Objects without a pod spec have no pss key.
+    let svc = results.iter().find(|x| x["kind"] == "Service").unwrap();
+    assert!(svc.get("pss").is_none());
+    assert!(
+        results
+            .iter()
+            .any(|x| x["kind"] == "Dockerfile" && x["source"] == "good/Dockerfile.production")
+    );
+}
+
+#[test]
+fn broken_manifests_fail_with_violations_and_findings() {
+    let o = pake(&fixtures(), &["audit", "bad/manifests.yaml", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = json(&o);
+    let res = r["results"].as_array().unwrap();
+    assert_eq!(res.len(), 5);
+    let pod = &res[0];
+    assert_eq!(
+        (
+            pod["kind"].as_str(),
+            pod["name"].as_str(),
+            pod["document"].as_i64()
+        ),
+        (Some("Pod"), Some("debug"), Some(0))
+    );
+    let checks: Vec<&str> = pod["pss"]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            "hostNamespaces",
+            "hostPorts",
+            "privileged",
+            "allowPrivilegeEscalation",
+            "capabilities_restricted",
+            "runAsNonRoot",
+            "seccompProfile_restricted"
+        ]
+    );
+    assert_eq!(pod["pss"]["violations"][0]["reason"], "host namespaces");
+    assert!(pod["pss"]["message"].as_str().unwrap().starts_with(
+        "violates PodSecurity \"restricted:latest\": host namespaces (hostNetwork=true), hostPort ("
+    ));
+    let ids = |x: &Value| -> Vec<String> {
+        x["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(ids(&res[1]).contains(&"GUIDE-SECRET-IN-MANIFEST".to_string()));
+    assert!(ids(&res[1]).contains(&"GUIDE-PDB".to_string()));
+    assert!(res[2].get("pss").is_none() && ids(&res[2]).is_empty());
+    assert!(ids(&res[3]).contains(&"GUIDE-RBAC-WILDCARD".to_string()));
+    assert!(ids(&res[4]).contains(&"GUIDE-INGRESS-TLS".to_string()));
+    let f = &res[1]["findings"][0];
+    for k in ["id", "severity", "message", "fix"] {
+        assert!(f[k].is_string(), "finding lacks {k}: {f}");
+    }
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("mypassword123"),
+        "secret value printed"
+    );
+    assert_eq!(r["summary"]["podsDenied"], 2);
+    assert_eq!(r["summary"]["passed"], false);
+}
+
+#[test]
+fn baseline_and_old_versions_change_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    // runAsUser: 0 is checked by restricted from v1.23 only; baseline never.
+    std::fs::write(
+        dir.path().join("pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext: {runAsNonRoot: true, runAsUser: 0, seccompProfile: {type: RuntimeDefault}}\n  containers:\n  - name: c\n    image: x\n    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}\n",
+    )
+    .unwrap();
+    let checks = |args: &[&str]| -> (i32, Vec<String>) {
+        let mut a = vec!["audit", "pod.yaml", "-o", "json", "--fail-on", "critical"];
+        a.extend_from_slice(args);
+        let o = pake(dir.path(), &a);
+        let r = json(&o);
+        let v = r["results"][0]["pss"]["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["check"].as_str().unwrap().to_string())
+            .collect();
+        (o.status.code().unwrap(), v)
+    };
+    assert_eq!(checks(&[]), (1, vec!["runAsUser".to_string()]));
+    assert_eq!(checks(&["--pss-version", "v1.22"]), (0, vec![]));
+    assert_eq!(checks(&["--pss", "baseline"]), (0, vec![]));
+    let o = pake(dir.path(), &["audit", "pod.yaml", "--pss", "privileged"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = pake(dir.path(), &["audit", "pod.yaml", "--pss-version", "1.25"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn invalid_input_is_exit_2_naming_file_document_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: [unclosed\n").unwrap();
+    let o = pake(dir.path(), &["audit", "a.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("a.yaml: document 1, line "), "{err}");
+
+    std::fs::write(dir.path().join("b.yaml"), "apiVersion: v1\nkind: Pod\nmetadata: {name: b}\nspec:\n  hostNetwork: maybe\n  containers: [{name: c, image: x}]\n").unwrap();
+    let o = pake(dir.path(), &["audit", "b.yaml", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("b.yaml: document 0, line 5: spec is not a valid pod spec"),
+        "{err}"
+    );
+    assert!(json(&o)["error"]["message"].is_string());
+
+    let o = pake(dir.path(), &["audit", "missing.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("missing.yaml"));
+}
+
+#[test]
+fn overrides_in_pake_yaml_are_applied_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures().join("bad/manifests.yaml"),
+        dir.path().join("m.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("pake.yaml"),
+        "app: shop\nimage: shop/web\nenvironments:\n  dev: {namespace: shop}\naudit:\n  checks:\n    GUIDE-PDB:\n      enabled: false\n      reason: single replica in dev, drains are fine\n    GUIDE-PROBES:\n      severity: high\n      reason: probes are mandatory here\n",
+    )
+    .unwrap();
+    let o = pake(dir.path(), &["audit", "m.yaml", "-o", "json"]);
+    let r = json(&o);
+    let sup = r["suppressed"].as_array().unwrap();
+    assert!(
+        sup.iter()
+            .any(|s| s["id"] == "GUIDE-PDB"
+                && s["reason"] == "single replica in dev, drains are fine")
+    );
+    let all: Vec<&Value> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|x| x["findings"].as_array().unwrap())
+        .collect();
+    assert!(!all.iter().any(|f| f["id"] == "GUIDE-PDB"));
+    let probes = all.iter().find(|f| f["id"] == "GUIDE-PROBES").unwrap();
+    assert_eq!(probes["severity"], "high");
+    assert_eq!(probes["overridden"]["from"], "medium");
+    let o = pake(dir.path(), &["audit", "m.yaml"]);
+    let t = text(&o);
+    assert!(
+        t.contains("suppressed GUIDE-PDB on Deployment shop/web"),
+        "{t}"
+    );
+    assert!(t.contains("single replica in dev, drains are fine"), "{t}");
+    assert!(t.contains("probes are mandatory here"), "{t}");
+}
+
+#[test]
+fn sarif_output_for_code_scanning() {
+    let o = pake(&fixtures(), &["audit", "bad", "-o", "sarif"]);
+    assert_eq!(o.status.code(), Some(1));
+    let s = json(&o);
+    assert_eq!(s["version"], "2.1.0");
+    let run = &s["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "pake");
+    let rules: Vec<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"pss/privileged") && rules.contains(&"GUIDE-RBAC-WILDCARD"));
+    for r in run["results"].as_array().unwrap() {
+        let idx = r["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[idx], r["ruleId"].as_str().unwrap());
+        let loc = &r["locations"][0]["physicalLocation"];
+        assert_eq!(loc["artifactLocation"]["uri"], "bad/manifests.yaml");
+        assert!(loc["region"]["startLine"].as_u64().unwrap() >= 2);
+    }
+}
+
+#[test]
+fn text_report_snapshot() {
+    let o = pake(
+        &fixtures(),
+        &["audit", "bad/manifests.yaml", "--no-progress"],
+    );
+    insta::assert_snapshot!(String::from_utf8_lossy(&o.stdout));
+}
+
+#[test]
+fn dockerfiles_are_audited_by_the_build_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), "FROM python:3.12\nENV API_TOKEN=abc123\nRUN pip install flask\nCMD [\"python\", \"app.py\"]\n").unwrap();
+    let o = pake(dir.path(), &["audit", ".", "-o", "json"]);
+    let r = json(&o);
+    let d = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["kind"] == "Dockerfile")
+        .unwrap();
+    let ids: Vec<&str> = d["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"DOCKERFILE-SECRET-ENV") && ids.iter().all(|i| i.starts_with("DOCKER")),
+        "{ids:?}"
+    );
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("abc123"));
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn nothing_to_audit_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = pake(dir.path(), &["audit"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
