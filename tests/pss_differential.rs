@@ -20,6 +20,9 @@ use serde_json::{Value, json};
 /// The API server's own version: `latest` on the server means this policy.
 const SERVER_MINOR: u32 = 36;
 
+/// One dry-run create: namespace, its policy, the pod and the server's answer.
+type DryRun<'a> = (String, Level, Version, &'a Value, Result<Pod, kube::Error>);
+
 /// splitmix64: a small deterministic generator so failures reproduce.
 struct Rng(u64);
 
@@ -489,20 +492,19 @@ async fn pss_engine_matches_api_server() {
         pods.iter()
             .map(move |pod| (ns.clone(), *level, *version, pod))
     });
-    let results: Vec<(String, Level, Version, &Value, Result<Pod, kube::Error>)> =
-        futures::stream::iter(jobs)
-            .map(|(ns, level, version, pod)| {
-                let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-                let dry = dry.clone();
-                async move {
-                    let typed: Pod = serde_json::from_value(pod.clone()).unwrap();
-                    let r = api.create(&dry, &typed).await;
-                    (ns, level, version, pod, r)
-                }
-            })
-            .buffer_unordered(16)
-            .collect()
-            .await;
+    let results: Vec<DryRun> = futures::stream::iter(jobs)
+        .map(|(ns, level, version, pod)| {
+            let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+            let dry = dry.clone();
+            async move {
+                let typed: Pod = serde_json::from_value(pod.clone()).unwrap();
+                let r = api.create(&dry, &typed).await;
+                (ns, level, version, pod, r)
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
     for (ns, _, _) in &namespaces {
         let _ = ns_api.delete(ns, &DeleteParams::default()).await;
     }
