@@ -62,7 +62,7 @@ cluster_binaries_present() {
 _go_build() {
   local moddir="$1" out="$2" ldflags="$3"; shift 3
   (
-    cd "${REPO_ROOT}/cluster/${moddir}"
+    cd "${REPO_ROOT}/cluster/${moddir}" || exit 1
     export GOWORK=off CGO_ENABLED=0
     # -mod=readonly: the committed go.mod/go.sum are the whole truth; a build never edits them.
     export GOFLAGS="-mod=readonly -buildvcs=false"
