@@ -436,7 +436,7 @@ async fn crashloop_of_a_new_pod_fails_fast_and_old_pods_are_ignored() {
             "web",
             &PatchParams::default(),
             &Patch::Merge(
-                json!({"spec": {"minReadySeconds": 600, "template": hardened_pod("web", "v2")}}),
+                json!({"spec": {"minReadySeconds": 300, "template": hardened_pod("web", "v2")}}),
             ),
         )
         .await

@@ -923,8 +923,11 @@ impl Tracker {
                     Live::StatefulSet(_) => true,
                     Live::DaemonSet(_) => self.revisions.synced,
                 };
-                if !self.pods.synced || !revision_known {
+                if !self.pods.synced {
                     return Verdict::Pending("waiting for the pod list to sync".into());
+                }
+                if !revision_known {
+                    return Verdict::Pending("waiting to see the new revision's pods".into());
                 }
                 if self.requires_old_pods_gone() && !old.is_empty() {
                     let n = old.len() as i32;
@@ -1253,7 +1256,7 @@ fn deadline_error(
     let secs = limit.as_secs();
     let mut message = if by_progress_deadline {
         format!(
-            "rollout of {} exceeded its progress deadline: {missing} after {secs}s (progressDeadlineSeconds={secs}, shorter than --timeout {}s)",
+            "rollout of {} failed: ProgressDeadlineExceeded: no rollout within progressDeadlineSeconds ({secs}s, shorter than --timeout {}s): {missing} after {secs}s",
             tracker.object,
             timeout.as_secs()
         )
@@ -2032,5 +2035,21 @@ mod tests {
                 .unwrap()
                 .contains("kubectl describe pods -n pake-prod -l app=backend")
         );
+        let e = deadline_error(
+            &t,
+            Duration::from_secs(8),
+            true,
+            Duration::from_secs(120),
+            "pake-prod",
+            "app=backend",
+        );
+        assert!(
+            e.message.starts_with(
+                "rollout of Deployment pake-prod/backend failed: ProgressDeadlineExceeded: no rollout within progressDeadlineSeconds (8s, shorter than --timeout 120s): 2 of 3 updated replicas are available after 8s"
+            ),
+            "{}",
+            e.message
+        );
+        assert!(e.fix.unwrap().contains("spec.progressDeadlineSeconds"));
     }
 }
