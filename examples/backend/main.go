@@ -25,13 +25,17 @@ import (
 	"time"
 )
 
-// commit is set at build time with -ldflags "-X main.commit=...".
+// commit is the source revision: GIT_COMMIT from the image (set from the
+// build argument of the same name), or -ldflags "-X main.commit=...".
 var commit = "unknown"
 
 func main() {
 	healthcheck := flag.Bool("healthcheck", false, "GET /health on the local server and exit 0 if it answers 200")
 	flag.Parse()
 
+	if c := os.Getenv("GIT_COMMIT"); c != "" {
+		commit = c
+	}
 	port := os.Getenv("PORT")
 	if port == "" {
 		port = "8000"

@@ -30,6 +30,8 @@ use crate::output::Ui;
 
 /// Label on every smoke container: tests and operators find leftovers with it.
 pub const SMOKE_LABEL: &str = "io.pake.smoke";
+/// Label with the image repository on every smoke container.
+pub const SMOKE_REPO_LABEL: &str = "io.pake.repository";
 /// Name prefix of smoke containers.
 pub const SMOKE_PREFIX: &str = "pake-smoke-";
 /// Where the build record goes, relative to the directory of pake.yaml.
@@ -295,6 +297,11 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
         ))
         .fix("put the registry in pake.yaml's image, e.g. `image: 127.0.0.1:5000/pake-backend`"));
     }
+    // Resolve registry credentials before building: a broken login should not cost a build.
+    let credentials = match (&image.registry, opts.push) {
+        (Some(r), true) => credentials_for(r)?,
+        _ => None,
+    };
     let dockerfile = root.join(&cfg.build.dockerfile);
     let context_dir = root.join(&cfg.build.context);
     let text = std::fs::read_to_string(&dockerfile).map_err(|e| {
@@ -550,7 +557,15 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
             .as_ref()
             .is_some_and(|h| !h.is_empty() && h[0] != "NONE");
         let memory = parse_quantity(&cfg.resources.limits.memory).unwrap_or(512 << 20);
-        let result = smoke(&engine, &primary_ref, has_health, memory, opts.smoke_window).await;
+        let result = smoke(
+            &engine,
+            &primary_ref,
+            &image.repository,
+            has_health,
+            memory,
+            opts.smoke_window,
+        )
+        .await;
         report.durations_ms.smoke = ms(t.elapsed());
         match result {
             Ok(r) if r.status == "passed" => {
@@ -608,7 +623,15 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
             "push to {}",
             image.registry.as_deref().unwrap_or("?")
         ));
-        let pushed = push(&engine, &image, &primary_tag, &opts.tags, &step).await;
+        let pushed = push(
+            &engine,
+            &image,
+            &primary_tag,
+            &opts.tags,
+            credentials.as_ref(),
+            &step,
+        )
+        .await;
         report.durations_ms.push = ms(t.elapsed());
         match pushed {
             Ok(p) => {
@@ -749,6 +772,7 @@ fn display_rel(p: &Path, root: &Path) -> String {
 async fn smoke(
     engine: &Engine,
     image: &str,
+    repository: &str,
     has_health: bool,
     memory: i64,
     window: Duration,
@@ -772,6 +796,7 @@ async fn smoke(
         labels: HashMap::from([
             (SMOKE_LABEL.to_string(), "true".to_string()),
             ("io.pake.image".to_string(), image.to_string()),
+            (SMOKE_REPO_LABEL.to_string(), repository.to_string()),
         ]),
         user: "1000:1000".into(),
         read_only_rootfs: true,
@@ -890,27 +915,22 @@ async fn push(
     image: &ImageRef,
     primary_tag: &str,
     extra: &[String],
+    creds: Option<&crate::docker::registry::Credentials>,
     step: &crate::output::StepProgress,
 ) -> Result<PushResult> {
-    let registry = image.registry.clone().unwrap_or_default();
-    let creds = credentials_for(&registry)?;
     let source = creds
         .as_ref()
         .map(|c| c.source.clone())
         .unwrap_or_else(|| "none (anonymous)".into());
     let digest = engine
-        .push(image, primary_tag, creds.as_ref(), |s| step.message(s))
+        .push(image, primary_tag, creds, |s| step.message(s))
         .await?;
     let mut pushed = vec![primary_tag.to_string()];
     for t in extra {
-        engine
-            .push(image, t, creds.as_ref(), |s| step.message(s))
-            .await?;
+        engine.push(image, t, creds, |s| step.message(s)).await?;
         pushed.push(t.clone());
     }
-    let resolved = engine
-        .resolve_digest(image, &digest, creds.as_ref())
-        .await?;
+    let resolved = engine.resolve_digest(image, &digest, creds).await?;
     if resolved != digest {
         return Err(Error::failed(format!(
             "the registry resolves {}@{digest} to {resolved}",
