@@ -469,9 +469,16 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
         no_cache: opts.no_cache,
     };
     let built = engine
-        .build(req, |ev| match ev {
-            BuildEvent::Line(l) => step.message(&l),
-            BuildEvent::Status(s) => step.message(&s),
+        .build(req, |ev| {
+            let line = match ev {
+                BuildEvent::Line(l) | BuildEvent::Status(l) => l,
+            };
+            // A spinner line must fit the terminal; plain output keeps whole lines.
+            if ui.progress {
+                step.message(&truncate(line.trim(), 90));
+            } else {
+                step.message(&line);
+            }
         })
         .await;
     report.durations_ms.build = ms(t.elapsed());
@@ -744,6 +751,13 @@ fn print_findings(ui: &Ui, findings: &[Finding]) {
         if f.severity > Severity::Info {
             ui.line(format!("             fix: {}", f.fix));
         }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
     }
 }
 
@@ -1179,6 +1193,13 @@ fn parse_quantity(q: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncation_keeps_char_boundaries() {
+        assert_eq!(truncate("abcdef", 3), "abc…");
+        assert_eq!(truncate("ab", 3), "ab");
+        assert_eq!(truncate("ééé", 2), "éé…");
+    }
 
     #[test]
     fn quantities() {
