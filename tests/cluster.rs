@@ -4,7 +4,7 @@
 mod k8s;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
@@ -12,6 +12,10 @@ async fn namespace(client: &kube::Client, labels: serde_json::Value) -> String {
     let name = format!("pake-t-{}", k8s::suffix());
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
     Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+    // Pods are admitted only once the controller-manager made the default ServiceAccount.
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+    let made = kube::runtime::wait::await_condition(sas, "default", kube::runtime::wait::conditions::is_created());
+    tokio::time::timeout(std::time::Duration::from_secs(30), made).await.unwrap().unwrap();
     name
 }
 
