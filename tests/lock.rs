@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use pake::workflow::lock::{self, LockOptions};
@@ -358,4 +359,45 @@ async fn missing_namespace_is_recognizable() {
     assert!(lock::is_namespace_missing(&e), "{e}");
     assert!(e.message.contains(&ns), "{}", e.message);
     assert!(lock::held_by(&e).is_none());
+}
+
+/// The least-privileged `deployer` identity (ClusterRole pake-deployer from
+/// templates/rbac/, bound in the test namespace) can take, wait for and release the lock.
+#[tokio::test]
+async fn deployer_identity_can_use_the_lock() {
+    let Some(client) = client().await else { return };
+    in_namespace(&client, |client, ns| async move {
+        let rb: RoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": "pake-deployer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "pake-deployer"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "deployer"}]
+        }))
+        .unwrap();
+        Api::<RoleBinding>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &rb)
+            .await
+            .unwrap();
+        let target = pake::kube::Target {
+            kubeconfig: Some(std::env::var_os("PAKE_TEST_KUBECONFIG").unwrap().into()),
+            context: Some("pake-local-deployer".into()),
+        };
+        let deployer = target.connect().await.unwrap().client;
+        let a = lock::acquire(&deployer, &ns, LOCK, "ci-1", opts(false, 10, 30)).await.unwrap();
+        let (b, ()) = tokio::join!(
+            lock::acquire(&deployer, &ns, LOCK, "ci-2", opts(true, 30, 30)),
+            async move {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                a.release().await.unwrap();
+            }
+        );
+        b.unwrap().release().await.unwrap();
+
+        // For deployer a missing namespace is a 403 (no RoleBinding there), still recognized.
+        let missing = format!("pake-t-missing-{}", random_suffix());
+        let e = lock::acquire(&deployer, &missing, LOCK, "ci-1", opts(false, 10, 30))
+            .await
+            .expect_err("no namespace");
+        assert!(lock::is_namespace_missing(&e), "{e}");
+    })
+    .await;
 }

@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, ResourceExt};
 use pake::workflow::wait::{self, RolloutState, Workload};
 use serde_json::json;
@@ -42,6 +43,31 @@ async fn client() -> Option<kube::Client> {
             .expect("connect to the local cluster")
             .client,
     )
+}
+
+/// The least-privileged `deployer` identity of the local cluster.
+async fn deployer_client() -> kube::Client {
+    let path = std::env::var_os("PAKE_TEST_KUBECONFIG").unwrap();
+    let target = pake::kube::Target {
+        kubeconfig: Some(path.into()),
+        context: Some("pake-local-deployer".into()),
+    };
+    target.connect().await.expect("connect as deployer").client
+}
+
+/// Grant `deployer` its usual role (ClusterRole pake-deployer from
+/// templates/rbac/) in a test namespace, as scripts/cluster does for pake-*.
+async fn bind_deployer(admin: &kube::Client, ns: &str) {
+    let rb: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "pake-deployer"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "pake-deployer"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "deployer"}]
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &rb)
+        .await
+        .expect("bind pake-deployer (does scripts/cluster install templates/rbac?)");
 }
 
 fn random_suffix() -> String {
@@ -544,6 +570,58 @@ async fn missing_workload_is_an_error_not_a_wait() {
             e.object.as_deref(),
             Some(format!("Deployment {ns}/nope").as_str())
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deployer_identity_can_wait_for_deployment_and_daemonset() {
+    let Some(client) = client().await else { return };
+    in_namespace(&client, json!({"pod-security.kubernetes.io/enforce": "restricted"}), |client, ns| async move {
+        bind_deployer(&client, &ns).await;
+        let deployer = deployer_client().await;
+        let deployments: Api<Deployment> = Api::namespaced(deployer.clone(), &ns);
+        deployments
+            .create(&PostParams::default(), &deployment("web", 2, hardened_pod("web", "v1"), json!({})))
+            .await
+            .unwrap();
+        wait::rollout(&deployer, Workload::Deployment, &ns, "web", TIMEOUT, &|_| {})
+            .await
+            .unwrap_or_else(|e| panic!("deployment rollout as deployer: {e}"));
+
+        // The deployer role may update but not create DaemonSets, and may not
+        // list ControllerRevisions: the wait tells new pods by template generation.
+        let ds: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "agent"},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": hardened_pod("agent", "v1")}
+        }))
+        .unwrap();
+        Api::<DaemonSet>::namespaced(client.clone(), &ns).create(&PostParams::default(), &ds).await.unwrap();
+        wait::rollout(&deployer, Workload::DaemonSet, &ns, "agent", TIMEOUT, &|_| {})
+            .await
+            .unwrap_or_else(|e| panic!("daemonset rollout as deployer: {e}"));
+        let daemonsets: Api<DaemonSet> = Api::namespaced(deployer.clone(), &ns);
+        daemonsets
+            .patch("agent", &PatchParams::default(), &Patch::Merge(json!({"spec": {"template": hardened_pod("agent", "v2")}})))
+            .await
+            .unwrap();
+        let (cb, seen, _rx) = progress();
+        wait::rollout(&deployer, Workload::DaemonSet, &ns, "agent", TIMEOUT, &cb)
+            .await
+            .unwrap_or_else(|e| panic!("daemonset update as deployer: {e}"));
+        eprintln!("daemonset update progress: {:?}", seen.lock().unwrap());
+        let d = daemonsets.get("agent").await.unwrap();
+        assert_eq!(wait::daemonset_state(&d), RolloutState::Complete);
+        let generation = d.annotations().get("deprecated.daemonset.template.generation").cloned().unwrap();
+        let pods: Vec<Pod> = Api::<Pod>::namespaced(client.clone(), &ns)
+            .list(&ListParams::default().labels("app=agent"))
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(pods.len(), d.status.unwrap().desired_number_scheduled as usize, "no old pod left");
+        for p in &pods {
+            assert_eq!(p.labels().get("pod-template-generation"), Some(&generation), "{} is new", p.name_any());
+        }
     })
     .await;
 }

@@ -260,7 +260,13 @@ pub async fn acquire(
         Error::from_kube(format!("{what} {object}"), e).on(object.clone())
     };
     loop {
-        let current = api.get_opt(name).await.map_err(|e| kube_err("GET", e))?;
+        let current = match api.get_opt(name).await {
+            Ok(c) => c,
+            Err(e) if is_forbidden(&e) && namespace_absent(client, namespace).await => {
+                return Err(namespace_missing(&object, namespace));
+            }
+            Err(e) => return Err(kube_err("GET", e)),
+        };
         let now = Timestamp::now();
         let written = match &current {
             None => {
@@ -273,12 +279,10 @@ pub async fn acquire(
                         if s.code == 404
                             && s.details.as_ref().is_some_and(|d| d.kind == "namespaces") =>
                     {
-                        return Err(Error::failed(format!(
-                            "cannot take the deploy lock: namespace {namespace} does not exist"
-                        ))
-                        .on(object)
-                        .fix("create the namespace first (pake deploy's namespace step does), then take the lock")
-                        .with_source(LockError::NamespaceMissing(namespace.to_string())));
+                        return Err(namespace_missing(&object, namespace));
+                    }
+                    Err(e) if is_forbidden(&e) && namespace_absent(client, namespace).await => {
+                        return Err(namespace_missing(&object, namespace));
                     }
                     Err(e) => return Err(kube_err("create", e)),
                 }
@@ -315,6 +319,28 @@ pub async fn acquire(
             api, namespace, name, holder, opts, written,
         ));
     }
+}
+
+fn namespace_missing(object: &str, namespace: &str) -> Error {
+    Error::failed(format!(
+        "cannot take the deploy lock: namespace {namespace} does not exist"
+    ))
+    .on(object)
+    .fix("create the namespace first (pake deploy's namespace step does), then take the lock")
+    .with_source(LockError::NamespaceMissing(namespace.to_string()))
+}
+
+fn is_forbidden(e: &::kube::Error) -> bool {
+    matches!(e, ::kube::Error::Api(s) if s.code == 403)
+}
+
+/// An identity bound only inside its namespaces (like `deployer`) gets 403,
+/// not 404, for a namespace that does not exist yet, because RBAC is checked
+/// first. Ask for the namespace itself to tell the two apart; if that is not
+/// allowed either, the permission error stands.
+async fn namespace_absent(client: &::kube::Client, namespace: &str) -> bool {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    matches!(api.get_opt(namespace).await, Ok(None))
 }
 
 /// Watch the Lease until it is deleted, changes hands, or expires, bounded by

@@ -658,6 +658,9 @@ enum Ev {
     Workload(Option<Live>),
     ReplicaSet(watcher::Event<ReplicaSet>),
     Revision(watcher::Event<ControllerRevision>),
+    /// The identity may not list ControllerRevisions: tell new DaemonSet pods
+    /// by their template generation alone.
+    RevisionsForbidden,
     Pod(watcher::Event<Pod>),
 }
 
@@ -731,6 +734,7 @@ struct Tracker {
     exists: bool,
     replicasets: Store<ReplicaSet>,
     revisions: Store<ControllerRevision>,
+    revisions_forbidden: bool,
     pods: Store<Pod>,
 }
 
@@ -855,7 +859,9 @@ impl Tracker {
                     hash.is_some() && label(&pod.metadata, CONTROLLER_REVISION_HASH) == hash;
                 if by_generation || by_hash {
                     PodRole::New
-                } else if hash.is_some() && self.revisions.synced {
+                } else if (hash.is_some() && self.revisions.synced)
+                    || (self.revisions_forbidden && generation.is_some())
+                {
                     PodRole::Old
                 } else {
                     PodRole::Unknown
@@ -921,7 +927,7 @@ impl Tracker {
                 let revision_known = match live {
                     Live::Deployment(_) => self.new_replicaset().is_some(),
                     Live::StatefulSet(_) => true,
-                    Live::DaemonSet(_) => self.revisions.synced,
+                    Live::DaemonSet(_) => self.revisions.synced || self.revisions_forbidden,
                 };
                 if !self.pods.synced {
                     return Verdict::Pending("waiting for the pod list to sync".into());
@@ -991,17 +997,21 @@ impl Tracker {
     }
 }
 
-/// Turn a watcher error into a pake error if retrying cannot help
-/// (permission denied); other errors are retried by the watcher with backoff.
-fn fatal_watch_error(what: &str, e: &watcher::Error) -> Option<Error> {
+fn is_forbidden(e: &watcher::Error) -> bool {
     let code = match e {
         watcher::Error::InitialListFailed(::kube::Error::Api(s))
         | watcher::Error::WatchStartFailed(::kube::Error::Api(s))
         | watcher::Error::WatchFailed(::kube::Error::Api(s)) => s.code,
         watcher::Error::WatchError(s) => s.code,
-        _ => return None,
+        _ => return false,
     };
-    if code == 401 || code == 403 {
+    code == 401 || code == 403
+}
+
+/// Turn a watcher error into a pake error if retrying cannot help
+/// (permission denied); other errors are retried by the watcher with backoff.
+fn fatal_watch_error(what: &str, e: &watcher::Error) -> Option<Error> {
+    if is_forbidden(e) {
         Some(
             Error::cluster(format!("cannot watch {what}: permission denied ({e})"))
                 .fix("the identity needs get/list/watch on deployments, statefulsets, daemonsets, replicasets, controllerrevisions and pods in the namespace; run `pake doctor`"),
@@ -1121,7 +1131,20 @@ pub async fn rollout(
                 cfg.clone(),
                 "controllerrevisions",
             )
-            .map(|r| r.map(Ev::Revision))
+            // ControllerRevisions only sharpen the DaemonSet's new/old pod
+            // split; without permission to list them, end this watch with a
+            // marker instead of failing the wait.
+            .scan(false, |ended, r| {
+                let item = match r {
+                    _ if *ended => None,
+                    Err((_, e)) if is_forbidden(&e) => {
+                        *ended = true;
+                        Some(Ok(Ev::RevisionsForbidden))
+                    }
+                    other => Some(other.map(Ev::Revision)),
+                };
+                futures::future::ready(item)
+            })
             .boxed(),
         ),
         Workload::StatefulSet => {}
@@ -1150,6 +1173,7 @@ pub async fn rollout(
         exists: true,
         replicasets: Store::new(),
         revisions: Store::new(),
+        revisions_forbidden: false,
         pods: Store::new(),
     };
     let mut merged = futures::stream::select_all(streams);
@@ -1189,6 +1213,12 @@ pub async fn rollout(
             Ok(Ev::Workload(None)) => tracker.exists = false,
             Ok(Ev::ReplicaSet(e)) => tracker.replicasets.apply(e),
             Ok(Ev::Revision(e)) => tracker.revisions.apply(e),
+            Ok(Ev::RevisionsForbidden) => {
+                tracing::debug!(
+                    "no permission to list controllerrevisions in {namespace}: telling new DaemonSet pods by template generation"
+                );
+                tracker.revisions_forbidden = true;
+            }
             Ok(Ev::Pod(e)) => tracker.pods.apply(e),
             Err((what, e)) => {
                 if let Some(err) = fatal_watch_error(&what, &e) {
@@ -1828,6 +1858,7 @@ mod tests {
             exists: true,
             replicasets: Store::new(),
             revisions: Store::new(),
+            revisions_forbidden: false,
             pods: Store::new(),
         };
         t.replicasets.apply(watcher::Event::Init);
