@@ -106,3 +106,51 @@ fn compose_file_is_hardened() {
     );
     assert_eq!(b["build"]["dockerfile"], "Dockerfile.production");
 }
+
+fn pake_json(args: &[&str], docker_host: &str) -> (i32, serde_json::Value) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_pake"))
+        .args(args)
+        .env("DOCKER_HOST", docker_host)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    (o.status.code().unwrap(), v)
+}
+
+#[test]
+fn engine_unreachable_is_exit_3_and_the_report_keeps_the_checks() {
+    let cfg = root().join("examples/backend/pake.yaml");
+    let (code, v) = pake_json(
+        &["-o", "json", "--config", cfg.to_str().unwrap(), "build"],
+        "unix:///nonexistent/pake-test.sock",
+    );
+    assert_eq!(code, 3, "{v:#}");
+    assert_eq!(v["failure"]["stage"], "engine");
+    assert_eq!(v["failure"]["exitCode"], 3);
+    assert_eq!(v["checks"]["dockerfile"], serde_json::json!([]));
+}
+
+#[test]
+fn a_root_dockerfile_is_refused_without_contacting_the_engine() {
+    let cfg = root().join("tests/fixtures/build/root-user/pake.yaml");
+    // No engine at all: the refusal happens before pake connects.
+    let (code, v) = pake_json(
+        &["-o", "json", "--config", cfg.to_str().unwrap(), "build"],
+        "unix:///nonexistent/pake-test.sock",
+    );
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["failure"]["stage"], "checks");
+    let ids: Vec<&str> = v["checks"]["dockerfile"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"DOCKERFILE-USER-ROOT"), "{ids:?}");
+    assert_eq!(
+        v["apiVersion"],
+        serde_json::Value::Null,
+        "the engine was never asked"
+    );
+}
