@@ -446,8 +446,8 @@ fn container_failure(
 
 fn one_line(s: &str) -> String {
     let joined = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if joined.chars().count() > 300 {
-        let cut: String = joined.chars().take(300).collect();
+    if joined.chars().count() > 1000 {
+        let cut: String = joined.chars().take(1000).collect();
         format!("{cut}…")
     } else {
         joined
