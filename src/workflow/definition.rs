@@ -180,40 +180,22 @@ pub fn plan(r: &Resolved, source: &str, wf: &WorkflowFile) -> Result<Plan> {
 /// The guide: "Apply network policies (before deployments!)". A workflow that
 /// applies a workload before (or without) a default-deny NetworkPolicy is refused.
 pub fn check_order(plan: &Plan, source: &str) -> Result<()> {
+    // Objects are applied in plan order, step by step and within a step in
+    // template order, so one pass over that order is the whole rule.
     let mut policies_seen = false;
     for step in &plan.steps {
-        if let Some(w) = step.manifests.iter().find(|m| is_workload(m.kind())) {
-            if !policies_seen {
+        for m in &step.manifests {
+            if is_default_deny(m) {
+                policies_seen = true;
+            }
+            if is_workload(m.kind()) && !policies_seen {
                 return Err(Error::usage(format!(
-                    "{source}: step {:?} applies {} before any network policy",
+                    "{source}: step {:?} applies {} before any default-deny network policy",
                     step.name,
-                    w.describe()
+                    m.describe()
                 ))
-                .fix("the guide: \"Apply network policies (before deployments!)\" — move the policies step before this one"));
+                .fix("the guide: \"Apply network policies (before deployments!)\" — apply the policies step (default-deny-all) before this one"));
             }
-            if step.manifests.iter().any(|m| m.kind() == "NetworkPolicy") {
-                // Same step: policies must come first in the step's own order.
-                let first_wl = step
-                    .manifests
-                    .iter()
-                    .position(|m| is_workload(m.kind()))
-                    .unwrap_or(0);
-                let first_np = step
-                    .manifests
-                    .iter()
-                    .position(|m| m.kind() == "NetworkPolicy")
-                    .unwrap_or(usize::MAX);
-                if first_np > first_wl {
-                    return Err(Error::usage(format!(
-                        "{source}: step {:?} applies {} before its network policies",
-                        step.name,
-                        w.describe()
-                    )));
-                }
-            }
-        }
-        if step.manifests.iter().any(is_default_deny) {
-            policies_seen = true;
         }
     }
     Ok(())

@@ -118,6 +118,8 @@ pub struct StepReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorReport {
+    /// Exit code class of the error.
+    pub kind: ExitCode,
     pub message: String,
     pub object: Option<String>,
     pub fix: Option<String>,
@@ -126,6 +128,7 @@ pub struct ErrorReport {
 impl From<&Error> for ErrorReport {
     fn from(e: &Error) -> Self {
         ErrorReport {
+            kind: e.kind,
             message: e.message.clone(),
             object: e.object.clone(),
             fix: e.fix.clone(),
@@ -158,7 +161,10 @@ impl Report {
     pub fn exit_code(&self) -> ExitCode {
         match (&self.error, self.ok) {
             (_, true) => ExitCode::Ok,
-            (Some(_), _) => ExitCode::Failed,
+            // Permission denied or unreachable mid-run: 3, after the rollback.
+            (Some(e), _) if e.kind == ExitCode::Cluster => ExitCode::Cluster,
+            // A source that cannot be read (unset variable, ...) is configuration: 2.
+            (Some(e), _) if e.kind == ExitCode::Usage => ExitCode::Usage,
             _ => ExitCode::Failed,
         }
     }
@@ -193,18 +199,48 @@ pub async fn apply_manifest(
     object: &Value,
 ) -> Result<(Value, ObjectResult)> {
     let previous = apply::get(ctx.cluster, object).await?;
-    let applied = apply::apply(
+    let applied = match apply::apply(
         ctx.cluster,
         object,
         ctx.opts.dry_run,
         ctx.opts.force_conflicts,
     )
-    .await?;
+    .await
+    {
+        // A dry run cannot bind a Role that the same run would create first:
+        // the escalation check needs the Role to exist. It is checked for real on deploy.
+        Err(e)
+            if ctx.opts.dry_run
+                && object["kind"] == "RoleBinding"
+                && e.message.contains("(404)") =>
+        {
+            let who = describe(
+                "RoleBinding",
+                object["metadata"]["namespace"].as_str(),
+                object["metadata"]["name"].as_str().unwrap_or(""),
+            );
+            let action = "created (its Role is created by this run)".to_string();
+            return Ok((
+                object.clone(),
+                ObjectResult {
+                    object: who,
+                    action,
+                },
+            ));
+        }
+        r => r?,
+    };
+    let same = |p: &Value| {
+        if ctx.opts.dry_run {
+            // A dry run keeps the old resourceVersion: compare content instead.
+            comparable(p) == comparable(&applied)
+        } else {
+            p["metadata"]["resourceVersion"] == applied["metadata"]["resourceVersion"]
+        }
+    };
     let action = match &previous {
         None => "created",
-        Some(p) if p["metadata"]["resourceVersion"] == applied["metadata"]["resourceVersion"] => {
-            "unchanged"
-        }
+        Some(p) if same(p) => "unchanged",
         Some(_) => "configured",
     };
     let who = describe(
@@ -222,6 +258,15 @@ pub async fn apply_manifest(
             action: action.into(),
         },
     ))
+}
+
+/// An object without the fields the server changes on every write.
+fn comparable(v: &Value) -> Value {
+    let mut v = strip_server_fields(v.clone());
+    if let Some(m) = v["metadata"].as_object_mut() {
+        m.remove("annotations");
+    }
+    v
 }
 
 /// Run a plan. Errors before anything changed (config, connection, lock) are
@@ -343,10 +388,15 @@ pub async fn run(
         history::next_revision(cluster, &resolved.namespace, &resolved.app, &resolved.env).await?;
     report.revision = Some(revision);
 
-    let outcome = tokio::select! {
+    let mut outcome = tokio::select! {
         r = run_steps(&ctx, plan, &mut journal, &mut report) => r,
         _ = tokio::signal::ctrl_c() => Err(Error::failed("interrupted (Ctrl-C)").fix("re-run the command; the previous state was restored")),
     };
+    if outcome.is_ok() && guard.lost() {
+        outcome = Err(Error::failed("the lock was lost during the run: another pake run may have changed the same objects")
+            .on(format!("Lease {}/{lock_name}", resolved.namespace))
+            .fix("check `pake history` and re-run; a run must finish within the lease renewals (network trouble?)"));
+    }
 
     let mut rev = Revision {
         revision,
