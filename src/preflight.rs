@@ -10,9 +10,24 @@ use crate::docker::Engine;
 use crate::kube::Target;
 use crate::kube::access::{Permission, can_i};
 
-/// Every permission pake's commands use. `templates/rbac/` grants exactly these
-/// to the `deployer` identity; a unit test keeps the two in step.
-pub const REQUIRED: &[Permission] = &[
+/// Kinds pake applies, reads back, and restores or deletes on rollback.
+const APPLIED: &[(&str, &str)] = &[
+    ("", "secrets"),
+    ("", "configmaps"),
+    ("", "serviceaccounts"),
+    ("", "services"),
+    ("apps", "deployments"),
+    ("networking.k8s.io", "networkpolicies"),
+    ("networking.k8s.io", "ingresses"),
+    ("policy", "poddisruptionbudgets"),
+    ("rbac.authorization.k8s.io", "roles"),
+    ("rbac.authorization.k8s.io", "rolebindings"),
+];
+const APPLY_VERBS: &[&str] = &["get", "list", "create", "patch", "update", "delete"];
+
+/// Everything else pake's commands use: namespaces, access reviews, watching
+/// rollouts and endpoints, restarting workloads, the Lease lock.
+const OTHER: &[Permission] = &[
     p("get", "", "namespaces", false),
     p("create", "", "namespaces", false),
     p("patch", "", "namespaces", false),
@@ -22,42 +37,44 @@ pub const REQUIRED: &[Permission] = &[
         "selfsubjectaccessreviews",
         false,
     ),
-    p("get", "", "secrets", true),
-    p("list", "", "secrets", true),
-    p("create", "", "secrets", true),
-    p("patch", "", "secrets", true),
-    p("get", "", "configmaps", true),
-    p("patch", "", "configmaps", true),
-    p("patch", "", "serviceaccounts", true),
-    p("get", "", "services", true),
-    p("patch", "", "services", true),
+    p("get", "", "pods", true),
     p("list", "", "pods", true),
     p("watch", "", "pods", true),
     p("list", "", "events", true),
-    p("get", "apps", "deployments", true),
-    p("list", "apps", "deployments", true),
     p("watch", "apps", "deployments", true),
-    p("patch", "apps", "deployments", true),
-    p("delete", "apps", "deployments", true),
+    p("patch", "apps", "deployments/scale", true),
     p("list", "apps", "replicasets", true),
+    p("watch", "apps", "replicasets", true),
+    p("list", "apps", "controllerrevisions", true),
+    p("watch", "apps", "controllerrevisions", true),
+    p("get", "apps", "statefulsets", true),
     p("list", "apps", "statefulsets", true),
+    p("watch", "apps", "statefulsets", true),
     p("patch", "apps", "statefulsets", true),
+    p("get", "apps", "daemonsets", true),
     p("list", "apps", "daemonsets", true),
+    p("watch", "apps", "daemonsets", true),
     p("patch", "apps", "daemonsets", true),
-    p("list", "networking.k8s.io", "networkpolicies", true),
-    p("patch", "networking.k8s.io", "networkpolicies", true),
-    p("delete", "networking.k8s.io", "networkpolicies", true),
-    p("patch", "networking.k8s.io", "ingresses", true),
-    p("patch", "policy", "poddisruptionbudgets", true),
-    p("patch", "rbac.authorization.k8s.io", "roles", true),
-    p("patch", "rbac.authorization.k8s.io", "rolebindings", true),
+    p("list", "discovery.k8s.io", "endpointslices", true),
+    p("watch", "discovery.k8s.io", "endpointslices", true),
     p("get", "coordination.k8s.io", "leases", true),
+    p("list", "coordination.k8s.io", "leases", true),
+    p("watch", "coordination.k8s.io", "leases", true),
     p("create", "coordination.k8s.io", "leases", true),
     p("update", "coordination.k8s.io", "leases", true),
     p("delete", "coordination.k8s.io", "leases", true),
-    p("list", "discovery.k8s.io", "endpointslices", true),
-    p("watch", "discovery.k8s.io", "endpointslices", true),
 ];
+
+/// Every permission pake's commands use. `templates/rbac/` grants exactly these
+/// to the `deployer` identity; the test below keeps the two in step.
+pub fn required() -> Vec<Permission> {
+    let mut v: Vec<Permission> = APPLIED
+        .iter()
+        .flat_map(|(g, r)| APPLY_VERBS.iter().map(move |verb| p(verb, g, r, true)))
+        .collect();
+    v.extend_from_slice(OTHER);
+    v
+}
 
 const fn p(
     verb: &'static str,
@@ -149,10 +166,11 @@ pub async fn run(target: &Target, namespace: Option<&str>, docker: bool) -> Doct
                     ));
                     let mut missing = Vec::new();
                     let mut error = None;
+                    let required = required();
                     let results =
-                        futures::future::join_all(REQUIRED.iter().map(|p| can_i(&cluster, p, &ns)))
+                        futures::future::join_all(required.iter().map(|p| can_i(&cluster, p, &ns)))
                             .await;
-                    for (p, r) in REQUIRED.iter().zip(results) {
+                    for (p, r) in required.iter().zip(results) {
                         match r {
                             Ok((true, _)) => {}
                             Ok((false, _)) => missing.push(p.describe(&ns)),
@@ -170,11 +188,11 @@ pub async fn run(target: &Target, namespace: Option<&str>, docker: bool) -> Doct
                         )),
                         (None, true) => checks.push(pass(
                             "permissions",
-                            format!("all {} permissions pake uses are granted in namespace {ns}", REQUIRED.len()),
+                            format!("all {} permissions pake uses are granted in namespace {ns}", required.len()),
                         )),
                         (None, false) => checks.push(fail(
                             "permissions",
-                            format!("{} of {} missing: {}", missing.len(), REQUIRED.len(), missing.join("; ")),
+                            format!("{} of {} missing: {}", missing.len(), required.len(), missing.join("; ")),
                             format!("bind the pake-deployer roles from templates/rbac/ to this identity in namespace {ns} (see docs/doctor.md)"),
                         )),
                     }
@@ -215,5 +233,50 @@ pub async fn run(target: &Target, namespace: Option<&str>, docker: bool) -> Doct
         context,
         namespace: ns.unwrap_or_default(),
         checks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (apiGroup, resource, verb) granted by a role file's rules.
+    fn grants(path: &str) -> Vec<(String, String, String)> {
+        let text =
+            std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+        let mut out = Vec::new();
+        for d in docs.iter().filter(|d| d["kind"] == "ClusterRole") {
+            for rule in d["rules"].as_array().unwrap() {
+                for g in rule["apiGroups"].as_array().unwrap() {
+                    for r in rule["resources"].as_array().unwrap() {
+                        for v in rule["verbs"].as_array().unwrap() {
+                            out.push((
+                                g.as_str().unwrap().into(),
+                                r.as_str().unwrap().into(),
+                                v.as_str().unwrap().into(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn deployer_roles_grant_exactly_what_pake_uses() {
+        let ns = grants("templates/rbac/deployer-role.yaml");
+        let cluster = grants("templates/rbac/deployer-cluster.yaml");
+        for p in required() {
+            let set = if p.namespaced { &ns } else { &cluster };
+            assert!(
+                set.iter()
+                    .any(|(g, r, v)| g == p.group && r == p.resource && v == p.verb),
+                "templates/rbac does not grant {p:?}"
+            );
+        }
+        // And nothing on secrets cluster-wide.
+        assert!(!cluster.iter().any(|(_, r, _)| r == "secrets"));
     }
 }
