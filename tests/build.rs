@@ -362,6 +362,12 @@ fn root_image_caught_by_the_inspect_check() {
         r.json["forced"],
         serde_json::json!(["DOCKERFILE-USER-ROOT"])
     );
+    assert!(
+        r.json["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("--force: building despite 1 error")
+    );
     assert_eq!(r.json["failure"]["stage"], "image-checks");
     assert!(ids(&r.json["checks"]["image"]).contains(&"IMAGE-USER-ROOT".to_string()));
     remove_images(&r);
@@ -649,6 +655,15 @@ fn scan_and_sign_never_pass_silently() {
     );
     assert_eq!(r.code, 0, "--force continues, with a warning");
     assert_eq!(r.json["scan"]["status"], "skipped");
+    assert!(
+        r.json["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("continuing without the scan")),
+        "{:#}",
+        r.json["warnings"]
+    );
 
     // A trivy that finds something fails the build; one that finds nothing passes.
     let trivy = bin.path().join("trivy");

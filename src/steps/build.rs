@@ -102,6 +102,8 @@ pub struct BuildReport {
     pub scan: Option<ToolResult>,
     pub sign: Option<ToolResult>,
     pub push: Option<PushResult>,
+    /// Warnings (also printed in text mode): no git, dirty tree, --force overrides.
+    pub warnings: Vec<String>,
     /// The build record written (path), when the build succeeded.
     pub record: Option<String>,
     pub durations_ms: Durations,
@@ -233,6 +235,11 @@ impl BuildReport {
         }
     }
 
+    fn warn(&mut self, ui: &Ui, msg: String) {
+        ui.line(format!("warning: {msg}"));
+        self.warnings.push(msg);
+    }
+
     fn fail(&mut self, stage: &str, e: Error) {
         self.ok = false;
         self.failure = Some(Failure {
@@ -338,13 +345,17 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
         ..Default::default()
     };
     match &git {
-        None => ui.line(format!(
-            "warning: {} is not in a git work tree: GIT_COMMIT is \"unknown\" and the image is tagged {primary_tag}",
-            root.display()
-        )),
-        Some(g) if g.dirty => ui.line(format!(
-            "warning: uncommitted changes in the build context: tagging {primary_tag}"
-        )),
+        None => report.warn(
+            ui,
+            format!(
+                "{} is not in a git work tree: GIT_COMMIT is \"unknown\" and the image is tagged {primary_tag}",
+                root.display()
+            ),
+        ),
+        Some(g) if g.dirty => report.warn(
+            ui,
+            format!("uncommitted changes in the build context: tagging {primary_tag}"),
+        ),
         _ => {}
     }
 
@@ -421,12 +432,13 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
             return Ok(report);
         }
         report.forced = errors.iter().map(|f| f.id.clone()).collect();
-        ui.line(format!(
-            "warning: --force: building despite {} error{} ({})",
+        let msg = format!(
+            "--force: building despite {} error{} ({})",
             errors.len(),
             plural(errors.len()),
             report.forced.join(", ")
-        ));
+        );
+        report.warn(ui, msg);
     }
     report.checks.dockerfile = findings;
 
@@ -616,7 +628,7 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
             _ => step.fail(&r.detail),
         }
         report.scan = Some(r.clone());
-        if let Some(e) = tool_failure(&r, opts.force, "scan", ui) {
+        if let Some(e) = tool_failure(&r, opts.force, "scan", ui, &mut report) {
             report.fail("scan", e);
             return Ok(report);
         }
@@ -678,7 +690,7 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
             _ => step.fail(&r.detail),
         }
         report.sign = Some(r.clone());
-        if let Some(e) = tool_failure(&r, opts.force, "sign", ui) {
+        if let Some(e) = tool_failure(&r, opts.force, "sign", ui, &mut report) {
             report.fail("sign", e);
             return Ok(report);
         }
@@ -966,11 +978,17 @@ async fn push(
 /// Turn a scan/sign result into a failure: a failed run always fails; a
 /// skipped one (tool missing) fails unless --force, because the user asked
 /// for the gate. Never a silent pass.
-fn tool_failure(r: &ToolResult, force: bool, what: &str, ui: &Ui) -> Option<Error> {
+fn tool_failure(
+    r: &ToolResult,
+    force: bool,
+    what: &str,
+    ui: &Ui,
+    report: &mut BuildReport,
+) -> Option<Error> {
     match r.status.as_str() {
         "passed" => None,
         "skipped" if force => {
-            ui.line(format!("warning: --force: continuing without the {what} ({})", r.detail));
+            report.warn(ui, format!("--force: continuing without the {what} ({})", r.detail));
             None
         }
         "skipped" => Some(
