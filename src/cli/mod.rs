@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod history;
 pub mod init;
 pub mod render;
+pub mod rotate;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -106,6 +107,8 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Return to an earlier revision, verified like a deploy.
     Rollback(history::RollbackArgs),
+    /// Rotate one key of a Secret, restart every workload that uses it, and prove the new pods carry it.
+    RotateSecret(rotate::RotateArgs),
 }
 
 /// Run the parsed command; returns the exit code to use.
@@ -122,6 +125,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(a) => verify::run(&g, a).await,
         Command::History(a) => history::history(&g, a).await,
         Command::Rollback(a) => history::rollback(&g, a).await,
+        Command::RotateSecret(a) => rotate::run(&g, a).await,
     }
 }
 

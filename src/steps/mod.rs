@@ -6,6 +6,7 @@ pub mod build;
 pub mod deploy;
 pub mod namespace;
 pub mod policies;
+pub mod rotate;
 pub mod secrets;
 pub mod verify;
 

@@ -13,6 +13,7 @@ use crate::config::{SecretSource, SecretSpec};
 use crate::error::{Error, Result};
 use crate::secret::SecretValue;
 use crate::workflow::executor::{CheckResult, Ctx, Journal, ObjectResult, apply_manifest};
+use crate::workflow::history::Revision;
 
 /// Read one key's value from its source. `existing` is the value in the
 /// cluster, kept for `generate` sources so a deploy does not rotate them.
@@ -37,6 +38,45 @@ pub fn resolve_value(
             "secret source has no fromEnv, fromFile, fromCommand or generate",
         ))
     }
+}
+
+/// Whether a deploy keeps a value set by `pake rotate-secret` instead of the
+/// one its `fromEnv`/`fromFile`/`fromCommand` source yields (`generate`
+/// sources always keep the live value). The rule (docs/rotate-secret.md):
+/// keep the live value when
+/// 1. the newest successful rotation of `id` (`secret/key`) wrote it, i.e.
+///    the rotation's recorded hash is the live value's hash, and
+/// 2. the source yields a value the history already knew: one some revision
+///    recorded for `id`, or one a rotation replaced. Such a source was simply
+///    not updated after the rotation.
+///
+/// A source yielding a value the history never saw was changed on purpose
+/// (the rotated value copied into the vault, or a newer one) and wins.
+/// Returns the number of the rotation revision whose value is kept.
+pub fn keep_rotated(
+    history: &[Revision],
+    id: &str,
+    live_hash: &str,
+    source_hash: &str,
+) -> Option<u32> {
+    use crate::steps::rotate::ROTATION;
+    if live_hash == source_hash {
+        return None;
+    }
+    let rotation = history
+        .iter()
+        .filter(|r| {
+            r.action == ROTATION && r.status == ROTATION && r.secret_hashes.contains_key(id)
+        })
+        .max_by_key(|r| r.revision)?;
+    if rotation.secret_hashes[id] != live_hash {
+        return None;
+    }
+    let known = history.iter().any(|r| {
+        r.secret_hashes.get(id).map(String::as_str) == Some(source_hash)
+            || r.details["previousHashes"][id].as_str() == Some(source_hash)
+    });
+    known.then_some(rotation.revision)
 }
 
 /// The live Secret's values, decoded (memory only).
@@ -148,17 +188,43 @@ pub async fn run(
     let r = ctx.resolved;
     let mut objects = Vec::new();
     let mut checks = Vec::new();
+    // Release history, read only when a rotated value might have to be kept.
+    let mut history: Option<Vec<Revision>> = None;
     for SecretSpec { name, keys } in &r.secrets {
         progress(&format!("Secret {}/{name}", r.namespace));
+        let who = format!("Secret {}/{name}", r.namespace);
         let probe = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": r.namespace}});
         let live = crate::kube::apply::get(ctx.cluster, &probe).await?;
         let mut existing = live_values(live.as_ref());
         let mut values = BTreeMap::new();
         for (key, src) in keys {
-            let v = resolve_value(src, existing.remove(key), &r.root).map_err(|e| Error {
+            let live_value = existing.remove(key);
+            let mut v = resolve_value(src, live_value.clone(), &r.root).map_err(|e| Error {
                 message: format!("secret {name}/{key}: {}", e.message),
                 ..e
             })?;
+            if src.generate.is_none()
+                && let Some(l) = live_value
+                && l != v
+            {
+                if history.is_none() {
+                    history = Some(
+                        crate::workflow::history::list(ctx.cluster, &r.namespace, &r.app, &r.env)
+                            .await?,
+                    );
+                }
+                let revs = history.as_deref().unwrap_or_default();
+                if let Some(n) =
+                    keep_rotated(revs, &format!("{name}/{key}"), &l.sha256(), &v.sha256())
+                {
+                    checks.push(CheckResult::pass(
+                        "secret-rotation-kept",
+                        who.clone(),
+                        format!("{key}: kept the value rotated in revision {n}; its source still yields the value from before the rotation"),
+                    ));
+                    v = l;
+                }
+            }
             values.insert(key.clone(), v);
         }
         let expected: BTreeMap<String, String> = values
@@ -169,7 +235,6 @@ pub async fn run(
         drop(values);
         let (_, res) = apply_manifest(ctx, journal, &obj).await?;
         objects.push(res);
-        let who = format!("Secret {}/{name}", r.namespace);
         let live = crate::kube::apply::get(ctx.cluster, &probe).await?;
         checks.push(check_secret(&who, live.as_ref(), &expected));
         for (k, h) in expected {
@@ -177,4 +242,54 @@ pub async fn run(
         }
     }
     Ok((objects, checks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rev(n: u32, action: &str, status: &str, hash: &str, previous: Option<&str>) -> Revision {
+        Revision {
+            revision: n,
+            status: status.into(),
+            action: action.into(),
+            time: String::new(),
+            user: String::new(),
+            image: String::new(),
+            message: String::new(),
+            manifests: Vec::new(),
+            hashes: BTreeMap::new(),
+            secret_hashes: BTreeMap::from([("db/password".to_string(), hash.to_string())]),
+            details: match previous {
+                Some(p) => serde_json::json!({"previousHashes": {"db/password": p}}),
+                None => Value::Null,
+            },
+        }
+    }
+
+    #[test]
+    fn deploy_keeps_a_rotated_value_while_the_source_is_stale() {
+        let id = "db/password";
+        // deploy A, rotate to B.
+        let mut h = vec![
+            rev(1, "deploy", "superseded", "A", None),
+            rev(2, "rotation", "rotation", "B", Some("A")),
+        ];
+        assert_eq!(keep_rotated(&h, id, "B", "A"), Some(2));
+        // The source was updated to the rotated value, or to a new one: it wins.
+        assert_eq!(keep_rotated(&h, id, "B", "B"), None);
+        assert_eq!(keep_rotated(&h, id, "B", "N"), None);
+        // Someone else changed the live value since the rotation: not ours to keep.
+        assert_eq!(keep_rotated(&h, id, "X", "A"), None);
+        // A second rotation (B -> C) after a deploy that kept B: A is still stale.
+        h.push(rev(3, "deploy", "deployed", "B", None));
+        h.push(rev(4, "rotation", "rotation", "C", Some("B")));
+        assert_eq!(keep_rotated(&h, id, "C", "A"), Some(4));
+        // A failed (restored) rotation is not a rotation of record.
+        h.push(rev(5, "rotation", "failed", "C", Some("C")));
+        assert_eq!(keep_rotated(&h, id, "C", "A"), Some(4));
+        // No rotation at all: the source wins (the deploy's usual behaviour).
+        assert_eq!(keep_rotated(&h[..1], id, "A", "Z"), None);
+        assert_eq!(keep_rotated(&h, "db/username", "C", "A"), None);
+    }
 }

@@ -1,0 +1,116 @@
+//! `pake rotate-secret NAME`: arguments only; the work is in `steps::rotate`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args};
+
+use super::{Global, only_formats};
+use crate::error::{Error, ExitCode, Result};
+use crate::output::Format;
+use crate::steps::rotate::{self, NewValue};
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").args(["length", "from_env", "from_file", "from_command"])))]
+pub struct RotateArgs {
+    /// The Secret to rotate (in the environment's namespace, or -n).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The key of the Secret that gets the new value; the other keys are kept.
+    #[arg(long, default_value = "password")]
+    pub key: String,
+    /// Random bytes of the new value (base64 encoded, like `openssl rand -base64 N`).
+    #[arg(long, value_name = "BYTES", default_value_t = 32)]
+    pub length: usize,
+    /// Take the new value from this environment variable (e.g. a CI secret).
+    #[arg(long, value_name = "VAR")]
+    pub from_env: Option<String>,
+    /// Take the new value from this file.
+    #[arg(long, value_name = "PATH")]
+    pub from_file: Option<PathBuf>,
+    /// Take the new value from this command's standard output (e.g. a vault CLI).
+    #[arg(long, value_name = "CMD")]
+    pub from_command: Option<String>,
+    /// List the workloads that would restart; the API server checks every write, nothing changes.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only update the Secret; list the workloads that still run the old value.
+    #[arg(long)]
+    pub no_restart: bool,
+    /// Upper bound of each rollout wait (also capped by progressDeadlineSeconds).
+    #[arg(long, default_value = "5m", value_parser = super::deploy::parse_duration)]
+    pub timeout: Duration,
+    /// Wait for a concurrent run's lock instead of failing at once.
+    #[arg(long)]
+    pub wait_lock: bool,
+}
+
+pub async fn run(g: &Global, a: RotateArgs) -> Result<ExitCode> {
+    only_formats(g, &[Format::Text, Format::Json], "rotate-secret")?;
+    let ui = g.ui();
+    let project = crate::config::Project::load(g.config.as_deref())?;
+    let mut resolved = project.resolve(g.env.as_deref())?;
+    if let Some(ns) = &g.namespace {
+        if !crate::config::is_dns_label(ns) {
+            return Err(Error::usage(format!(
+                "namespace {ns:?} is not a valid DNS label"
+            )));
+        }
+        resolved.namespace = ns.clone();
+    }
+    let source = match (a.from_env, a.from_file, a.from_command) {
+        (Some(v), _, _) => NewValue::Env(v),
+        (_, Some(p), _) => NewValue::File(resolved.root.join(p)),
+        (_, _, Some(c)) => NewValue::Command(c),
+        _ => NewValue::Random(a.length),
+    };
+    let opts = rotate::Options {
+        secret: a.name,
+        key: a.key,
+        source,
+        dry_run: a.dry_run,
+        no_restart: a.no_restart,
+        timeout: a.timeout,
+        wait_lock: a.wait_lock,
+        yes: g.yes,
+    };
+    let cluster = g.target().connect().await?;
+    let report = rotate::run(&cluster, &resolved, &ui, &opts).await?;
+    if ui.is_text() {
+        let mark = ui.mark(report.ok);
+        match (&report.error, report.dry_run) {
+            (_, true) => {}
+            (None, _) => ui.line(format!(
+                "{mark} rotated {}/{} in {} (revision {}) in {:.1}s",
+                report.secret,
+                report.key,
+                report.namespace,
+                report.revision.unwrap_or_default(),
+                report.duration_ms as f64 / 1000.0
+            )),
+            (Some(e), _) => {
+                ui.line(format!("{mark} rotation failed: {}", e.message));
+                if let Some(o) = &e.object {
+                    ui.line(format!("  object: {o}"));
+                }
+                if let Some(f) = &e.fix {
+                    ui.line(format!("  fix: {f}"));
+                }
+            }
+        }
+        for w in &report.workloads {
+            if matches!(w.action.as_str(), "paused" | "not-restarted" | "unaffected") {
+                ui.line(format!(
+                    "! {} {}/{}: {}",
+                    w.kind.kind(),
+                    report.namespace,
+                    w.name,
+                    w.message.as_deref().unwrap_or(&w.action)
+                ));
+            }
+        }
+    } else {
+        ui.json(&report);
+    }
+    Ok(report.exit_code())
+}
