@@ -105,9 +105,22 @@ impl SecretValue {
         self.0.is_empty()
     }
 
-    /// SHA-256 of the value, hex: safe to show and to store in history.
+    /// SHA-256 of the value, hex. Only for values with full entropy (random
+    /// keys): a plain hash of a guessable value can be brute-forced, so
+    /// anything stored or shown uses [`SecretValue::fingerprint`] instead.
     pub fn sha256(&self) -> String {
         hex::encode(Sha256::digest(&self.0))
+    }
+
+    /// HMAC-SHA256 of the value under `key` (the namespace's fingerprint key,
+    /// which only pake's identity can read): safe to store in history and pod
+    /// annotations, since without the key it reveals nothing about the value.
+    pub fn fingerprint(&self, key: &SecretValue) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC takes any key length");
+        mac.update(&self.0);
+        format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
     }
 }
 
@@ -168,6 +181,20 @@ mod tests {
             .unwrap();
         assert_eq!(raw.len(), 32);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn fingerprint_depends_on_key_and_value() {
+        let k1 = SecretValue::random_base64(32).unwrap();
+        let k2 = SecretValue::random_base64(32).unwrap();
+        let v = SecretValue::from_bytes(b"demo".to_vec());
+        assert_eq!(v.fingerprint(&k1), v.clone().fingerprint(&k1));
+        assert_ne!(v.fingerprint(&k1), v.fingerprint(&k2));
+        assert_ne!(
+            v.fingerprint(&k1),
+            SecretValue::from_bytes(b"demo2".to_vec()).fingerprint(&k1)
+        );
+        assert!(!v.fingerprint(&k1).contains(&v.sha256()));
     }
 
     #[test]

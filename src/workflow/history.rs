@@ -185,3 +185,62 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_else(|_| jiff::Timestamp::now())
         .to_string()
 }
+
+/// Name of the Secret holding the namespace's fingerprint key.
+pub const FINGERPRINT_KEY_SECRET: &str = "pake-fingerprint-key";
+
+/// The key for [`SecretValue::fingerprint`] in `namespace`: 32 random bytes
+/// kept in a Secret that only pake's identity reads (the app's Role has no
+/// access to Secrets). Created on first use; with `dry_run` a missing key is
+/// replaced by a throw-away one and nothing is created.
+pub async fn fingerprint_key(
+    cluster: &Cluster,
+    namespace: &str,
+    dry_run: bool,
+) -> Result<crate::secret::SecretValue> {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    let api: Api<Secret> = Api::namespaced(cluster.client.clone(), namespace);
+    let read = |s: Secret| {
+        s.data
+            .and_then(|mut d| d.remove("key"))
+            .map(|b| crate::secret::SecretValue::from_bytes(b.0))
+    };
+    let object = format!("Secret {namespace}/{FINGERPRINT_KEY_SECRET}");
+    for _ in 0..3 {
+        match api.get_opt(FINGERPRINT_KEY_SECRET).await {
+            Ok(Some(s)) => {
+                return read(s).ok_or_else(|| {
+                    Error::failed("fingerprint key Secret has no `key`").on(object.clone()).fix(format!(
+                        "delete it (`kubectl delete secret -n {namespace} {FINGERPRINT_KEY_SECRET}`); pake creates a new one, and older history fingerprints stop matching"
+                    ))
+                });
+            }
+            Ok(None) if dry_run => return crate::secret::SecretValue::random_base64(32),
+            Ok(None) => {
+                let key = crate::secret::SecretValue::random_base64(32)?;
+                let mut body: Secret = serde_json::from_value(serde_json::json!({
+                    "metadata": {
+                        "name": FINGERPRINT_KEY_SECRET,
+                        "labels": {"app.kubernetes.io/managed-by": "pake"},
+                        "annotations": {"pake.dev/purpose": "HMAC key for secret fingerprints in pake history; never used by apps"},
+                    },
+                    "type": "Opaque",
+                }))
+                .expect("static secret");
+                body.data = Some(
+                    std::iter::once(("key".to_string(), ByteString(key.expose().to_vec())))
+                        .collect(),
+                );
+                match api.create(&Default::default(), &body).await {
+                    Ok(_) => return Ok(key),
+                    // Created concurrently by another run: read theirs.
+                    Err(::kube::Error::Api(s)) if s.code == 409 => continue,
+                    Err(e) => return Err(Error::from_kube(format!("create {object}"), e)),
+                }
+            }
+            Err(e) => return Err(Error::from_kube(format!("GET {object}"), e)),
+        }
+    }
+    Err(Error::failed(format!("could not read or create {object}")))
+}
