@@ -3,6 +3,11 @@
 use clap::Parser;
 
 fn main() {
+    // Die quietly on a closed pipe (`pake render | head`), like other CLI tools.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = pake::cli::Cli::parse();
     init_tracing(cli.global.verbose);
     let rt = tokio::runtime::Builder::new_multi_thread()

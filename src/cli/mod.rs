@@ -2,6 +2,7 @@
 //! layers below. Global flags follow kubectl's names.
 
 pub mod audit;
+pub mod bluegreen;
 pub mod build;
 pub mod deploy;
 pub mod diff;
@@ -50,7 +51,7 @@ pub struct Global {
     /// Kubeconfig context to use.
     #[arg(long, global = true, value_name = "NAME")]
     pub context: Option<String>,
-    /// Namespace (default: from pake.yaml for the environment, else the context's).
+    /// Namespace (default: from pake.yaml for the environment; `doctor` falls back to the context's).
     #[arg(short = 'n', long, global = true, value_name = "NAME")]
     pub namespace: Option<String>,
     /// Environment from pake.yaml (dev, staging, prod, ...).
@@ -107,6 +108,8 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Return to an earlier revision, verified like a deploy.
     Rollback(history::RollbackArgs),
+    /// Blue-green releases: deploy a candidate next to the active version, switch with endpoint verification, roll back, status, cleanup.
+    Bluegreen(bluegreen::BluegreenArgs),
     /// Rotate one key of a Secret, restart every workload that uses it, and prove the new pods carry it.
     RotateSecret(rotate::RotateArgs),
 }
@@ -125,6 +128,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(a) => verify::run(&g, a).await,
         Command::History(a) => history::history(&g, a).await,
         Command::Rollback(a) => history::rollback(&g, a).await,
+        Command::Bluegreen(a) => bluegreen::run(&g, a).await,
         Command::RotateSecret(a) => rotate::run(&g, a).await,
     }
 }

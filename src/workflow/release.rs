@@ -38,8 +38,15 @@ pub fn prepare(sel: &Selection, workflow: &str) -> Result<Prepared> {
     }
     if let Some(img) = &sel.image {
         resolved.image_ref = img.clone();
-    } else if let Some(rec) = crate::workflow::release::build_record(&resolved) {
-        resolved.image_ref = rec;
+    } else if resolved.image_ref.ends_with("@record") {
+        resolved.image_ref = build_record(&resolved).ok_or_else(|| {
+            Error::usage(format!(
+                "environment {} deploys the pushed digest (`digest: record`), but {} has none",
+                resolved.env,
+                resolved.root.join(".pake/build.json").display()
+            ))
+            .fix("run `pake build --push` first, or pass --image REF")
+        })?;
     }
     if let Some(v) = &sel.version {
         if !crate::config::is_dns_label(v) {
@@ -56,6 +63,35 @@ pub fn prepare(sel: &Selection, workflow: &str) -> Result<Prepared> {
         resolved,
         plan,
     })
+}
+
+/// Blue-green: once traffic was switched (`pake bluegreen switch`), the
+/// active version is the live Service's, and `pake deploy` updates that one
+/// rather than pake.yaml's `version` — which would move the traffic back
+/// without any of the switch's checks. Re-plans with the active version when
+/// the two differ (and `sel.version` does not set one explicitly).
+pub async fn follow_active(
+    cluster: &crate::kube::Cluster,
+    sel: &Selection,
+    workflow: &str,
+    p: Prepared,
+    ui: &Ui,
+) -> Result<Prepared> {
+    if sel.version.is_some() {
+        return Ok(p);
+    }
+    match crate::steps::bluegreen::version_to_deploy(cluster, &p.resolved).await? {
+        None => Ok(p),
+        Some(active) => {
+            ui.line(format!(
+                "note: blue-green is in use and Service {} serves {active}: deploying {active} (pake.yaml says {}); release a new version with `pake bluegreen deploy`",
+                p.resolved.app, p.resolved.version
+            ));
+            let mut sel = sel.clone();
+            sel.version = Some(active);
+            prepare(&sel, workflow)
+        }
+    }
 }
 
 /// `pake build --push` records the pushed digest in `.pake/build.json`; when
