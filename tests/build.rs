@@ -603,25 +603,30 @@ fn ctrl_c_during_the_smoke_run_leaves_no_container() {
         leftovers(repo).is_empty(),
         "the smoke container was removed on Ctrl-C"
     );
-    let tag = format!("{repo}:{}", git_short(p.path()));
-    rt().block_on(async {
-        Engine::connect()
-            .await
-            .unwrap()
-            .remove_image(&tag, true)
-            .await
-            .unwrap();
-    });
+    remove_repo(repo);
 }
 
-fn git_short(dir: &Path) -> String {
-    let o = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
+/// Remove every tag of `repo` (whatever the build tagged it with).
+fn remove_repo(repo: &str) {
+    rt().block_on(async {
+        let e = Engine::connect().await.unwrap();
+        let images = e
+            .docker
+            .list_images(Some(bollard::query_parameters::ListImagesOptions {
+                filters: Some(std::collections::HashMap::from([(
+                    "reference".to_string(),
+                    vec![repo.to_string()],
+                )])),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        for i in images {
+            for t in i.repo_tags {
+                e.remove_image(&t, true).await.unwrap();
+            }
+        }
+    });
 }
 
 #[test]
