@@ -11,12 +11,17 @@ use crate::workflow::{diff, release};
 pub struct DiffArgs {
     #[arg(long, default_value = "deploy")]
     pub workflow: String,
+    /// Diff as if deploying this image reference (as `deploy --image`).
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
 }
 
 pub async fn run(g: &Global, a: DiffArgs) -> Result<ExitCode> {
     only_formats(g, &[Format::Text, Format::Json], "diff")?;
     let ui = g.ui();
-    let p = release::prepare(&super::deploy::selection(g), &a.workflow)?;
+    let mut sel = super::deploy::selection(g);
+    sel.image = a.image.clone();
+    let p = release::prepare(&sel, &a.workflow)?;
     let cluster = g.target().connect().await?;
     let diffs = diff::compute(&cluster, &p.resolved, &p.plan).await?;
     let changed = diffs.iter().filter(|d| d.change != "unchanged").count();
