@@ -182,6 +182,17 @@ fn init_scaffolds_a_project_that_renders() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The scaffolded Dockerfile passes pake's own Dockerfile checks.
+    let audit = pake()
+        .current_dir(d.path())
+        .args(["audit", "Dockerfile.production"])
+        .output()
+        .unwrap();
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
     // A second init refuses to overwrite.
     let again = pake().args(["init"]).arg(d.path()).output().unwrap();
     assert_eq!(again.status.code(), Some(2));

@@ -21,6 +21,7 @@ pub const K8S: &[(&str, &str)] = &[
         include_str!("../../templates/k8s/service.yaml"),
     ),
     ("pdb.yaml", include_str!("../../templates/k8s/pdb.yaml")),
+    ("service-preview.yaml", include_str!("../../templates/k8s/service-preview.yaml")),
     (
         "ingress.yaml",
         include_str!("../../templates/k8s/ingress.yaml"),
@@ -39,5 +40,9 @@ pub const CI: &[(&str, &str)] = &[(
     include_str!("../../templates/ci/github-actions.yml"),
 )];
 
-/// Docker templates `pake init` writes; filled in by `pake build`'s templates.
-pub const DOCKER: &[(&str, &str)] = &[];
+/// Docker templates `pake init` writes (the guide's hardened image and compose file).
+pub const DOCKER: &[(&str, &str)] = &[
+    ("Dockerfile.production", include_str!("../../templates/docker/Dockerfile.production")),
+    (".dockerignore", include_str!("../../templates/docker/.dockerignore")),
+    ("docker-compose.secure.yml", include_str!("../../templates/docker/docker-compose.secure.yml")),
+];
