@@ -76,7 +76,15 @@ async fn first_deploy_verifies_and_redeploy_is_a_no_op() {
         .generation;
 
     // Unchanged re-deploy: nothing configured, no new ReplicaSet, same generation.
-    let out = deploy(&kc, p.path(), &["-o", "json"], &[]);
+    let summary = p.path().join("summary.md");
+    let out = deploy(
+        &kc,
+        p.path(),
+        &["-o", "json"],
+        &[("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())],
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("| verify | ok |"), "{md}");
     assert!(out.status.success(), "{}", k8s::text(&out));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for s in r["steps"].as_array().unwrap() {
