@@ -478,12 +478,15 @@ pub enum NewValue {
 }
 
 impl NewValue {
+    /// Where the value came from, safe to show and to record.
     pub fn describe(&self) -> String {
         match self {
             NewValue::Random(n) => format!("{n} random bytes from the OS CSPRNG, base64"),
             NewValue::Env(v) => format!("environment variable {v}"),
             NewValue::File(p) => format!("file {}", p.display()),
-            NewValue::Command(c) => format!("output of `{c}`"),
+            // Not the command line itself: it may carry a token, and this
+            // text goes to reports, CI logs and the release history.
+            NewValue::Command(_) => "the output of the --from-command command".to_string(),
         }
     }
 
