@@ -7,9 +7,7 @@
 
 use serde_json::Value;
 
-use super::namespace::{check_identity, check_pss_labels};
-use super::policies::check_default_deny;
-use crate::config::looks_secret_name;
+use super::namespace::check_pss_labels;
 use crate::error::{Error, Result};
 use crate::kube::list::{list_json, list_json_selected};
 use crate::workflow::executor::{CheckResult, Ctx};
@@ -55,6 +53,11 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Vec<CheckResult>> {
 }
 
 /// Pure: every check of the guide's Kubernetes checklist over live objects.
+///
+/// Reuses the two check engines `pake audit` uses — the exact PodSecurity
+/// engine (restricted, latest) on each running Pod, and the guide's checklist
+/// (`checks::guide`) on the live objects — and adds what only a live cluster
+/// shows: the namespace's PSS labels and each Pod's readiness.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     ns: &str,
@@ -67,8 +70,10 @@ pub fn evaluate(
     roles: &[Value],
     bindings: &[Value],
 ) -> Vec<CheckResult> {
+    use crate::checks::guide;
+    use crate::checks::pss::{self, Level, Version};
+
     let mut out = check_pss_labels(nsobj);
-    out.push(check_default_deny(ns, policies));
     let running: Vec<&Value> = pods
         .iter()
         .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
@@ -81,229 +86,262 @@ pub fn evaluate(
             "deploy first, or check the Deployment's events",
         ));
     }
-    for d in deployments {
-        let who = format!(
-            "Deployment {ns}/{}",
-            d["metadata"]["name"].as_str().unwrap_or("")
-        );
-        out.push(super::deploy::check_pdb(&who, d, pdbs));
-    }
-    let mut app_sas = std::collections::BTreeSet::new();
-    for p in &running {
-        out.extend(check_pod(ns, p));
-        app_sas.insert(
+
+    // The app's identity: its ServiceAccounts and the Roles bound to them.
+    let app_sas: std::collections::BTreeSet<&str> = running
+        .iter()
+        .map(|p| {
             p["spec"]["serviceAccountName"]
                 .as_str()
                 .unwrap_or("default")
-                .to_string(),
-        );
-    }
+        })
+        .collect();
+    let mut objects: Vec<Value> = Vec::new();
+    objects.extend(running.iter().map(|p| with_kind(p, "v1", "Pod")));
+    objects.extend(deployments.iter().cloned());
+    objects.extend(policies.iter().cloned());
+    objects.extend(pdbs.iter().cloned());
     for sa_name in &app_sas {
-        let who = format!("ServiceAccount {ns}/{sa_name}");
         match sas
             .iter()
             .find(|s| s["metadata"]["name"].as_str() == Some(sa_name))
         {
-            Some(sa) => out.extend(check_identity("ServiceAccount", sa, &who)),
+            Some(sa) => objects.push(sa.clone()),
             None => out.push(CheckResult::fail(
-                "sa-token",
-                who,
+                guide::SA_AUTOMOUNT,
+                format!("ServiceAccount {ns}/{sa_name}"),
                 "ServiceAccount not found",
                 "apply the rbac.yaml template",
             )),
         }
-        // Roles bound to the app's ServiceAccount.
         for b in bindings {
             let binds_sa = b["subjects"].as_array().into_iter().flatten().any(|s| {
                 s["kind"] == "ServiceAccount"
                     && s["name"].as_str() == Some(sa_name)
                     && s["namespace"].as_str().is_none_or(|n| n == ns)
             });
-            if !binds_sa || b["roleRef"]["kind"] != "Role" {
-                continue;
-            }
-            let role_name = b["roleRef"]["name"].as_str().unwrap_or("");
-            if let Some(role) = roles
-                .iter()
-                .find(|r| r["metadata"]["name"].as_str() == Some(role_name))
+            if binds_sa
+                && b["roleRef"]["kind"] == "Role"
+                && let Some(role) = roles
+                    .iter()
+                    .find(|r| r["metadata"]["name"] == b["roleRef"]["name"])
             {
-                out.extend(check_identity(
-                    "Role",
-                    role,
-                    &format!("Role {ns}/{role_name}"),
-                ));
+                objects.push(role.clone());
             }
+        }
+    }
+
+    let findings = guide::check_objects(&objects);
+    for (i, obj) in objects.iter().enumerate() {
+        let who = guide::object_ref(obj);
+        let kind = obj["kind"].as_str().unwrap_or("");
+        if kind == "Pod" {
+            if !super::deploy::is_ready(obj) {
+                out.push(CheckResult::fail("pod-ready", &who, "pod is not Ready", "see `kubectl describe` of the pod; the guide's troubleshooting section lists the usual causes"));
+            }
+            match pss::pod_of(obj) {
+                Some(Ok(pod)) => {
+                    let v = pss::evaluate(Level::Restricted, Version::Latest, &pod);
+                    out.push(if v.allowed {
+                        CheckResult::pass("pss-restricted", &who, "meets the Restricted Pod Security Standard (non-root, no privilege escalation, capabilities dropped, seccomp)")
+                    } else {
+                        CheckResult::fail("pss-restricted", &who, v.admission_message(), "apply the guide's securityContext (templates/k8s/deployment.yaml); `pake audit` shows each violation")
+                    });
+                }
+                Some(Err(e)) => out.push(CheckResult::fail(
+                    "pss-restricted",
+                    &who,
+                    format!("cannot read the pod spec: {e}"),
+                    "report this as a pake bug",
+                )),
+                None => {}
+            }
+        }
+        let expected: &[&str] = match kind {
+            "Pod" => &[
+                guide::READONLY_ROOTFS,
+                guide::UID_1000,
+                guide::RESOURCES,
+                guide::PROBES,
+                guide::SA_AUTOMOUNT,
+                guide::SECRET_IN_MANIFEST,
+                guide::NETPOL_DEFAULT_DENY,
+            ],
+            "Deployment" => &[guide::PDB],
+            "ServiceAccount" => &[guide::SA_AUTOMOUNT],
+            "Role" => &[guide::RBAC_WILDCARD, guide::RBAC_SECRETS],
+            _ => &[],
+        };
+        let mine: Vec<&crate::checks::Finding> = findings
+            .iter()
+            .filter(|(j, _)| *j == i)
+            .map(|(_, f)| f)
+            .collect();
+        for id in expected {
+            if !mine.iter().any(|f| f.id == *id) {
+                out.push(CheckResult::pass(id, &who, pass_message(id)));
+            }
+        }
+        for f in mine {
+            out.push(CheckResult::fail(
+                &f.id,
+                &who,
+                format!("{} ({})", f.message, f.severity),
+                f.fix.clone(),
+            ));
         }
     }
     out
 }
 
-/// The guide's security context, resources, probes and secret hygiene, on one live pod.
-pub fn check_pod(ns: &str, pod: &Value) -> Vec<CheckResult> {
-    let who = format!(
-        "Pod {ns}/{}",
-        pod["metadata"]["name"].as_str().unwrap_or("")
-    );
-    let spec = &pod["spec"];
-    let psc = &spec["securityContext"];
-    let mut out = Vec::new();
-    let mut check = |id: &str, ok: bool, msg: String, fix: &str| {
-        out.push(if ok {
-            CheckResult::pass(id, &who, msg)
-        } else {
-            CheckResult::fail(id, &who, msg, fix)
-        });
-    };
-    if !super::deploy::is_ready(pod) {
-        check(
-            "pod-ready",
-            false,
-            "pod is not Ready".into(),
-            "see `kubectl describe` of the pod; the guide's troubleshooting section lists the usual causes",
-        );
+/// What a passing guide check proves, in the guide's words.
+fn pass_message(id: &str) -> &'static str {
+    use crate::checks::guide::*;
+    match id {
+        READONLY_ROOTFS => "read-only root filesystem",
+        UID_1000 => "runs as uid 1000, gid 1000, fsGroup 1000",
+        RESOURCES => "requests and limits for cpu, memory and ephemeral-storage",
+        PROBES => "liveness and readiness probes",
+        SA_AUTOMOUNT => "no API token mounted",
+        SECRET_IN_MANIFEST => "no literal secret values",
+        NETPOL_DEFAULT_DENY => "selected by a default-deny policy for ingress and egress",
+        PDB => "covered by a PodDisruptionBudget",
+        RBAC_WILDCARD => "no wildcard rules",
+        RBAC_SECRETS => "no access to secrets",
+        _ => "passes",
     }
-    if spec["automountServiceAccountToken"] == Value::Bool(true) {
-        check(
-            "sa-token",
-            false,
-            "pod mounts an API token".into(),
-            "set automountServiceAccountToken: false",
-        );
+}
+
+fn with_kind(v: &Value, api_version: &str, kind: &str) -> Value {
+    let mut v = v.clone();
+    v["apiVersion"] = Value::String(api_version.into());
+    v["kind"] = Value::String(kind.into());
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ns() -> Value {
+        json!({"metadata": {"name": "app", "labels": {
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/audit": "restricted",
+            "pod-security.kubernetes.io/warn": "restricted"}}})
     }
-    let seccomp_pod = psc["seccompProfile"]["type"].as_str();
-    for c in spec["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .chain(spec["initContainers"].as_array().into_iter().flatten())
-    {
-        let name = c["name"].as_str().unwrap_or("");
-        let sc = &c["securityContext"];
-        let get = |k: &str| if sc[k].is_null() { &psc[k] } else { &sc[k] };
-        let uid = get("runAsUser").as_i64();
-        let gid = get("runAsGroup").as_i64();
-        check(
-            "non-root",
-            get("runAsNonRoot") == &Value::Bool(true) && uid.is_some_and(|u| u != 0),
-            format!(
-                "container {name}: runAsNonRoot={}, runAsUser={}",
-                get("runAsNonRoot"),
-                uid.map(|u| u.to_string()).unwrap_or_else(|| "unset".into())
-            ),
-            "set runAsNonRoot: true and runAsUser: 1000 (and USER 1000:1000 in the Dockerfile)",
-        );
-        check(
-            "uid-gid-1000",
-            uid == Some(1000) && gid == Some(1000),
-            format!(
-                "container {name}: uid={} gid={}",
-                uid.map(|u| u.to_string()).unwrap_or_else(|| "unset".into()),
-                gid.map(|u| u.to_string()).unwrap_or_else(|| "unset".into())
-            ),
-            "run as uid=1000 gid=1000 as the guide asks (runAsUser/runAsGroup: 1000)",
-        );
-        check(
-            "read-only-rootfs",
-            sc["readOnlyRootFilesystem"] == Value::Bool(true),
-            format!(
-                "container {name}: readOnlyRootFilesystem={}",
-                sc["readOnlyRootFilesystem"]
-            ),
-            "set readOnlyRootFilesystem: true and mount emptyDir volumes at the paths the app writes (/tmp, /app/logs, /app/cache)",
-        );
-        let drops_all = sc["capabilities"]["drop"]
-            .as_array()
+
+    fn rendered(kind: &str) -> Vec<Value> {
+        let cfg = crate::config::parse(
+            "app: web\nimage: web\nenvironments:\n  dev:\n    namespace: app\n",
+            std::path::Path::new("pake.yaml"),
+        )
+        .unwrap();
+        let p = crate::config::Project {
+            path: "pake.yaml".into(),
+            config: cfg,
+        };
+        let r = p.resolve(Some("dev")).unwrap();
+        let names: Vec<String> = [
+            "rbac.yaml",
+            "network-policies.yaml",
+            "deployment.yaml",
+            "pdb.yaml",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        crate::render::render_templates(&r, &names)
+            .unwrap()
             .into_iter()
-            .flatten()
-            .any(|v| v == "ALL");
-        let adds = sc["capabilities"]["add"]
-            .as_array()
-            .map(|a| a.len())
-            .unwrap_or(0);
-        check(
-            "capabilities",
-            drops_all && adds == 0,
-            format!("container {name}: drop ALL={drops_all}, added={adds}"),
-            "set capabilities.drop: [ALL] and add none",
+            .map(|m| m.object)
+            .filter(|o| o["kind"] == kind)
+            .collect()
+    }
+
+    /// A live Pod as the cluster would show it, made from the rendered template.
+    fn pod(mutate: impl Fn(&mut Value)) -> Value {
+        let d = &rendered("Deployment")[0];
+        let mut p = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "app", "labels": d["spec"]["template"]["metadata"]["labels"]},
+            "spec": d["spec"]["template"]["spec"],
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        mutate(&mut p);
+        p
+    }
+
+    fn run(p: Value) -> Vec<CheckResult> {
+        let all = |k| rendered(k);
+        evaluate(
+            "app",
+            &ns(),
+            &[p],
+            &all("NetworkPolicy"),
+            &all("Deployment"),
+            &all("PodDisruptionBudget"),
+            &all("ServiceAccount"),
+            &all("Role"),
+            &all("RoleBinding"),
+        )
+    }
+
+    #[test]
+    fn hardened_pod_passes_everything() {
+        let r = run(pod(|_| {}));
+        assert!(
+            r.iter().all(|c| c.ok),
+            "{:#?}",
+            r.iter().filter(|c| !c.ok).collect::<Vec<_>>()
         );
-        check(
-            "no-privilege-escalation",
-            sc["allowPrivilegeEscalation"] == Value::Bool(false)
-                && sc["privileged"] != Value::Bool(true),
-            format!(
-                "container {name}: allowPrivilegeEscalation={}",
-                sc["allowPrivilegeEscalation"]
-            ),
-            "set allowPrivilegeEscalation: false",
-        );
-        let seccomp = sc["seccompProfile"]["type"].as_str().or(seccomp_pod);
-        check(
-            "seccomp",
-            matches!(seccomp, Some("RuntimeDefault") | Some("Localhost")),
-            format!(
-                "container {name}: seccompProfile={}",
-                seccomp.unwrap_or("unset")
-            ),
-            "set seccompProfile.type: RuntimeDefault in the pod securityContext",
-        );
-        let res = &c["resources"];
-        let missing: Vec<String> = ["requests", "limits"]
-            .iter()
-            .flat_map(|kind| {
-                ["cpu", "memory", "ephemeral-storage"]
-                    .iter()
-                    .map(move |r| (kind, r))
-            })
-            .filter(|(kind, r)| res[**kind][**r].is_null())
-            .map(|(kind, r)| format!("{kind}.{r}"))
-            .collect();
-        check(
-            "resources",
-            missing.is_empty(),
-            if missing.is_empty() {
-                format!("container {name}: requests and limits set")
-            } else {
-                format!("container {name}: missing {}", missing.join(", "))
-            },
-            "set requests and limits for cpu, memory and ephemeral-storage (the guide's values: 250m/512Mi/1Gi, 1000m/2Gi/2Gi)",
-        );
-        let is_init = spec["initContainers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|i| i["name"] == c["name"]);
-        if !is_init {
-            check(
-                "probes",
-                !c["livenessProbe"].is_null() && !c["readinessProbe"].is_null(),
-                format!(
-                    "container {name}: liveness={}, readiness={}",
-                    !c["livenessProbe"].is_null(),
-                    !c["readinessProbe"].is_null()
-                ),
-                "add livenessProbe and readinessProbe (the templates probe the health path)",
-            );
+        for id in [
+            "pss-restricted",
+            "GUIDE-READONLY-ROOTFS",
+            "GUIDE-PDB",
+            "GUIDE-RBAC-SECRETS",
+            "GUIDE-SA-AUTOMOUNT",
+        ] {
+            assert!(r.iter().any(|c| c.check == id), "{id} missing");
         }
-        let literal: Vec<&str> = c["env"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| {
-                e["value"].as_str().is_some_and(|v| !v.is_empty())
-                    && looks_secret_name(e["name"].as_str().unwrap_or(""))
-            })
-            .filter_map(|e| e["name"].as_str())
+    }
+
+    #[test]
+    fn drift_on_the_live_pod_is_caught() {
+        let r = run(pod(|p| {
+            p["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = json!(false);
+            p["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = json!(true);
+        }));
+        let failed: Vec<&str> = r
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.check.as_str())
             .collect();
-        check(
-            "no-secret-env",
-            literal.is_empty(),
-            if literal.is_empty() {
-                format!("container {name}: no literal secret values in env")
-            } else {
-                format!("container {name}: literal values in {}", literal.join(", "))
-            },
-            "use valueFrom.secretKeyRef (the guide: Never Hardcode Secrets)",
+        assert!(failed.contains(&"GUIDE-READONLY-ROOTFS"), "{failed:?}");
+        assert!(failed.contains(&"pss-restricted"), "{failed:?}");
+    }
+
+    #[test]
+    fn unlabelled_namespace_and_unready_pod_fail() {
+        let r = evaluate(
+            "app",
+            &json!({"metadata": {"name": "app"}}),
+            &[pod(|p| p["status"] = json!({}))],
+            &[],
+            &[],
+            &[],
+            &[],
+            &[],
+            &[],
+        );
+        let failed: Vec<&str> = r
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.check.as_str())
+            .collect();
+        assert!(
+            failed.contains(&"pss-labels")
+                && failed.contains(&"pod-ready")
+                && failed.contains(&"GUIDE-NETPOL-DEFAULT-DENY"),
+            "{failed:?}"
         );
     }
-    out
 }
