@@ -623,6 +623,8 @@ fn typed_secret(live: &Value) -> Secret {
 struct Written {
     /// The key's value just before the write (memory only).
     previous: SecretValue,
+    /// Content hash of the Secret just before the write.
+    previous_content: String,
     content: String,
 }
 
@@ -691,6 +693,7 @@ async fn write_key(
                     after.insert(key.to_string(), value.clone());
                 }
                 return Ok(Written {
+                    previous_content: content_hash(&before),
                     content: content_hash(&after),
                     previous,
                 });
@@ -970,8 +973,10 @@ pub async fn run(
             opts.source.describe()
         )));
     }
-    let previous_hash = current[key].sha256();
-    let previous_content_hash = content_hash(&current);
+    // As read now; recomputed from what the write replaced, should another
+    // run have changed the Secret while this one waited for the lock.
+    let mut previous_hash = current[key].sha256();
+    let mut previous_content_hash = content_hash(&current);
     drop(current);
     let targets = discover(cluster, ns, name, key).await?;
     let (users, unaffected): (Vec<&Target>, Vec<&Target>) =
@@ -1120,6 +1125,10 @@ pub async fn run(
     let step = ui.step(&format!("write {id}"));
     let written = match write_key(cluster, ns, name, key, &value, None, false).await {
         Ok(w) => {
+            previous_hash = w.previous.sha256();
+            previous_content_hash = w.previous_content.clone();
+            report.previous_hash = previous_hash.clone();
+            report.previous_content_hash = previous_content_hash.clone();
             step.done(&format!(
                 "sha256 {} (was {}); other keys kept",
                 short(&value.sha256()),
