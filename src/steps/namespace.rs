@@ -42,55 +42,31 @@ pub fn check_pss_labels(ns: &Value) -> Vec<CheckResult> {
         .collect()
 }
 
-/// ServiceAccounts must not mount API tokens; Roles must not use wildcards or read secrets.
-pub fn check_identity(kind: &str, obj: &Value, who: &str) -> Vec<CheckResult> {
-    match kind {
-        "ServiceAccount" => vec![
-            if obj["automountServiceAccountToken"] == Value::Bool(false) {
-                CheckResult::pass("sa-token", who, "automountServiceAccountToken: false")
-            } else {
-                CheckResult::fail(
-                    "sa-token",
-                    who,
-                    "API token is mounted into pods",
-                    "set automountServiceAccountToken: false (the guide: disable unless needed)",
-                )
-            },
-        ],
-        "Role" | "ClusterRole" => {
-            let mut out = Vec::new();
-            for rule in obj["rules"].as_array().into_iter().flatten() {
-                let has = |field: &str, s: &str| {
-                    rule[field].as_array().into_iter().flatten().any(|v| v == s)
-                };
-                if has("verbs", "*") || has("resources", "*") || has("apiGroups", "*") {
-                    out.push(CheckResult::fail(
-                        "rbac-wildcard",
-                        who,
-                        "a rule uses a wildcard",
-                        "list the exact apiGroups, resources and verbs the app needs",
-                    ));
-                }
-                if has("resources", "secrets") {
-                    out.push(CheckResult::fail(
-                        "rbac-secrets",
-                        who,
-                        "the app's role can access secrets",
-                        "remove secrets from the role; mount the one Secret the app needs instead",
-                    ));
-                }
-            }
-            if out.is_empty() {
-                out.push(CheckResult::pass(
-                    "rbac-minimal",
-                    who,
-                    "no wildcards, no secret access",
-                ));
-            }
-            out
-        }
-        _ => Vec::new(),
-    }
+/// ServiceAccounts must not mount API tokens; Roles must not use wildcards or
+/// read secrets: the guide checks of `pake audit`, on the object read back.
+pub fn check_identity(obj: &Value) -> Vec<CheckResult> {
+    use crate::checks::guide;
+    let who = guide::object_ref(obj);
+    let expected: &[&str] = match obj["kind"].as_str() {
+        Some("ServiceAccount") => &[guide::SA_AUTOMOUNT],
+        Some("Role") => &[guide::RBAC_WILDCARD, guide::RBAC_SECRETS],
+        _ => &[],
+    };
+    let findings = guide::check_objects(std::slice::from_ref(obj));
+    let mut out: Vec<CheckResult> = expected
+        .iter()
+        .filter(|id| !findings.iter().any(|(_, f)| f.id == **id))
+        .map(|id| CheckResult::pass(id, &who, "passes"))
+        .collect();
+    out.extend(findings.into_iter().map(|(_, f)| {
+        CheckResult::fail(
+            &f.id,
+            &who,
+            format!("{} ({})", f.message, f.severity),
+            f.fix,
+        )
+    }));
+    out
 }
 
 pub async fn verify(ctx: &Ctx<'_>, applied: &[(Manifest, Value)]) -> Result<Vec<CheckResult>> {
@@ -102,7 +78,7 @@ pub async fn verify(ctx: &Ctx<'_>, applied: &[(Manifest, Value)]) -> Result<Vec<
             .ok_or_else(|| Error::failed("not found after apply").on(m.describe()))?;
         match m.kind() {
             "Namespace" => out.extend(check_pss_labels(&live)),
-            k => out.extend(check_identity(k, &live, &m.describe())),
+            _ => out.extend(check_identity(&live)),
         }
     }
     Ok(out)
