@@ -46,6 +46,8 @@ pub async fn run(g: &Global, a: DeployArgs) -> Result<ExitCode> {
     let mut sel = selection(g);
     sel.image = a.image.clone();
     let p = release::prepare(&sel, &a.workflow)?;
+    let cluster = g.target().connect().await?;
+    let p = release::follow_active(&cluster, &sel, &a.workflow, p, &ui).await?;
     if !a.dry_run {
         let summary = format!(
             "{} objects in {} steps, image {}",
@@ -55,7 +57,6 @@ pub async fn run(g: &Global, a: DeployArgs) -> Result<ExitCode> {
         );
         release::confirm_protected(&p.resolved, &ui, g.yes, "deploy", &summary)?;
     }
-    let cluster = g.target().connect().await?;
     let opts = executor::Options {
         dry_run: a.dry_run,
         force_conflicts: a.force_conflicts,

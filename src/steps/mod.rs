@@ -2,6 +2,7 @@
 //! its objects (through the executor) and then proves the result on the live
 //! cluster; the executor owns ordering, the journal and rollback.
 
+pub mod bluegreen;
 pub mod build;
 pub mod deploy;
 pub mod namespace;

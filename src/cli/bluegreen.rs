@@ -1,0 +1,215 @@
+//! `pake bluegreen deploy | switch | rollback | status | cleanup`.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::deploy::{parse_duration, selection};
+use super::{Global, only_formats};
+use crate::error::{ExitCode, Result};
+use crate::output::{Format, Ui};
+use crate::steps::bluegreen::{self, SwitchKind, SwitchOptions, SwitchReport};
+use crate::workflow::release;
+
+#[derive(Debug, Args)]
+pub struct BluegreenArgs {
+    #[command(subcommand)]
+    pub command: BluegreenCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BluegreenCommand {
+    /// Deploy VERSION next to the active one, wait until it is available, point the preview Service at it.
+    Deploy(DeployArgs),
+    /// Move the Service to VERSION after checks; verify its endpoints, switch back if they do not follow.
+    Switch(SwitchArgs),
+    /// Switch back to the version that was active before the current one.
+    Rollback(RollbackArgs),
+    /// Active and preview versions, replicas and readiness per version, endpoints per Service.
+    Status(StatusArgs),
+    /// Scale down (or delete) inactive versions; never the active one.
+    Cleanup(CleanupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The candidate version, e.g. v2 (Deployment `<app>-v2`).
+    pub version: String,
+    /// Image reference for the candidate (`repo:tag` or `repo@sha256:...`); default from pake.yaml.
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+    /// Upper bound on the rollout wait.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Wait for a concurrent run's lock instead of failing at once.
+    #[arg(long)]
+    pub wait_lock: bool,
+    /// Take over fields owned by another field manager.
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Workflow file under workflows/ (without .yaml).
+    #[arg(long, default_value = "deploy")]
+    pub workflow: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SwitchCommon {
+    /// Smoke test run with `sh -c` before the switch (env: PAKE_PREVIEW_SERVICE, PAKE_PREVIEW_URL, PAKE_NAMESPACE, ...); non-zero refuses the switch.
+    #[arg(long, value_name = "CMD")]
+    pub check: Option<String>,
+    /// Upper bound on the --check command.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub check_timeout: Duration,
+    /// Upper bound on the endpoint verification (and on the switch back).
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Wait for a concurrent run's lock instead of failing at once.
+    #[arg(long)]
+    pub wait_lock: bool,
+    /// Take over Service fields owned by another field manager.
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Workflow file that renders the Service (without .yaml).
+    #[arg(long, default_value = "deploy")]
+    pub workflow: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    /// The version to send traffic to.
+    pub version: String,
+    #[command(flatten)]
+    pub common: SwitchCommon,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub common: SwitchCommon,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Keep the N most recently active inactive versions.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub keep: usize,
+    /// Only versions inactive for at least this long (e.g. 1h, 2d).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub after: Option<Duration>,
+    /// Delete the Deployment and its PDB instead of scaling it to 0.
+    #[arg(long)]
+    pub delete: bool,
+    /// Also clean up the version `bluegreen rollback` would return to.
+    #[arg(long)]
+    pub include_rollback_target: bool,
+    /// Also clean up the candidate behind the preview Service.
+    #[arg(long)]
+    pub include_preview: bool,
+    /// Show what would be done; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait for a concurrent run's lock instead of failing at once.
+    #[arg(long)]
+    pub wait_lock: bool,
+}
+
+pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
+    only_formats(g, &[Format::Text, Format::Json], "bluegreen")?;
+    let ui = g.ui();
+    match a.command {
+        BluegreenCommand::Deploy(d) => {
+            let mut sel = selection(g);
+            sel.image = d.image;
+            sel.version = Some(d.version);
+            let cluster = g.target().connect().await?;
+            let o = bluegreen::DeployOptions {
+                timeout: d.timeout,
+                wait_lock: d.wait_lock,
+                force_conflicts: d.force_conflicts,
+                workflow: d.workflow,
+                yes: g.yes,
+            };
+            let report = bluegreen::deploy(&cluster, &sel, &ui, &o).await?;
+            crate::report::deploy::print(&ui, &report);
+            Ok(report.exit_code())
+        }
+        BluegreenCommand::Switch(s) => {
+            let p = release::prepare(&selection(g), &s.common.workflow)?;
+            let cluster = g.target().connect().await?;
+            let o = switch_options(SwitchKind::Switch, &s.common, g.yes);
+            let r = bluegreen::switch(
+                &cluster,
+                &p.resolved,
+                &ui,
+                &s.version,
+                &s.common.workflow,
+                &o,
+            )
+            .await?;
+            Ok(print_switch(&ui, &r))
+        }
+        BluegreenCommand::Rollback(s) => {
+            let p = release::prepare(&selection(g), &s.common.workflow)?;
+            let cluster = g.target().connect().await?;
+            let o = switch_options(SwitchKind::Rollback, &s.common, g.yes);
+            let r = bluegreen::rollback(&cluster, &p.resolved, &ui, &s.common.workflow, &o).await?;
+            Ok(print_switch(&ui, &r))
+        }
+        BluegreenCommand::Status(_) => {
+            let p = release::prepare(&selection(g), "deploy")?;
+            let cluster = g.target().connect().await?;
+            let s = bluegreen::status(&cluster, &p.resolved).await?;
+            if ui.is_text() {
+                print!("{}", bluegreen::status_text(&s));
+            } else {
+                ui.json(&s);
+            }
+            Ok(ExitCode::Ok)
+        }
+        BluegreenCommand::Cleanup(c) => {
+            let p = release::prepare(&selection(g), "deploy")?;
+            let cluster = g.target().connect().await?;
+            let o = bluegreen::CleanupOptions {
+                keep: c.keep,
+                after: c.after,
+                delete: c.delete,
+                include_rollback_target: c.include_rollback_target,
+                include_preview: c.include_preview,
+                dry_run: c.dry_run,
+                wait_lock: c.wait_lock,
+                yes: g.yes,
+            };
+            let r = bluegreen::cleanup(&cluster, &p.resolved, &ui, &o).await?;
+            if ui.is_text() {
+                print!("{}", bluegreen::cleanup_text(&r));
+            } else {
+                ui.json(&r);
+            }
+            Ok(if r.ok { ExitCode::Ok } else { ExitCode::Failed })
+        }
+    }
+}
+
+fn switch_options(kind: SwitchKind, c: &SwitchCommon, yes: bool) -> SwitchOptions {
+    SwitchOptions {
+        kind,
+        check: c.check.clone(),
+        check_timeout: c.check_timeout,
+        timeout: c.timeout,
+        wait_lock: c.wait_lock,
+        force_conflicts: c.force_conflicts,
+        yes,
+    }
+}
+
+fn print_switch(ui: &Ui, r: &SwitchReport) -> ExitCode {
+    if ui.is_text() {
+        print!("{}", bluegreen::switch_text(ui, r));
+    } else {
+        ui.json(r);
+    }
+    r.exit_code()
+}
