@@ -68,12 +68,30 @@ async fn secret_data(admin: &kube::Client, name: &str) -> BTreeMap<String, Vec<u
     s.data.unwrap().into_iter().map(|(k, v)| (k, v.0)).collect()
 }
 
-fn content_of(data: &BTreeMap<String, Vec<u8>>) -> String {
+/// The namespace's fingerprint key (created here if no pake run made it yet,
+/// the same way pake does: create, and on a conflict read the winner's).
+async fn fkey(admin: &kube::Client) -> SecretValue {
+    let api = Api::<Secret>::namespaced(admin.clone(), NS);
+    loop {
+        if let Some(s) = api.get_opt("pake-fingerprint-key").await.unwrap() {
+            return SecretValue::from_bytes(s.data.unwrap()["key"].0.clone());
+        }
+        let body: Secret = serde_json::from_value(json!({
+            "metadata": {"name": "pake-fingerprint-key"},
+            "data": {"key": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, SecretValue::random_base64(32).unwrap().expose())},
+        }))
+        .unwrap();
+        let _ = api.create(&pp(), &body).await;
+    }
+}
+
+async fn content_of(admin: &kube::Client, data: &BTreeMap<String, Vec<u8>>) -> String {
     content_hash(
         &data
             .iter()
             .map(|(k, v)| (k.clone(), SecretValue::from_bytes(v.clone())))
             .collect(),
+        &fkey(admin).await,
     )
 }
 
@@ -381,7 +399,7 @@ async fn restarts_exactly_the_workloads_that_use_the_key() {
     let first = after["password"].clone();
     assert_eq!(first.len(), 44, "32 bytes of base64");
     assert_eq!(B64.decode(&first).unwrap().len(), 32);
-    let hash = content_of(&after);
+    let hash = content_of(&admin, &after).await;
     assert_eq!(r["contentHash"], hash.as_str());
     let annotation = hash_annotation(&secret);
     for short in ["env", "envfrom", "vol", "proj"] {
@@ -449,7 +467,8 @@ async fn restarts_exactly_the_workloads_that_use_the_key() {
             .all(|v| v["action"] == "rotation" && v["status"] == "rotation"),
         "{h}"
     );
-    let sha = |v: &[u8]| SecretValue::from_bytes(v.to_vec()).sha256();
+    let key = fkey(&admin).await;
+    let sha = |v: &[u8]| SecretValue::from_bytes(v.to_vec()).fingerprint(&key);
     assert_eq!(
         revs[1]["secretHashes"][format!("{secret}/password")],
         sha(&second).as_str()
@@ -484,7 +503,7 @@ async fn failing_rollout_restores_the_previous_value() {
     )
     .await;
     let before = secret_data(&admin, &secret).await;
-    let original_hash = content_of(&before);
+    let original_hash = content_of(&admin, &before).await;
     let annotation = hash_annotation(&secret);
     let p = k8s::project(&k8s::pake_yaml(&app, NS, ""), &[]);
     let env_ref = json!({"env": [{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}}]});
@@ -631,7 +650,7 @@ async fn failing_rollout_restores_the_previous_value() {
     assert_eq!(
         last["secretHashes"][format!("{secret}/password")],
         SecretValue::from_bytes(original.as_bytes().to_vec())
-            .sha256()
+            .fingerprint(&fkey(&admin).await)
             .as_str()
     );
     assert_no_value(&t, original.as_bytes());

@@ -195,18 +195,21 @@ pub fn pod_spec_references(spec: &PodSpec, secret: &str) -> Vec<Reference> {
     out
 }
 
-/// SHA-256 of a Secret's whole content (keys and values, length-prefixed so
-/// no two different contents collide by concatenation). This is what pods are
+/// Fingerprint of a Secret's whole content (keys and values, length-prefixed
+/// so no two different contents collide by concatenation), keyed with the
+/// namespace's fingerprint key (see `SecretValue::fingerprint`) so that pod
+/// annotations reveal nothing about guessable values. This is what pods are
 /// stamped with: two pods with the same stamp started with the same Secret.
-pub fn content_hash(data: &BTreeMap<String, SecretValue>) -> String {
-    let mut h = Sha256::new();
+pub fn content_hash(data: &BTreeMap<String, SecretValue>, fkey: &SecretValue) -> String {
+    let mut buf = Vec::new();
     for (k, v) in data {
-        h.update((k.len() as u64).to_be_bytes());
-        h.update(k.as_bytes());
-        h.update((v.len() as u64).to_be_bytes());
-        h.update(v.expose());
+        buf.extend_from_slice(&(k.len() as u64).to_be_bytes());
+        buf.extend_from_slice(k.as_bytes());
+        buf.extend_from_slice(&(v.len() as u64).to_be_bytes());
+        buf.extend_from_slice(v.expose());
     }
-    hex::encode(h.finalize())
+    let all = SecretValue::from_bytes(buf);
+    all.fingerprint(fkey)
 }
 
 /// The pod template annotation carrying the content hash of Secret `secret`:
@@ -461,7 +464,8 @@ pub fn check_pods(
 }
 
 fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(12)]
+    let h = hash.strip_prefix("hmac-sha256:").unwrap_or(hash);
+    &h[..h.len().min(12)]
 }
 
 // ---------------------------------------------------------------------------
@@ -640,6 +644,7 @@ async fn write_key(
     value: &SecretValue,
     expect_current: Option<&SecretValue>,
     dry_run: bool,
+    fkey: &SecretValue,
 ) -> Result<Written> {
     let who = format!("Secret {ns}/{name}");
     let api: Api<Secret> = Api::namespaced(cluster.client.clone(), ns);
@@ -693,8 +698,8 @@ async fn write_key(
                     after.insert(key.to_string(), value.clone());
                 }
                 return Ok(Written {
-                    previous_content: content_hash(&before),
-                    content: content_hash(&after),
+                    previous_content: content_hash(&before, fkey),
+                    content: content_hash(&after, fkey),
                     previous,
                 });
             }
@@ -975,8 +980,9 @@ pub async fn run(
     }
     // As read now; recomputed from what the write replaced, should another
     // run have changed the Secret while this one waited for the lock.
-    let mut previous_hash = current[key].sha256();
-    let mut previous_content_hash = content_hash(&current);
+    let fkey = crate::workflow::history::fingerprint_key(cluster, ns, opts.dry_run).await?;
+    let mut previous_hash = current[key].fingerprint(&fkey);
+    let mut previous_content_hash = content_hash(&current, &fkey);
     drop(current);
     let targets = discover(cluster, ns, name, key).await?;
     let (users, unaffected): (Vec<&Target>, Vec<&Target>) =
@@ -1048,7 +1054,7 @@ pub async fn run(
     if opts.dry_run {
         // Server-side dry runs: the API server checks permissions, admission
         // and validation of every write; nothing is persisted.
-        let w = write_key(cluster, ns, name, key, &value, None, true).await?;
+        let w = write_key(cluster, ns, name, key, &value, None, true, &fkey).await?;
         drop(value);
         for t in &to_restart {
             if opts.no_restart {
@@ -1123,15 +1129,15 @@ pub async fn run(
 
     // The change. A failed write changed nothing (or nothing we could restore).
     let step = ui.step(&format!("write {id}"));
-    let written = match write_key(cluster, ns, name, key, &value, None, false).await {
+    let written = match write_key(cluster, ns, name, key, &value, None, false, &fkey).await {
         Ok(w) => {
-            previous_hash = w.previous.sha256();
+            previous_hash = w.previous.fingerprint(&fkey);
             previous_content_hash = w.previous_content.clone();
             report.previous_hash = previous_hash.clone();
             report.previous_content_hash = previous_content_hash.clone();
             step.done(&format!(
-                "sha256 {} (was {}); other keys kept",
-                short(&value.sha256()),
+                "fingerprint {} (was {}); other keys kept",
+                short(&value.fingerprint(&fkey)),
                 short(&previous_hash)
             ));
             w
@@ -1142,7 +1148,7 @@ pub async fn run(
             return Err(e);
         }
     };
-    let new_hash = value.sha256();
+    let new_hash = value.fingerprint(&fkey);
     report.new_hash = Some(new_hash.clone());
     report.content_hash = Some(written.content.clone());
 
@@ -1150,7 +1156,7 @@ pub async fn run(
     let outcome: Result<()> = async {
         // Prove the write: read back and compare hashes.
         let back = read_secret(cluster, ns, name, key).await?;
-        let back_hash = secret_data(&typed_secret(&back)).get(key).map(SecretValue::sha256);
+        let back_hash = secret_data(&typed_secret(&back)).get(key).map(|v| v.fingerprint(&fkey));
         if back_hash.as_deref() != Some(new_hash.as_str()) {
             return Err(Error::failed(format!(
                 "{who} key {key} does not hold the new value after the write (changed concurrently?)"
@@ -1222,11 +1228,12 @@ pub async fn run(
                 &written.previous,
                 Some(&value),
                 false,
+                &fkey,
             )
             .await
             {
                 Ok(w) => {
-                    step.done(&format!("sha256 {}", short(&previous_hash)));
+                    step.done(&format!("fingerprint {}", short(&previous_hash)));
                     let mut restamped = Vec::new();
                     restart_all(
                         cluster,
@@ -1416,13 +1423,26 @@ mod tests {
                 })
                 .collect()
         };
-        let a = content_hash(&m(&[("password", "x"), ("username", "u")]));
-        assert_eq!(a.len(), 64);
-        assert_eq!(a, content_hash(&m(&[("username", "u"), ("password", "x")])));
-        assert_ne!(a, content_hash(&m(&[("password", "y"), ("username", "u")])));
+        let k = SecretValue::random_base64(32).unwrap();
+        let a = content_hash(&m(&[("password", "x"), ("username", "u")]), &k);
+        assert_eq!(a.len(), "hmac-sha256:".len() + 64);
+        assert_eq!(
+            a,
+            content_hash(&m(&[("username", "u"), ("password", "x")]), &k)
+        );
         assert_ne!(
-            content_hash(&m(&[("ab", "c")])),
-            content_hash(&m(&[("a", "bc")]))
+            a,
+            content_hash(&m(&[("password", "y"), ("username", "u")]), &k)
+        );
+        assert_ne!(
+            content_hash(&m(&[("ab", "c")]), &k),
+            content_hash(&m(&[("a", "bc")]), &k)
+        );
+        // Keyed: another namespace's key gives another stamp.
+        let other = SecretValue::random_base64(32).unwrap();
+        assert_ne!(
+            a,
+            content_hash(&m(&[("password", "x"), ("username", "u")]), &other)
         );
     }
 

@@ -129,6 +129,7 @@ pub fn check_secret(
     who: &str,
     live: Option<&Value>,
     expected: &BTreeMap<String, String>,
+    fkey: &SecretValue,
 ) -> CheckResult {
     let live_vals = live_values(live);
     let missing: Vec<&String> = expected
@@ -152,7 +153,7 @@ pub fn check_secret(
     }
     let differ: Vec<&String> = expected
         .iter()
-        .filter(|(k, h)| live_vals[*k].sha256() != **h)
+        .filter(|(k, h)| live_vals[*k].fingerprint(fkey) != **h)
         .map(|(k, _)| k)
         .collect();
     if !differ.is_empty() {
@@ -190,6 +191,13 @@ pub async fn run(
     let mut checks = Vec::new();
     // Release history, read only when a rotated value might have to be kept.
     let mut history: Option<Vec<Revision>> = None;
+    if r.secrets.is_empty() {
+        return Ok((objects, checks));
+    }
+    // Hashes that are stored or compared are keyed fingerprints, never plain hashes.
+    let fkey =
+        crate::workflow::history::fingerprint_key(ctx.cluster, &r.namespace, ctx.opts.dry_run)
+            .await?;
     for SecretSpec { name, keys } in &r.secrets {
         progress(&format!("Secret {}/{name}", r.namespace));
         let who = format!("Secret {}/{name}", r.namespace);
@@ -214,9 +222,12 @@ pub async fn run(
                     );
                 }
                 let revs = history.as_deref().unwrap_or_default();
-                if let Some(n) =
-                    keep_rotated(revs, &format!("{name}/{key}"), &l.sha256(), &v.sha256())
-                {
+                if let Some(n) = keep_rotated(
+                    revs,
+                    &format!("{name}/{key}"),
+                    &l.fingerprint(&fkey),
+                    &v.fingerprint(&fkey),
+                ) {
                     checks.push(CheckResult::pass(
                         "secret-rotation-kept",
                         who.clone(),
@@ -229,14 +240,14 @@ pub async fn run(
         }
         let expected: BTreeMap<String, String> = values
             .iter()
-            .map(|(k, v)| (k.clone(), v.sha256()))
+            .map(|(k, v)| (k.clone(), v.fingerprint(&fkey)))
             .collect();
         let obj = secret_object(&r.namespace, &r.app, name, &values);
         drop(values);
         let (_, res) = apply_manifest(ctx, journal, &obj).await?;
         objects.push(res);
         let live = crate::kube::apply::get(ctx.cluster, &probe).await?;
-        checks.push(check_secret(&who, live.as_ref(), &expected));
+        checks.push(check_secret(&who, live.as_ref(), &expected, &fkey));
         for (k, h) in expected {
             journal.secret_hashes.insert(format!("{name}/{k}"), h);
         }
