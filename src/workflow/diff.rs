@@ -27,7 +27,7 @@ pub async fn compute(cluster: &Cluster, r: &Resolved, plan: &Plan) -> Result<Vec
         for m in &step.manifests {
             let live = apply::get(cluster, &m.object).await?;
             let (mut desired, mut live) = if step.kind == StepKind::Secrets {
-                secret_view(r, m, live.as_ref())?
+                secret_view(cluster, r, m, live.as_ref()).await?
             } else if m.namespace().is_some() && !ns_exists {
                 (m.object.clone(), None)
             } else {
@@ -83,8 +83,11 @@ fn mask_all(v: &mut Value) {
     }
 }
 
-/// Desired vs live Secret with values replaced by change markers.
-fn secret_view(
+/// Desired vs live Secret with values replaced by change markers. A value
+/// kept by the deploy after a rotation (see `steps::secrets::keep_rotated`)
+/// shows as unchanged, as the deploy would leave it.
+async fn secret_view(
+    cluster: &Cluster,
     r: &Resolved,
     m: &crate::render::Manifest,
     live: Option<&Value>,
@@ -96,12 +99,37 @@ fn secret_view(
         .expect("skeleton from config");
     let live_vals = crate::steps::secrets::live_values(live);
     let mut desired = m.object.clone();
+    let mut history = None;
     for (key, src) in &spec.keys {
         let existing = live_vals.get(key).cloned();
         let v = crate::steps::secrets::resolve_value(src, existing.clone(), &r.root)?;
         let marker = match existing {
             Some(e) if e == v => REDACTED.to_string(),
-            Some(_) => format!("{REDACTED}: changed"),
+            Some(e) => {
+                if history.is_none() {
+                    let fkey =
+                        crate::workflow::history::fingerprint_key(cluster, &r.namespace, true)
+                            .await?;
+                    let revs =
+                        crate::workflow::history::list(cluster, &r.namespace, &r.app, &r.env)
+                            .await?;
+                    history = Some((fkey, revs));
+                }
+                let (fkey, revs) = history.as_ref().expect("just set");
+                let id = format!("{}/{key}", spec.name);
+                if crate::steps::secrets::keep_rotated(
+                    revs,
+                    &id,
+                    &e.fingerprint(fkey),
+                    &v.fingerprint(fkey),
+                )
+                .is_some()
+                {
+                    REDACTED.to_string()
+                } else {
+                    format!("{REDACTED}: changed")
+                }
+            }
             None => format!("{REDACTED}: new"),
         };
         desired["data"][key] = Value::String(marker);
