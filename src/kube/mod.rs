@@ -101,9 +101,18 @@ impl Target {
     pub async fn connect(&self) -> Result<Cluster> {
         let (cfg, context, kubeconfig) = self.config().await?;
         let default_namespace = cfg.default_namespace.clone();
-        let client = Client::try_from(cfg).map_err(|e| {
+        let builder = ::kube::client::ClientBuilder::try_from(cfg).map_err(|e| {
             Error::cluster(format!("cannot build a client for context {context}: {e}"))
         })?;
+        // Count API requests (reported with PAKE_API_STATS=1; used by scripts/bench).
+        let client = builder
+            .with_layer(&tower::util::MapRequestLayer::new(
+                |req: http::Request<::kube::client::Body>| {
+                    API_REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    req
+                },
+            ))
+            .build();
         Ok(Cluster {
             client,
             context,
