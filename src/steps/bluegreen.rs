@@ -896,6 +896,19 @@ async fn switch_to(
     o: &SwitchOptions,
 ) -> Result<EndpointVerdict> {
     apply::apply(cluster, svc, false, o.force_conflicts).await?;
+    verify_switch(cluster, r, ui, svc, version, desired, o).await
+}
+
+/// Prove that the Service (already applied) serves only `version`.
+async fn verify_switch(
+    cluster: &Cluster,
+    r: &Resolved,
+    ui: &Ui,
+    svc: &Value,
+    version: &str,
+    desired: i32,
+    o: &SwitchOptions,
+) -> Result<EndpointVerdict> {
     let step = ui.step(&format!("endpoints of Service {} -> {version}", r.app));
     let target = EndpointTarget {
         namespace: &r.namespace,
@@ -1138,10 +1151,12 @@ async fn perform_switch(
     let (from, to, desired, svc_to, svc_back) = (t.from, t.to, t.desired, t.svc_to, t.svc_back);
     // 3. Switch and prove it; Ctrl-C or a lost lock from here on switches back.
     let switch_started = Instant::now();
+    // A failed apply (a field conflict, permission) changed nothing.
+    apply::apply(cluster, svc_to, false, o.force_conflicts).await?;
     report.changed = true;
     let mut lost = guard.lost_signal();
     let outcome = tokio::select! {
-        v = switch_to(cluster, r, ui, svc_to, to, desired, o) => v,
+        v = verify_switch(cluster, r, ui, svc_to, to, desired, o) => v,
         _ = tokio::signal::ctrl_c() => Err(Error::failed("interrupted (Ctrl-C) during the endpoint verification")),
         _ = lost.wait_for(|l| *l) => Err(Error::failed("the deploy lock was lost during the switch; another run may be changing the release")),
     };
@@ -1680,29 +1695,37 @@ pub fn plan_cleanup(
                 c,
                 "keep",
                 format!(
-                    "inactive for {}s, less than --after {}s",
-                    idle.as_secs(),
-                    after.as_secs()
+                    "inactive for {}, less than --after {}",
+                    human(idle),
+                    human(after)
                 ),
             ));
         } else if o.delete {
-            out.push(decide(
-                c,
-                "delete",
-                format!("inactive for {}s", idle.as_secs()),
-            ));
+            out.push(decide(c, "delete", format!("inactive for {}", human(idle))));
         } else if c.replicas == 0 {
             out.push(decide(c, "keep", "already scaled down".into()));
         } else {
             out.push(decide(
                 c,
                 "scale-down",
-                format!("inactive for {}s", idle.as_secs()),
+                format!("inactive for {}", human(idle)),
             ));
         }
     }
     out.sort_by(|a, b| a.version.cmp(&b.version));
     out
+}
+
+/// `3d4h`, `2h5m`, `3m12s`, `45s`: the two largest units.
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, mins, secs) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (days, hours, mins) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, m) => format!("{m}m{secs}s"),
+        (0, h, m) => format!("{h}h{m}m"),
+        (d, h, _) => format!("{d}d{h}h"),
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -2245,6 +2268,15 @@ mod tests {
         let d = plan_cleanup(&c, "v3", Some("v2"), Some("v4"), &o, now);
         assert_eq!(actions(&d)[0].1, "delete");
         assert_eq!(actions(&d)[1].1, "delete");
+    }
+
+    #[test]
+    fn human_durations() {
+        let h = |s| human(Duration::from_secs(s));
+        assert_eq!(
+            [h(0), h(45), h(192), h(7500), h(273_600)],
+            ["0s", "45s", "3m12s", "2h5m", "3d4h"]
+        );
     }
 
     #[test]
