@@ -110,7 +110,7 @@ async fn await_endpoints(ctx: &Ctx<'_>, m: &Manifest, service: &Value) -> Result
         .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
         .collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30).min(ctx.opts.timeout);
-    let mut delay = Duration::from_millis(100);
+    let mut delay = Duration::from_millis(20);
     loop {
         let pods =
             list_json_selected(ctx.cluster, "v1", "Pod", ns, Some(&pod_selector.join(","))).await?;
@@ -146,7 +146,7 @@ async fn await_endpoints(ctx: &Ctx<'_>, m: &Manifest, service: &Value) -> Result
             ));
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
+        delay = (delay * 2).min(Duration::from_secs(1));
     }
 }
 

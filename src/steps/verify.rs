@@ -25,20 +25,17 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Vec<CheckResult>> {
         Error::failed(format!("namespace {ns} does not exist"))
             .fix(format!("run `pake deploy --env {}` first", r.env))
     })?;
-    let pods = list_json_selected(c, "v1", "Pod", ns, Some(&format!("app={}", r.app))).await?;
-    let policies = list_json(c, "networking.k8s.io/v1", "NetworkPolicy", ns).await?;
-    let deployments = list_json_selected(
-        c,
-        "apps/v1",
-        "Deployment",
-        ns,
-        Some(&format!("app={}", r.app)),
-    )
-    .await?;
-    let pdbs = list_json(c, "policy/v1", "PodDisruptionBudget", ns).await?;
-    let sas = list_json(c, "v1", "ServiceAccount", ns).await?;
-    let roles = list_json(c, "rbac.authorization.k8s.io/v1", "Role", ns).await?;
-    let bindings = list_json(c, "rbac.authorization.k8s.io/v1", "RoleBinding", ns).await?;
+    let app = format!("app={}", r.app);
+    // Independent reads: one round trip instead of seven.
+    let (pods, policies, deployments, pdbs, sas, roles, bindings) = tokio::try_join!(
+        list_json_selected(c, "v1", "Pod", ns, Some(&app)),
+        list_json(c, "networking.k8s.io/v1", "NetworkPolicy", ns),
+        list_json_selected(c, "apps/v1", "Deployment", ns, Some(&app)),
+        list_json(c, "policy/v1", "PodDisruptionBudget", ns),
+        list_json(c, "v1", "ServiceAccount", ns),
+        list_json(c, "rbac.authorization.k8s.io/v1", "Role", ns),
+        list_json(c, "rbac.authorization.k8s.io/v1", "RoleBinding", ns),
+    )?;
     Ok(evaluate(
         ns,
         &nsobj,

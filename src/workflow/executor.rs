@@ -198,6 +198,19 @@ pub async fn apply_manifest(
     journal: &mut Journal,
     object: &Value,
 ) -> Result<(Value, ObjectResult)> {
+    let (applied, result, entry) = apply_one(ctx, object).await?;
+    if let Some(e) = entry {
+        journal.entries.push(e);
+    }
+    Ok((applied, result))
+}
+
+/// Apply one object; the journal entry (if it changed) is returned so that
+/// callers applying several objects at once can record them in order.
+pub async fn apply_one(
+    ctx: &Ctx<'_>,
+    object: &Value,
+) -> Result<(Value, ObjectResult, Option<JournalEntry>)> {
     let previous = apply::get(ctx.cluster, object).await?;
     let applied = match apply::apply(
         ctx.cluster,
@@ -226,6 +239,7 @@ pub async fn apply_manifest(
                     object: who,
                     action,
                 },
+                None,
             ));
         }
         r => r?,
@@ -248,15 +262,17 @@ pub async fn apply_manifest(
         object["metadata"]["namespace"].as_str(),
         object["metadata"]["name"].as_str().unwrap_or(""),
     );
-    if !ctx.opts.dry_run && action != "unchanged" {
-        journal.push(object.clone(), previous);
-    }
+    let entry = (!ctx.opts.dry_run && action != "unchanged").then(|| JournalEntry {
+        desired: object.clone(),
+        previous,
+    });
     Ok((
         applied,
         ObjectResult {
             object: who,
             action: action.into(),
         },
+        entry,
     ))
 }
 
@@ -580,11 +596,32 @@ async fn run_step(
         _ => {
             let mut objects = Vec::new();
             let mut applied = Vec::new();
-            for m in &step.manifests {
-                progress(&format!("applying {}", m.describe()));
-                let (live, r) = apply_manifest(ctx, journal, &m.object).await?;
-                objects.push(r);
-                applied.push((m.clone(), live));
+            // Objects of a step are applied concurrently in waves that keep the
+            // order that matters: Namespaces, then NetworkPolicies, then the rest.
+            for wave in waves(&step.manifests) {
+                let names: Vec<String> = wave.iter().map(|m| m.describe()).collect();
+                progress(&format!("applying {}", names.join(", ")));
+                let results =
+                    futures::future::join_all(wave.iter().map(|m| apply_one(ctx, &m.object))).await;
+                let mut first_err = None;
+                for (m, r) in wave.iter().zip(results) {
+                    match r {
+                        Ok((live, res, entry)) => {
+                            // Journal every change, also when a sibling failed, so rollback sees it.
+                            if let Some(e) = entry {
+                                journal.entries.push(e);
+                            }
+                            objects.push(res);
+                            applied.push(((*m).clone(), live));
+                        }
+                        Err(e) => {
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                }
+                if let Some(e) = first_err {
+                    return Err(e);
+                }
             }
             let checks = match step.kind {
                 StepKind::Namespace => steps::namespace::verify(ctx, &applied).await?,
@@ -595,6 +632,25 @@ async fn run_step(
             Ok((objects, checks))
         }
     }
+}
+
+/// Split a step's manifests into waves that may be applied concurrently.
+fn waves(ms: &[Manifest]) -> Vec<Vec<&Manifest>> {
+    let rank = |m: &Manifest| match m.kind() {
+        "Namespace" => 0,
+        "NetworkPolicy" => 1,
+        "ServiceAccount" | "Role" | "ConfigMap" | "Secret" => 2,
+        "RoleBinding" => 3,
+        _ => 4,
+    };
+    let mut out: Vec<Vec<&Manifest>> = Vec::new();
+    for r in 0..=4 {
+        let wave: Vec<&Manifest> = ms.iter().filter(|m| rank(m) == r).collect();
+        if !wave.is_empty() {
+            out.push(wave);
+        }
+    }
+    out
 }
 
 fn summarize(objects: &[ObjectResult]) -> String {
