@@ -29,12 +29,12 @@ pub async fn history(g: &Global, _a: HistoryArgs) -> Result<ExitCode> {
             ));
         } else {
             ui.line(format!(
-                "{:<8} {:<20} {:<12} {:<12} {:<24} {:<30} MESSAGE",
+                "{:<8} {:<20} {:<11} {:<16} {:<20} {:<30} MESSAGE",
                 "REVISION", "TIME", "STATUS", "ACTION", "USER", "IMAGE"
             ));
             for v in &revs {
                 ui.line(format!(
-                    "{:<8} {:<20} {:<12} {:<12} {:<24} {:<30} {}",
+                    "{:<8} {:<20} {:<11} {:<16} {:<20} {:<30} {}",
                     v.revision, v.time, v.status, v.action, v.user, v.image, v.message
                 ));
             }

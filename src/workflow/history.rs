@@ -168,15 +168,38 @@ pub fn object_hash(v: &Value) -> String {
     ))
 }
 
-/// Who is running pake: CI actor, else $USER, plus the host.
+/// Who is running pake: the CI actor, else the login name ($USER, $LOGNAME,
+/// else the passwd entry of the process's uid), plus the host. One place, used
+/// by history records and the lock holder identity.
 pub fn current_user() -> String {
-    let user = std::env::var("GITHUB_ACTOR")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{user}@{host}")
+    format!("{}@{}", user_name(), host_name())
+}
+
+pub fn user_name() -> String {
+    ["GITHUB_ACTOR", "USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+        .or_else(passwd_name)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub fn host_name() -> String {
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The name of the process's uid in /etc/passwd (CI jobs often have no $USER).
+fn passwd_name() -> Option<String> {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() }.to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[2] == uid).then(|| f[0].to_string())
+    })
 }
 
 pub fn now_rfc3339() -> String {

@@ -104,16 +104,11 @@ fn lock_error(e: &Error) -> Option<&LockError> {
 /// `user@host pid N`. In GitHub Actions the user is `$GITHUB_ACTOR` (the person
 /// who triggered the run; `$USER` is just "runner" there), else `$USER`.
 pub fn holder_identity() -> String {
-    let user = ["GITHUB_ACTOR", "USER", "LOGNAME", "USERNAME"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
-        .unwrap_or_else(|| "unknown".into());
-    let host = hostname::get()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".into());
-    format!("{user}@{host} pid {}", std::process::id())
+    format!(
+        "{} pid {}",
+        crate::workflow::history::current_user(),
+        std::process::id()
+    )
 }
 
 /// Who holds a Lease, judged at `now`.
