@@ -23,6 +23,7 @@ pub async fn run(g: &Global, a: DiffArgs) -> Result<ExitCode> {
     sel.image = a.image.clone();
     let p = release::prepare(&sel, &a.workflow)?;
     let cluster = g.target().connect().await?;
+    let p = release::follow_active(&cluster, &sel, &a.workflow, p, &ui).await?;
     let diffs = diff::compute(&cluster, &p.resolved, &p.plan).await?;
     let changed = diffs.iter().filter(|d| d.change != "unchanged").count();
     if ui.is_text() {
