@@ -25,7 +25,7 @@ fn container(name: &str, hardened: bool) -> Value {
 }
 
 fn pod_spec(i: usize) -> Value {
-    let hardened = i % 3 != 0;
+    let hardened = !i.is_multiple_of(3);
     let mut spec = json!({
         "automountServiceAccountToken": false,
         "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -33,7 +33,7 @@ fn pod_spec(i: usize) -> Value {
         "containers": [container("app", hardened), container("sidecar", true)],
         "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "cfg"}}]
     });
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         spec["hostNetwork"] = json!(true);
         spec["volumes"] = json!([{"name": "host", "hostPath": {"path": "/var/run"}}]);
         spec["securityContext"]["sysctls"] = json!([{"name": "kernel.msgmax", "value": "1"}]);

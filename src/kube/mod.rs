@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use ::kube::config::{KubeConfigOptions, Kubeconfig};
 use ::kube::{Client, Config};
 
-
 use crate::error::{Error, Result};
 
 /// API requests sent by this process (all clients).

@@ -21,7 +21,10 @@ pub const K8S: &[(&str, &str)] = &[
         include_str!("../../templates/k8s/service.yaml"),
     ),
     ("pdb.yaml", include_str!("../../templates/k8s/pdb.yaml")),
-    ("service-preview.yaml", include_str!("../../templates/k8s/service-preview.yaml")),
+    (
+        "service-preview.yaml",
+        include_str!("../../templates/k8s/service-preview.yaml"),
+    ),
     (
         "ingress.yaml",
         include_str!("../../templates/k8s/ingress.yaml"),
@@ -42,7 +45,16 @@ pub const CI: &[(&str, &str)] = &[(
 
 /// Docker templates `pake init` writes (the guide's hardened image and compose file).
 pub const DOCKER: &[(&str, &str)] = &[
-    ("Dockerfile.production", include_str!("../../templates/docker/Dockerfile.production")),
-    (".dockerignore", include_str!("../../templates/docker/.dockerignore")),
-    ("docker-compose.secure.yml", include_str!("../../templates/docker/docker-compose.secure.yml")),
+    (
+        "Dockerfile.production",
+        include_str!("../../templates/docker/Dockerfile.production"),
+    ),
+    (
+        ".dockerignore",
+        include_str!("../../templates/docker/.dockerignore"),
+    ),
+    (
+        "docker-compose.secure.yml",
+        include_str!("../../templates/docker/docker-compose.secure.yml"),
+    ),
 ];

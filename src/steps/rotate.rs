@@ -636,6 +636,7 @@ struct Written {
 /// optimistic concurrency: the body carries the resourceVersion it was built
 /// from, and a 409 (changed meanwhile) starts over from a fresh read.
 /// `expect_current`: refuse if the key's value is no longer this (restore).
+#[allow(clippy::too_many_arguments)]
 async fn write_key(
     cluster: &Cluster,
     ns: &str,

@@ -13,7 +13,9 @@ pub fn kubeconfig(test: &str) -> Option<PathBuf> {
     match std::env::var_os("PAKE_TEST_KUBECONFIG") {
         Some(p) => Some(PathBuf::from(p)),
         None => {
-            eprintln!("SKIP {test}: PAKE_TEST_KUBECONFIG is not set (scripts/test sets it after `scripts/cluster up`)");
+            eprintln!(
+                "SKIP {test}: PAKE_TEST_KUBECONFIG is not set (scripts/test sets it after `scripts/cluster up`)"
+            );
             None
         }
     }
@@ -22,8 +24,13 @@ pub fn kubeconfig(test: &str) -> Option<PathBuf> {
 /// A kube client for a context of the test kubeconfig.
 pub async fn client(kubeconfig: &Path, context: &str) -> kube::Client {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
-    let opts = kube::config::KubeConfigOptions { context: Some(context.into()), ..Default::default() };
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &opts).await.unwrap();
+    let opts = kube::config::KubeConfigOptions {
+        context: Some(context.into()),
+        ..Default::default()
+    };
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &opts)
+        .await
+        .unwrap();
     kube::Client::try_from(cfg).unwrap()
 }
 
@@ -37,7 +44,12 @@ pub fn suffix() -> String {
 /// Run pake with the test kubeconfig, in `dir`, with extra env vars.
 pub fn pake(kubeconfig: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pake"));
-    c.current_dir(dir).arg("--kubeconfig").arg(kubeconfig).args(args).env_remove("PAKE_ENV").env_remove("GITHUB_STEP_SUMMARY");
+    c.current_dir(dir)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env_remove("PAKE_ENV")
+        .env_remove("GITHUB_STEP_SUMMARY");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -45,7 +57,11 @@ pub fn pake(kubeconfig: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)]) 
 }
 
 pub fn text(o: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// A project directory with pake.yaml (and optional extra files).
@@ -69,7 +85,10 @@ pub fn pake_yaml(app: &str, namespace: &str, extra: &str) -> String {
 
 /// The built-in deployment template with `from` replaced by `to`.
 pub fn deployment_template_with(from: &str, to: &str) -> String {
-    let t = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/k8s/deployment.yaml")).unwrap();
+    let t = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/k8s/deployment.yaml"),
+    )
+    .unwrap();
     assert!(t.contains(from), "template does not contain {from:?}");
     t.replace(from, to)
 }
@@ -83,12 +102,32 @@ pub async fn cleanup_app(client: &kube::Client, ns: &str, app: &str) {
     use kube::api::{Api, DeleteParams, ListParams};
     let lp = ListParams::default().labels(&format!("app={app}"));
     let dp = DeleteParams::default();
-    let _ = Api::<Deployment>::namespaced(client.clone(), ns).delete_collection(&dp, &lp).await;
-    let _ = Api::<Service>::namespaced(client.clone(), ns).delete_collection(&dp, &lp).await;
-    let _ = Api::<Secret>::namespaced(client.clone(), ns).delete_collection(&dp, &lp).await;
-    let _ = Api::<ServiceAccount>::namespaced(client.clone(), ns).delete_collection(&dp, &lp).await;
-    let _ = Api::<NetworkPolicy>::namespaced(client.clone(), ns).delete_collection(&dp, &lp).await;
-    let _ = Api::<PodDisruptionBudget>::namespaced(client.clone(), ns).delete_collection(&dp, &lp).await;
+    let _ = Api::<Deployment>::namespaced(client.clone(), ns)
+        .delete_collection(&dp, &lp)
+        .await;
+    let _ = Api::<Service>::namespaced(client.clone(), ns)
+        .delete_collection(&dp, &lp)
+        .await;
+    let _ = Api::<Secret>::namespaced(client.clone(), ns)
+        .delete_collection(&dp, &lp)
+        .await;
+    let _ = Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .delete_collection(&dp, &lp)
+        .await;
+    let _ = Api::<NetworkPolicy>::namespaced(client.clone(), ns)
+        .delete_collection(&dp, &lp)
+        .await;
+    let _ = Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
+        .delete_collection(&dp, &lp)
+        .await;
+    let _ = Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(client.clone(), ns)
+        .delete_collection(&dp, &lp)
+        .await;
+    let _ = Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(client.clone(), ns)
+        .delete_collection(&dp, &lp)
+        .await;
     let hl = ListParams::default().labels(&format!("pake.dev/app={app}"));
-    let _ = Api::<ConfigMap>::namespaced(client.clone(), ns).delete_collection(&dp, &hl).await;
+    let _ = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .delete_collection(&dp, &hl)
+        .await;
 }
