@@ -49,12 +49,14 @@ pub async fn run(g: &Global, a: DeployArgs) -> Result<ExitCode> {
     let cluster = g.target().connect().await?;
     let p = release::follow_active(&cluster, &sel, &a.workflow, p, &ui).await?;
     if !a.dry_run {
-        let summary = format!(
-            "{} objects in {} steps, image {}",
-            p.plan.manifests().count(),
-            p.plan.steps.len(),
-            p.resolved.image_ref
-        );
+        // Only an interactive run of a protected environment shows the diff
+        // summary before asking; everything else is decided without it.
+        let summary = if p.resolved.protected && !g.yes && ui.interactive {
+            let diffs = crate::workflow::diff::compute(&cluster, &p.resolved, &p.plan).await?;
+            crate::workflow::diff::summary(&diffs, &p.resolved.image_ref)
+        } else {
+            String::new()
+        };
         release::confirm_protected(&p.resolved, &ui, g.yes, "deploy", &summary)?;
     }
     let opts = executor::Options {

@@ -31,8 +31,19 @@ pub async fn compute(cluster: &Cluster, r: &Resolved, plan: &Plan) -> Result<Vec
             } else if m.namespace().is_some() && !ns_exists {
                 (m.object.clone(), None)
             } else {
-                let dry = apply::apply(cluster, &m.object, true, false).await?;
-                (normalize(dry), live.map(normalize))
+                match apply::apply(cluster, &m.object, true, false).await {
+                    Ok(dry) => (normalize(dry), live.map(normalize)),
+                    // A RoleBinding to a Role this deploy creates first cannot be
+                    // dry-run (the escalation check needs the Role): show it as rendered.
+                    Err(e)
+                        if m.kind() == "RoleBinding"
+                            && live.is_none()
+                            && e.message.contains("(404)") =>
+                    {
+                        (m.object.clone(), None)
+                    }
+                    Err(e) => return Err(e),
+                }
             };
             if m.kind() == "Secret" && step.kind != StepKind::Secrets {
                 mask_all(&mut desired);
@@ -140,4 +151,49 @@ async fn secret_view(
         serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": l["metadata"]["name"], "namespace": l["metadata"]["namespace"], "labels": l["metadata"]["labels"]}, "type": l["type"], "data": l["data"]})
     });
     Ok((desired, live))
+}
+
+/// The summary shown before confirming a protected deploy: what would be
+/// created or updated (Secret values never shown; `pake diff` has the detail).
+pub fn summary(diffs: &[ObjectDiff], image: &str) -> String {
+    let changed: Vec<String> = diffs
+        .iter()
+        .filter(|d| d.change != "unchanged")
+        .map(|d| format!("  {:<7} {}", d.change, d.object))
+        .collect();
+    let mut s = format!(
+        "image {image}: {} of {} objects would change",
+        changed.len(),
+        diffs.len()
+    );
+    for line in changed {
+        s.push('\n');
+        s.push_str(&line);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_lists_only_changes() {
+        let d = |o: &str, c: &str| ObjectDiff {
+            object: o.into(),
+            change: c.into(),
+            diff: String::new(),
+        };
+        let s = summary(
+            &[
+                d("Deployment a/b", "update"),
+                d("Service a/b", "unchanged"),
+                d("Secret a/db", "create"),
+            ],
+            "img:1",
+        );
+        assert!(s.starts_with("image img:1: 2 of 3 objects would change"));
+        assert!(s.contains("update  Deployment a/b") && s.contains("create  Secret a/db"));
+        assert!(!s.contains("Service"));
+    }
 }
