@@ -80,6 +80,10 @@ impl Error {
     pub fn from_kube(context: impl Into<String>, e: ::kube::Error) -> Self {
         let context = context.into();
         match &e {
+            ::kube::Error::Api(s) if s.code == 403 && s.message.contains("because it is being terminated") => {
+                Error::failed(format!("{context}: the namespace is being deleted: {}", s.message))
+                    .fix("wait until the namespace is gone (`kubectl get namespace`), then run again; pake will create it")
+            }
             ::kube::Error::Api(s) if s.code == 401 || s.code == 403 => {
                 Error::cluster(format!("{context}: permission denied: {}", s.message))
                     .fix("run `pake doctor` to see which permissions the current identity lacks; the deployer role is in templates/rbac/")
