@@ -69,16 +69,14 @@ pub fn check_identity(obj: &Value) -> Vec<CheckResult> {
     out
 }
 
-pub async fn verify(ctx: &Ctx<'_>, applied: &[(Manifest, Value)]) -> Result<Vec<CheckResult>> {
+pub async fn verify(_ctx: &Ctx<'_>, applied: &[(Manifest, Value)]) -> Result<Vec<CheckResult>> {
     let mut out = Vec::new();
-    for (m, _) in applied {
-        // Read back from the server: the applied response could predate a mutating webhook.
-        let live = crate::kube::apply::get(ctx.cluster, &m.object)
-            .await?
-            .ok_or_else(|| Error::failed("not found after apply").on(m.describe()))?;
+    for (m, live) in applied {
+        // The apply response is the object as stored, after admission
+        // (mutating webhooks included), so it needs no second read.
         match m.kind() {
-            "Namespace" => out.extend(check_pss_labels(&live)),
-            _ => out.extend(check_identity(&live)),
+            "Namespace" => out.extend(check_pss_labels(live)),
+            _ => out.extend(check_identity(live)),
         }
     }
     Ok(out)

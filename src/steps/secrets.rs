@@ -244,10 +244,10 @@ pub async fn run(
             .collect();
         let obj = secret_object(&r.namespace, &r.app, name, &values);
         drop(values);
-        let (_, res) = apply_manifest(ctx, journal, &obj).await?;
+        // The apply response is the Secret as stored: check it, no second read.
+        let (stored, res) = apply_manifest(ctx, journal, &obj).await?;
         objects.push(res);
-        let live = crate::kube::apply::get(ctx.cluster, &probe).await?;
-        checks.push(check_secret(&who, live.as_ref(), &expected, &fkey));
+        checks.push(check_secret(&who, Some(&stored), &expected, &fkey));
         for (k, h) in expected {
             journal.secret_hashes.insert(format!("{name}/{k}"), h);
         }

@@ -400,8 +400,8 @@ pub async fn run(
     )
     .await?;
 
-    let revision =
-        history::next_revision(cluster, &resolved.namespace, &resolved.app, &resolved.env).await?;
+    let prior = history::list(cluster, &resolved.namespace, &resolved.app, &resolved.env).await?;
+    let revision = prior.last().map(|r| r.revision + 1).unwrap_or(1);
     report.revision = Some(revision);
 
     let mut outcome = tokio::select! {
@@ -448,6 +448,7 @@ pub async fn run(
                 &resolved.app,
                 &resolved.env,
                 revision,
+                &prior,
             )
             .await?;
         }

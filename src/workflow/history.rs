@@ -150,8 +150,10 @@ pub async fn supersede(
     app: &str,
     env: &str,
     current: u32,
+    known: &[Revision],
 ) -> Result<()> {
-    for mut r in list(cluster, namespace, app, env).await? {
+    // `known` is the history as read at the start of the run (under the lock).
+    for mut r in known.iter().cloned() {
         if r.revision < current && r.status == "deployed" {
             r.status = "superseded".into();
             record(cluster, namespace, app, env, &r).await?;
