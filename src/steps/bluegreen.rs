@@ -687,7 +687,7 @@ pub fn active_service(r: &Resolved, version: &str, workflow: &str) -> Result<Val
         })
 }
 
-fn service_has_ports(svc: &Value) -> bool {
+pub fn service_has_ports(svc: &Value) -> bool {
     svc["spec"]["ports"]
         .as_array()
         .is_some_and(|p| !p.is_empty())

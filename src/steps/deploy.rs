@@ -49,7 +49,44 @@ pub async fn verify(
     }
     for (m, live) in applied.iter().filter(|(m, _)| m.kind() == "Service") {
         progress(&format!("waiting for endpoints of {}", m.describe()));
-        out.push(await_endpoints(ctx, m, live).await?);
+        // A Service selecting one version of a Deployment applied here gets the
+        // blue-green proof (watch-based: exactly the Ready pods of that version);
+        // any other Service the generic one.
+        let selector = &live["spec"]["selector"];
+        let version_deployment = selector["version"].as_str().and_then(|v| {
+            applied.iter().find(|(d, dl)| {
+                d.kind() == "Deployment"
+                    && dl["spec"]["template"]["metadata"]["labels"]["version"].as_str() == Some(v)
+                    && dl["spec"]["template"]["metadata"]["labels"]["app"] == selector["app"]
+            })
+        });
+        match (
+            version_deployment,
+            selector["app"].as_str(),
+            selector["version"].as_str(),
+        ) {
+            (Some((_, d)), Some(app), Some(version)) => {
+                let target = crate::steps::bluegreen::EndpointTarget {
+                    namespace: ns,
+                    service: m.name(),
+                    app,
+                    version,
+                    desired: d["spec"]["replicas"].as_i64().unwrap_or(1) as i32,
+                    service_has_ports: crate::steps::bluegreen::service_has_ports(live),
+                };
+                let t = Duration::from_secs(30).min(ctx.opts.timeout);
+                out.push(match crate::steps::bluegreen::await_endpoints(&ctx.cluster.client, &target, t, progress).await {
+                    Ok(v) => CheckResult::pass("endpoints", m.describe(), v.message),
+                    Err(e) => CheckResult::fail(
+                        "endpoints",
+                        m.describe(),
+                        e.message,
+                        "check that the Service selector matches the pod labels and the targetPort names a container port",
+                    ),
+                });
+            }
+            _ => out.push(await_endpoints(ctx, m, live).await?),
+        }
     }
     Ok(out)
 }
