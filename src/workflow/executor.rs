@@ -187,8 +187,8 @@ pub struct Journal {
 }
 
 impl Journal {
-    pub fn push(&mut self, desired: Value, previous: Option<Value>) {
-        self.entries.push(JournalEntry { desired, previous });
+    pub fn push(&mut self, entry: JournalEntry) {
+        self.entries.push(entry);
     }
 }
 
@@ -200,7 +200,7 @@ pub async fn apply_manifest(
 ) -> Result<(Value, ObjectResult)> {
     let (applied, result, entry) = apply_one(ctx, object).await?;
     if let Some(e) = entry {
-        journal.entries.push(e);
+        journal.push(e);
     }
     Ok((applied, result))
 }
@@ -610,7 +610,7 @@ async fn run_step(
                         Ok((live, res, entry)) => {
                             // Journal every change, also when a sibling failed, so rollback sees it.
                             if let Some(e) = entry {
-                                journal.entries.push(e);
+                                journal.push(e);
                             }
                             objects.push(res);
                             applied.push(((*m).clone(), live));
@@ -746,12 +746,4 @@ pub async fn rollback(ctx: &Ctx<'_>, journal: &mut Journal) -> Result<Vec<Object
         Some(e) => Err(e),
         None => Ok(restored),
     }
-}
-
-/// Manifests of a step by kind (helper for steps).
-pub fn of_kind<'a>(
-    applied: &'a [(Manifest, Value)],
-    kind: &'a str,
-) -> impl Iterator<Item = &'a (Manifest, Value)> {
-    applied.iter().filter(move |(m, _)| m.kind() == kind)
 }
