@@ -78,39 +78,39 @@ pub async fn apply(cluster: &Cluster, object: &Value, dry_run: bool, force: bool
 /// the live resourceVersion so a concurrent change is a conflict, not lost.
 pub async fn replace(cluster: &Cluster, object: &Value) -> Result<Value> {
     let api = api_for(cluster, object);
-    let live = api
-        .get_opt(name(object))
-        .await
-        .map_err(|e| Error::from_kube(format!("GET {}", who(object)), e))?;
-    let mut body = strip_server_fields(object.clone());
-    match live {
-        Some(l) => {
-            body["metadata"]["resourceVersion"] =
-                Value::String(l.metadata.resource_version.unwrap_or_default());
-            let obj: DynamicObject = serde_json::from_value(body).expect("dynamic object");
-            let pp = PostParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..Default::default()
-            };
-            api.replace(name(object), &pp, &obj)
-                .await
-                .map(|o| serde_json::to_value(o).expect("object serializes"))
-                .map_err(|e| {
-                    Error::from_kube(format!("restore {}", who(object)), e).on(who(object))
-                })
-        }
-        None => {
-            let obj: DynamicObject = serde_json::from_value(body).expect("dynamic object");
-            let pp = PostParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..Default::default()
-            };
-            api.create(&pp, &obj)
-                .await
-                .map(|o| serde_json::to_value(o).expect("object serializes"))
-                .map_err(|e| {
-                    Error::from_kube(format!("re-create {}", who(object)), e).on(who(object))
-                })
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    // Controllers keep writing status (a Deployment mid-rollout does so many
+    // times a second), which moves resourceVersion between our read and our
+    // write: a 409 there is retried with a fresh read, a few times.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let live = api
+            .get_opt(name(object))
+            .await
+            .map_err(|e| Error::from_kube(format!("GET {}", who(object)), e))?;
+        let mut body = strip_server_fields(object.clone());
+        let (what, r) = match live {
+            Some(l) => {
+                body["metadata"]["resourceVersion"] =
+                    Value::String(l.metadata.resource_version.unwrap_or_default());
+                let obj: DynamicObject = serde_json::from_value(body).expect("dynamic object");
+                ("restore", api.replace(name(object), &pp, &obj).await)
+            }
+            None => {
+                let obj: DynamicObject = serde_json::from_value(body).expect("dynamic object");
+                ("re-create", api.create(&pp, &obj).await)
+            }
+        };
+        match r {
+            Ok(o) => return Ok(serde_json::to_value(o).expect("object serializes")),
+            Err(::kube::Error::Api(s)) if s.code == 409 && attempt < 5 => continue,
+            Err(e) => {
+                return Err(Error::from_kube(format!("{what} {}", who(object)), e).on(who(object)));
+            }
         }
     }
 }
