@@ -3,10 +3,13 @@
 use clap::Parser;
 
 fn main() {
-    // Die quietly on a closed pipe (`pake render | head`), like other CLI tools.
+    // A closed pipe must not kill pake half way through a deploy (a write to
+    // a dropped API connection, or `pake deploy | head`): SIGPIPE is ignored,
+    // writes report EPIPE, and output to a closed stdout is dropped quietly
+    // (pake::output::out) while the run finishes or rolls back its work.
     #[cfg(unix)]
     unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
     let cli = pake::cli::Cli::parse();
     init_tracing(cli.global.verbose);
@@ -20,20 +23,19 @@ fn main() {
         Err(e) => {
             if json {
                 // Machines get a parseable error on stdout as well as the text on stderr.
-                println!(
-                    "{}",
-                    serde_json::json!({"error": {"message": e.message, "object": e.object, "fix": e.fix, "exitCode": e.kind.code()}})
+                pake::output::out_line(
+                    serde_json::json!({"error": {"message": e.message, "object": e.object, "fix": e.fix, "exitCode": e.kind.code()}}).to_string(),
                 );
             }
-            eprintln!("error: {e}");
+            pake::output::err_line(format!("error: {e}"));
             e.kind
         }
     };
     if std::env::var_os("PAKE_API_STATS").is_some() {
-        eprintln!(
+        pake::output::err_line(format!(
             "pake: {} API requests",
             pake::kube::API_REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
-        );
+        ));
     }
     std::process::exit(code.code());
 }

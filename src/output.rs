@@ -5,10 +5,46 @@
 //! over. Progress bars and prompts appear only when both stdin and stdout are
 //! terminals and `--no-progress` was not given, so CI logs stay plain.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// Set once a write to stdout failed (the reader went away: `pake ... | head`).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Write to stdout. SIGPIPE is ignored (see main.rs), so a closed stdout is
+/// an EPIPE error here: remembered, and later output is dropped quietly — the
+/// run goes on to finish (or roll back) its work instead of dying half way.
+pub fn out(s: impl AsRef<str>) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut o = std::io::stdout().lock();
+    if o.write_all(s.as_ref().as_bytes())
+        .and_then(|_| o.flush())
+        .is_err()
+    {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A line to stdout (see [`out`]).
+pub fn out_line(s: impl AsRef<str>) {
+    out(format!("{}\n", s.as_ref()));
+}
+
+/// A line to stderr; a closed stderr is ignored (never a panic).
+pub fn err_line(s: impl AsRef<str>) {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "{}", s.as_ref());
+}
+
+/// True once stdout was found closed.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
 
 /// `-o` values. Not every command supports every format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -58,7 +94,7 @@ impl Ui {
     /// A line of human output; suppressed in machine formats.
     pub fn line(&self, s: impl AsRef<str>) {
         if self.is_text() {
-            println!("{}", s.as_ref());
+            out_line(s);
         }
     }
 
@@ -91,7 +127,7 @@ impl Ui {
             }
         } else {
             if self.is_text() {
-                eprintln!("→ {name}");
+                err_line(format!("→ {name}"));
             }
             StepProgress {
                 pb: None,
@@ -103,10 +139,7 @@ impl Ui {
 
     /// Print a JSON document to stdout (for `-o json`).
     pub fn json(&self, v: &impl serde::Serialize) {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(v).expect("report serializes")
-        );
+        out_line(serde_json::to_string_pretty(v).expect("report serializes"));
     }
 }
 
@@ -122,7 +155,7 @@ impl StepProgress {
         if let Some(pb) = &self.pb {
             pb.set_message(format!("{}: {msg}", self.name));
         } else if self.ui.is_text() {
-            eprintln!("  {msg}");
+            err_line(format!("  {msg}"));
         }
     }
     pub fn done(self, summary: &str) {
@@ -141,7 +174,7 @@ impl StepProgress {
             pb.finish_and_clear();
         }
         if self.ui.is_text() {
-            println!("{line}");
+            out_line(line);
         }
     }
 }

@@ -80,7 +80,7 @@ pub async fn run(g: &Global, a: AuditArgs) -> Result<ExitCode> {
     match g.output {
         Format::Json => ui.json(&report),
         Format::Sarif => ui.json(&crate::report::sarif::audit(&report)),
-        Format::Text => print!("{}", crate::report::audit::text(&report, &ui)),
+        Format::Text => crate::output::out(crate::report::audit::text(&report, &ui)),
     }
     Ok(if report.summary.passed {
         ExitCode::Ok

@@ -163,7 +163,7 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
             let cluster = g.target().connect().await?;
             let s = bluegreen::status(&cluster, &p.resolved).await?;
             if ui.is_text() {
-                print!("{}", bluegreen::status_text(&s));
+                crate::output::out(bluegreen::status_text(&s));
             } else {
                 ui.json(&s);
             }
@@ -184,7 +184,7 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
             };
             let r = bluegreen::cleanup(&cluster, &p.resolved, &ui, &o).await?;
             if ui.is_text() {
-                print!("{}", bluegreen::cleanup_text(&r));
+                crate::output::out(bluegreen::cleanup_text(&r));
             } else {
                 ui.json(&r);
             }
@@ -207,7 +207,7 @@ fn switch_options(kind: SwitchKind, c: &SwitchCommon, yes: bool) -> SwitchOption
 
 fn print_switch(ui: &Ui, r: &SwitchReport) -> ExitCode {
     if ui.is_text() {
-        print!("{}", bluegreen::switch_text(ui, r));
+        crate::output::out(bluegreen::switch_text(ui, r));
     } else {
         ui.json(r);
     }

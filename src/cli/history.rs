@@ -9,7 +9,7 @@ use crate::error::{Error, ExitCode, Result};
 use crate::output::Format;
 use crate::render::Manifest;
 use crate::workflow::definition::{Plan, PlannedStep, StepKind, check_order};
-use crate::workflow::{executor, history, release};
+use crate::workflow::{executor, history, recovery, release};
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {}
@@ -20,7 +20,21 @@ pub async fn history(g: &Global, _a: HistoryArgs) -> Result<ExitCode> {
     let p = release::prepare(&super::deploy::selection(g), "deploy")?;
     let cluster = g.target().connect().await?;
     let r = &p.resolved;
-    let revs = history::list(&cluster, &r.namespace, &r.app, &r.env).await?;
+    let mut revs = history::list(&cluster, &r.namespace, &r.app, &r.env).await?;
+    // A pending revision whose run no longer holds the lock shows as interrupted.
+    if revs.iter().any(|v| v.status == recovery::PENDING) {
+        let holder = recovery::lock_holder(&cluster, &r.namespace, &r.app, &r.env).await;
+        for v in revs.iter_mut() {
+            let shown = recovery::shown_status(v, holder.as_deref());
+            if shown != v.status {
+                v.message = format!(
+                    "its run ended without finishing ({}); the next deploy or rotate-secret reports what is live",
+                    v.message
+                );
+                v.status = shown;
+            }
+        }
+    }
     if ui.is_text() {
         if revs.is_empty() {
             ui.line(format!(

@@ -19,8 +19,8 @@ pub async fn run(g: &Global, a: RenderArgs) -> Result<ExitCode> {
     let p = release::prepare(&super::deploy::selection(g), &a.workflow)?;
     let ms: Vec<_> = p.plan.manifests().cloned().collect();
     match g.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": ms.iter().map(|m| &m.object).collect::<Vec<_>>()})).expect("json")),
-        _ => print!("{}", crate::render::to_yaml(&ms)),
+        Format::Json => crate::output::out_line(serde_json::to_string_pretty(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": ms.iter().map(|m| &m.object).collect::<Vec<_>>()})).expect("json")),
+        _ => crate::output::out(crate::render::to_yaml(&ms)),
     }
     Ok(ExitCode::Ok)
 }

@@ -4,9 +4,7 @@
 //! one code path serves every kind. Apply uses field manager `pake` and strict
 //! field validation, so a misspelt field is an error, not silently dropped.
 
-use ::kube::api::{
-    Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, ValidationDirective,
-};
+use ::kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, ValidationDirective};
 use ::kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
@@ -57,61 +55,135 @@ pub async fn get(cluster: &Cluster, object: &Value) -> Result<Option<Value>> {
 /// Server-side apply. `dry_run` asks the server to validate and compute the
 /// result without persisting it. Without `force`, a field owned by another
 /// manager is a conflict error that names the manager and the field.
+///
+/// A conflict with `pake` itself (fields pake last wrote with an update
+/// rather than an apply, e.g. by a rollback of an older pake, or a scale) is
+/// not another tool's claim: pake takes them back by forcing, says so in the
+/// log, and the apply goes on. Conflicts naming any other manager stay errors.
 pub async fn apply(cluster: &Cluster, object: &Value, dry_run: bool, force: bool) -> Result<Value> {
+    match apply_once(cluster, object, dry_run, force).await {
+        Err(Conflict::Managers(status)) => {
+            let managers = conflict_managers(&status);
+            if !force && !managers.is_empty() && managers.iter().all(|m| m == FIELD_MANAGER) {
+                tracing::warn!(
+                    "{}: {} field(s) were last written by pake itself with an update instead of an apply (a rollback of an older pake, or a scale); taking them back — no other field manager is involved",
+                    who(object),
+                    conflict_fields(&status).len()
+                );
+                return match apply_once(cluster, object, dry_run, true).await {
+                    Ok(v) => Ok(v),
+                    Err(Conflict::Managers(s)) => Err(conflict_error(object, &s)),
+                    Err(Conflict::Other(e)) => Err(e),
+                };
+            }
+            Err(conflict_error(object, &status))
+        }
+        Err(Conflict::Other(e)) => Err(e),
+        Ok(v) => Ok(v),
+    }
+}
+
+enum Conflict {
+    Managers(Box<::kube::core::Status>),
+    Other(Error),
+}
+
+async fn apply_once(
+    cluster: &Cluster,
+    object: &Value,
+    dry_run: bool,
+    force: bool,
+) -> std::result::Result<Value, Conflict> {
     let api = api_for(cluster, object);
     let mut pp = PatchParams::apply(FIELD_MANAGER).validation(ValidationDirective::Strict);
     pp.dry_run = dry_run;
     pp.force = force;
     match api.patch(name(object), &pp, &Patch::Apply(object)).await {
         Ok(o) => Ok(serde_json::to_value(o).expect("object serializes")),
-        Err(::kube::Error::Api(s)) if s.code == 409 => Err(Error::failed(format!(
-            "server-side apply conflict: {}",
-            s.message
-        ))
-        .on(who(object))
-        .fix("another field manager owns these fields; remove them from the other tool's configuration, or re-run with --force-conflicts to take them over")),
-        Err(e) => Err(Error::from_kube(format!("apply {}", who(object)), e).on(who(object))),
+        Err(::kube::Error::Api(s)) if s.code == 409 => Err(Conflict::Managers(s)),
+        Err(e) => Err(Conflict::Other(
+            Error::from_kube(format!("apply {}", who(object)), e).on(who(object)),
+        )),
     }
 }
 
-/// Replace the live object with `object` (a previous revision), keeping
-/// the live resourceVersion so a concurrent change is a conflict, not lost.
-pub async fn replace(cluster: &Cluster, object: &Value) -> Result<Value> {
-    let api = api_for(cluster, object);
-    let pp = PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    // Controllers keep writing status (a Deployment mid-rollout does so many
-    // times a second), which moves resourceVersion between our read and our
-    // write: a 409 there is retried with a fresh read, a few times.
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let live = api
-            .get_opt(name(object))
-            .await
-            .map_err(|e| Error::from_kube(format!("GET {}", who(object)), e))?;
-        let mut body = strip_server_fields(object.clone());
-        let (what, r) = match live {
-            Some(l) => {
-                body["metadata"]["resourceVersion"] =
-                    Value::String(l.metadata.resource_version.unwrap_or_default());
-                let obj: DynamicObject = serde_json::from_value(body).expect("dynamic object");
-                ("restore", api.replace(name(object), &pp, &obj).await)
-            }
-            None => {
-                let obj: DynamicObject = serde_json::from_value(body).expect("dynamic object");
-                ("re-create", api.create(&pp, &obj).await)
-            }
-        };
-        match r {
-            Ok(o) => return Ok(serde_json::to_value(o).expect("object serializes")),
-            Err(::kube::Error::Api(s)) if s.code == 409 && attempt < 5 => continue,
-            Err(e) => {
-                return Err(Error::from_kube(format!("{what} {}", who(object)), e).on(who(object)));
+/// The managers named by an apply conflict (`conflict with "X" using ...`).
+pub fn conflict_managers(s: &::kube::core::Status) -> Vec<String> {
+    let mut texts: Vec<&str> = s
+        .details
+        .iter()
+        .flat_map(|d| d.causes.iter())
+        .map(|c| c.message.as_str())
+        .collect();
+    texts.push(&s.message);
+    let mut out: Vec<String> = Vec::new();
+    for t in texts {
+        for part in t.split("conflict").skip(1) {
+            let part = part.trim_start_matches('s').trim_start();
+            if let Some(rest) = part.strip_prefix("with \"")
+                && let Some(end) = rest.find('"')
+            {
+                let m = rest[..end].to_string();
+                if !out.contains(&m) {
+                    out.push(m);
+                }
             }
         }
+    }
+    out
+}
+
+fn conflict_fields(s: &::kube::core::Status) -> Vec<String> {
+    s.details
+        .iter()
+        .flat_map(|d| d.causes.iter())
+        .map(|c| c.field.clone())
+        .collect()
+}
+
+fn conflict_error(object: &Value, s: &::kube::core::Status) -> Error {
+    let managers = conflict_managers(s);
+    let others: Vec<&String> = managers.iter().filter(|m| *m != FIELD_MANAGER).collect();
+    let fix = if others.is_empty() {
+        "these fields are owned by pake itself through an earlier update (not an apply); re-run with --force-conflicts to take them back — no other tool's fields are involved".to_string()
+    } else {
+        format!(
+            "field manager(s) {} own these fields; remove them from that tool's configuration, or re-run with --force-conflicts to take them over",
+            others
+                .iter()
+                .map(|m| format!("{m:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let mut message = format!("server-side apply conflict: {}", s.message);
+    if managers.iter().any(|m| m == FIELD_MANAGER) {
+        message.push_str(
+            " (\"pake\" is pake itself: fields it last wrote with an update rather than an apply)",
+        );
+    }
+    Error::failed(message).on(who(object)).fix(fix)
+}
+
+/// Put `previous` (an object as read before this run changed it) back with a
+/// server-side apply as `pake`, forcing: the body is exactly the fields pake
+/// owned before plus those it owns now, with their previous values (see
+/// [`fields::restore_body`]). Fields the run added are dropped, fields of
+/// other managers are left alone, and pake stays the single owner of its
+/// fields through an Apply entry — so the next `pake deploy` applies without
+/// conflicts. An object deleted meanwhile is re-created the same way.
+pub async fn restore(cluster: &Cluster, previous: &Value) -> Result<Value> {
+    let api = api_for(cluster, previous);
+    let live = api
+        .get_opt(name(previous))
+        .await
+        .map_err(|e| Error::from_kube(format!("GET {}", who(previous)), e))?
+        .map(|o| serde_json::to_value(o).expect("object serializes"));
+    let body = super::fields::restore_body(previous, live.as_ref(), FIELD_MANAGER);
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    match api.patch(name(previous), &pp, &Patch::Apply(&body)).await {
+        Ok(o) => Ok(serde_json::to_value(o).expect("object serializes")),
+        Err(e) => Err(Error::from_kube(format!("restore {}", who(previous)), e).on(who(previous))),
     }
 }
 

@@ -3,7 +3,9 @@
 
 pub mod access;
 pub mod apply;
+pub mod fields;
 pub mod list;
+pub mod retry;
 
 use std::path::PathBuf;
 
@@ -98,12 +100,17 @@ impl Target {
 
     /// Connect (lazily: the first request actually contacts the server).
     pub async fn connect(&self) -> Result<Cluster> {
-        let (cfg, context, kubeconfig) = self.config().await?;
+        let (mut cfg, context, kubeconfig) = self.config().await?;
+        // Our retry layer (retry.rs) replaces kube's default one, which
+        // covers only 429/503/504 and may back off for minutes.
+        cfg.default_retry = false;
         let default_namespace = cfg.default_namespace.clone();
         let builder = ::kube::client::ClientBuilder::try_from(cfg).map_err(|e| {
             Error::cluster(format!("cannot build a client for context {context}: {e}"))
         })?;
-        // Count API requests (reported with PAKE_API_STATS=1; used by scripts/bench).
+        // Count API requests, every attempt (reported with PAKE_API_STATS=1;
+        // used by scripts/bench); retry transient errors above that (retry.rs),
+        // through a buffer because a retried service must be cloneable.
         let client = builder
             .with_layer(&tower::util::MapRequestLayer::new(
                 |req: http::Request<::kube::client::Body>| {
@@ -111,6 +118,8 @@ impl Target {
                     req
                 },
             ))
+            .with_layer(&tower::buffer::BufferLayer::new(1024))
+            .with_layer(&tower::retry::RetryLayer::new(retry::Policy::default()))
             .build();
         Ok(Cluster {
             client,

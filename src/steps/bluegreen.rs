@@ -996,7 +996,7 @@ pub async fn switch(
     // Until the Service is changed, Ctrl-C simply abandons the run.
     let ready = tokio::select! {
         r = precheck_locked(cluster, r, ui, &from, to, o, &mut report) => r,
-        _ = tokio::signal::ctrl_c() => Err(Error::failed("interrupted (Ctrl-C) before the switch; nothing was changed")),
+        sig = crate::workflow::signals::received() => Err(Error::failed(format!("interrupted by {sig} before the switch; nothing was changed"))),
     };
     let res = match ready {
         Ok(desired) => {
@@ -1157,7 +1157,7 @@ async fn perform_switch(
     let mut lost = guard.lost_signal();
     let outcome = tokio::select! {
         v = verify_switch(cluster, r, ui, svc_to, to, desired, o) => v,
-        _ = tokio::signal::ctrl_c() => Err(Error::failed("interrupted (Ctrl-C) during the endpoint verification")),
+        sig = crate::workflow::signals::received() => Err(Error::failed(format!("interrupted by {sig} during the endpoint verification"))),
         _ = lost.wait_for(|l| *l) => Err(Error::failed("the deploy lock was lost during the switch; another run may be changing the release")),
     };
     let revision = history::next_revision(cluster, &r.namespace, &r.app, &r.env).await?;

@@ -1119,7 +1119,18 @@ pub async fn run(
         },
     )
     .await?;
-    let revision = match history::next_revision(cluster, ns, &resolved.app, &resolved.env).await {
+    // Write-ahead (workflow::recovery): settle what a dead run left, then
+    // record this rotation as pending, with both fingerprints, before the write.
+    let revision = match crate::workflow::recovery::rotation_pending(
+        cluster,
+        ui,
+        resolved,
+        guard.holder(),
+        (name, key),
+        (&previous_hash, &value.fingerprint(&fkey)),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
             let _ = guard.release().await;
@@ -1180,7 +1191,7 @@ pub async fn run(
         }
         tokio::select! {
             r = restart_all(cluster, ui, ns, &to_restart, &annotation, &written.content, opts.timeout, ("restart", "restarted"), &mut stamped, &mut reports) => r,
-            _ = tokio::signal::ctrl_c() => Err(Error::failed("interrupted (Ctrl-C)")),
+            sig = crate::workflow::signals::received() => Err(Error::failed(format!("interrupted by {sig}"))),
         }
     }
     .await;

@@ -66,7 +66,16 @@ pub fn keep_rotated(
     let rotation = history
         .iter()
         .filter(|r| {
-            r.action == ROTATION && r.status == ROTATION && r.secret_hashes.contains_key(id)
+            // An interrupted (or still pending) rotation whose new value is
+            // live counts too: the next deploy never silently reverts it.
+            r.action == ROTATION
+                && matches!(
+                    r.status.as_str(),
+                    ROTATION
+                        | crate::workflow::recovery::INTERRUPTED
+                        | crate::workflow::recovery::PENDING
+                )
+                && r.secret_hashes.contains_key(id)
         })
         .max_by_key(|r| r.revision)?;
     if rotation.secret_hashes[id] != live_hash {

@@ -19,7 +19,7 @@ use crate::render::{Manifest, describe};
 use crate::steps;
 use crate::workflow::definition::{Plan, PlannedStep, StepKind};
 use crate::workflow::history::{self, Revision};
-use crate::workflow::{lock, wait};
+use crate::workflow::{lock, recovery, signals, wait};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -170,12 +170,27 @@ impl Report {
     }
 }
 
-/// One change the run made, and how to undo it.
+/// One change the run made (or was about to make), and how to undo it.
 pub struct JournalEntry {
     /// The object as sent (identifies kind/namespace/name).
     pub desired: Value,
     /// The live object before the change, None if it did not exist.
     pub previous: Option<Value>,
+    /// Whether the apply is known to have changed the object.
+    pub applied: Applied,
+}
+
+/// What became of a journalled apply. Entries are journalled *before* the
+/// request goes out, so an apply cut off by a signal (its response never
+/// read) is still undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Sent, outcome unknown (interrupted): undo it.
+    InFlight,
+    /// The object changed: undo it.
+    Changed,
+    /// The server kept it as it was: nothing to undo.
+    Unchanged,
 }
 
 /// The journal: changes in order. Memory only (may hold Secret values).
@@ -192,26 +207,40 @@ impl Journal {
     }
 }
 
-/// Apply one manifest: record the previous state, server-side apply, and say what changed.
+/// Apply one manifest: journal the previous state first, server-side apply,
+/// and say what changed.
 pub async fn apply_manifest(
     ctx: &Ctx<'_>,
     journal: &mut Journal,
     object: &Value,
 ) -> Result<(Value, ObjectResult)> {
-    let (applied, result, entry) = apply_one(ctx, object).await?;
-    if let Some(e) = entry {
-        journal.push(e);
+    let previous = apply::get(ctx.cluster, object).await?;
+    let index = (!ctx.opts.dry_run).then(|| {
+        journal.push(JournalEntry {
+            desired: object.clone(),
+            previous: previous.clone(),
+            applied: Applied::InFlight,
+        });
+        journal.entries.len() - 1
+    });
+    let (applied, result, changed) = apply_prepared(ctx, object, previous).await?;
+    if let Some(i) = index {
+        journal.entries[i].applied = if changed {
+            Applied::Changed
+        } else {
+            Applied::Unchanged
+        };
     }
     Ok((applied, result))
 }
 
-/// Apply one object; the journal entry (if it changed) is returned so that
-/// callers applying several objects at once can record them in order.
-pub async fn apply_one(
+/// Server-side apply of `object` whose live state before the apply was
+/// `previous`: the applied object, what happened, and whether it changed.
+pub async fn apply_prepared(
     ctx: &Ctx<'_>,
     object: &Value,
-) -> Result<(Value, ObjectResult, Option<JournalEntry>)> {
-    let previous = apply::get(ctx.cluster, object).await?;
+    previous: Option<Value>,
+) -> Result<(Value, ObjectResult, bool)> {
     let applied = match apply::apply(
         ctx.cluster,
         object,
@@ -239,7 +268,7 @@ pub async fn apply_one(
                     object: who,
                     action,
                 },
-                None,
+                false,
             ));
         }
         r => r?,
@@ -262,17 +291,13 @@ pub async fn apply_one(
         object["metadata"]["namespace"].as_str(),
         object["metadata"]["name"].as_str().unwrap_or(""),
     );
-    let entry = (!ctx.opts.dry_run && action != "unchanged").then(|| JournalEntry {
-        desired: object.clone(),
-        previous,
-    });
     Ok((
         applied,
         ObjectResult {
             object: who,
             action: action.into(),
         },
-        entry,
+        action != "unchanged",
     ))
 }
 
@@ -399,14 +424,53 @@ pub async fn run(
         },
     )
     .await?;
+    // Transient API errors are retried within the run's own timeout.
+    crate::kube::retry::set_budget(opts.timeout.max(std::time::Duration::from_secs(30)));
 
-    let prior = history::list(cluster, &resolved.namespace, &resolved.app, &resolved.env).await?;
-    let revision = prior.last().map(|r| r.revision + 1).unwrap_or(1);
+    // Write-ahead: settle what a dead run left, then record this revision as
+    // pending before the first change. Failing here changes nothing.
+    let (ns, app, env) = (&resolved.namespace, &resolved.app, &resolved.env);
+    let prepared = async {
+        let prior = history::list(cluster, ns, app, env).await?;
+        let prior = recovery::settle(cluster, ui, ns, app, env, prior).await?;
+        let revision = prior.last().map(|r| r.revision + 1).unwrap_or(1);
+        let pending = Revision {
+            revision,
+            status: recovery::PENDING.into(),
+            action: opts.action.clone(),
+            time: history::now_rfc3339(),
+            user: history::current_user(),
+            image: resolved.image_ref.clone(),
+            message: format!("in progress: {}", guard.holder()),
+            manifests: plan.manifests().map(|m| m.object.clone()).collect(),
+            hashes: plan
+                .manifests()
+                .map(|m| (m.describe(), history::object_hash(&m.object)))
+                .collect(),
+            secret_hashes: Default::default(),
+            details: recovery::pending_details(&opts.details, plan, guard.holder()),
+        };
+        history::record(cluster, ns, app, env, &pending).await?;
+        Ok::<_, Error>((prior, pending))
+    }
+    .await;
+    let (prior, mut rev) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = guard.release().await;
+            return Err(e);
+        }
+    };
+    let revision = rev.revision;
     report.revision = Some(revision);
 
+    let mut stopped_by = None;
     let mut outcome = tokio::select! {
         r = run_steps(&ctx, plan, &mut journal, &mut report) => r,
-        _ = tokio::signal::ctrl_c() => Err(Error::failed("interrupted (Ctrl-C)").fix("re-run the command; the previous state was restored")),
+        s = signals::received() => {
+            stopped_by = Some(s);
+            Err(Error::failed(format!("interrupted by {s}")).fix("re-run the command; the previous state was restored"))
+        }
     };
     if outcome.is_ok() && guard.lost() {
         outcome = Err(Error::failed("the lock was lost during the run: another pake run may have changed the same objects")
@@ -414,22 +478,11 @@ pub async fn run(
             .fix("check `pake history` and re-run; a run must finish within the lease renewals (network trouble?)"));
     }
 
-    let mut rev = Revision {
-        revision,
-        status: "deployed".into(),
-        action: opts.action.clone(),
-        time: history::now_rfc3339(),
-        user: history::current_user(),
-        image: resolved.image_ref.clone(),
-        message: String::new(),
-        manifests: plan.manifests().map(|m| m.object.clone()).collect(),
-        hashes: plan
-            .manifests()
-            .map(|m| (m.describe(), history::object_hash(&m.object)))
-            .collect(),
-        secret_hashes: journal.secret_hashes.clone(),
-        details: opts.details.clone(),
-    };
+    rev.status = "deployed".into();
+    rev.message = String::new();
+    rev.time = history::now_rfc3339();
+    rev.secret_hashes = journal.secret_hashes.clone();
+    rev.details = opts.details.clone();
 
     match outcome {
         Ok(()) => {
@@ -454,8 +507,16 @@ pub async fn run(
         }
         Err(e) => {
             report.error = Some((&e).into());
+            if stopped_by.is_some() {
+                ui.line(format!(
+                    "{} {}: restoring the previous state (a second signal does not interrupt this)",
+                    ui.mark(false),
+                    e.message
+                ));
+            }
             let rb = rollback(&ctx, &mut journal).await;
             report.rolled_back = true;
+            let restored_ok = rb.is_ok();
             match rb {
                 Ok(restored) => {
                     ui.line(format!(
@@ -470,8 +531,16 @@ pub async fn run(
                     report.rollback_error = Some((&re).into());
                 }
             }
-            rev.status = "failed".into();
-            rev.message = e.message.clone();
+            rev.status = if stopped_by.is_some() && restored_ok {
+                recovery::ROLLED_BACK.into()
+            } else {
+                "failed".into()
+            };
+            rev.message = if restored_ok {
+                e.message.clone()
+            } else {
+                format!("{}; rollback FAILED", e.message)
+            };
             if let Err(he) = history::record(
                 cluster,
                 &resolved.namespace,
@@ -481,7 +550,10 @@ pub async fn run(
             )
             .await
             {
-                tracing::warn!("could not record the failed revision: {he}");
+                ui.line(format!(
+                    "{} could not record revision {revision} ({he}); it stays pending and the next run reports it",
+                    ui.mark(false)
+                ));
             }
         }
     }
@@ -602,20 +674,46 @@ async fn run_step(
             for wave in waves(&step.manifests) {
                 let names: Vec<String> = wave.iter().map(|m| m.describe()).collect();
                 progress(&format!("applying {}", names.join(", ")));
-                let results =
-                    futures::future::join_all(wave.iter().map(|m| apply_one(ctx, &m.object))).await;
+                // Previous states first, journalled before any apply goes out.
+                let previous = futures::future::join_all(
+                    wave.iter().map(|m| apply::get(ctx.cluster, &m.object)),
+                )
+                .await;
+                let mut prepared = Vec::new();
+                for (m, p) in wave.iter().zip(previous) {
+                    let p = p?;
+                    let index = (!ctx.opts.dry_run).then(|| {
+                        journal.push(JournalEntry {
+                            desired: m.object.clone(),
+                            previous: p.clone(),
+                            applied: Applied::InFlight,
+                        });
+                        journal.entries.len() - 1
+                    });
+                    prepared.push((*m, p, index));
+                }
+                let results = futures::future::join_all(
+                    prepared
+                        .iter()
+                        .map(|(m, p, _)| apply_prepared(ctx, &m.object, p.clone())),
+                )
+                .await;
                 let mut first_err = None;
-                for (m, r) in wave.iter().zip(results) {
+                for ((m, _, index), r) in prepared.into_iter().zip(results) {
                     match r {
-                        Ok((live, res, entry)) => {
-                            // Journal every change, also when a sibling failed, so rollback sees it.
-                            if let Some(e) = entry {
-                                journal.push(e);
+                        Ok((live, res, changed)) => {
+                            if let Some(i) = index {
+                                journal.entries[i].applied = if changed {
+                                    Applied::Changed
+                                } else {
+                                    Applied::Unchanged
+                                };
                             }
                             objects.push(res);
-                            applied.push(((*m).clone(), live));
+                            applied.push((m.clone(), live));
                         }
                         Err(e) => {
+                            // Refused: nothing changed (the entry stays in flight; undoing it is a no-op).
                             first_err.get_or_insert(e);
                         }
                     }
@@ -676,6 +774,9 @@ pub async fn rollback(ctx: &Ctx<'_>, journal: &mut Journal) -> Result<Vec<Object
     let mut first_err = None;
     let mut workloads = Vec::new();
     while let Some(entry) = journal.entries.pop() {
+        if entry.applied == Applied::Unchanged {
+            continue;
+        }
         let d = &entry.desired;
         let kind = d["kind"].as_str().unwrap_or("").to_string();
         let who = describe(
@@ -687,9 +788,9 @@ pub async fn rollback(ctx: &Ctx<'_>, journal: &mut Journal) -> Result<Vec<Object
             // Namespaces are left in place: deleting one deletes everything in it.
             None if kind == "Namespace" => continue,
             None => apply::delete(ctx.cluster, d).await.map(|_| "deleted"),
-            Some(prev) => apply::replace(ctx.cluster, &strip_server_fields(prev.clone()))
-                .await
-                .map(|_| "restored"),
+            // Server-side apply as pake, so pake stays the single owner of its
+            // fields and the next deploy applies without a conflict.
+            Some(prev) => apply::restore(ctx.cluster, prev).await.map(|_| "restored"),
         };
         match r {
             Ok(action) => {

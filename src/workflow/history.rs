@@ -20,13 +20,16 @@ pub const LABEL_HISTORY: &str = "pake.dev/history";
 pub const LABEL_APP: &str = "pake.dev/app";
 pub const LABEL_ENV: &str = "pake.dev/env";
 pub const LABEL_REVISION: &str = "pake.dev/revision";
+/// History action of a secret rotation (`steps::rotate::ROTATION` is the same).
+pub const ROTATION_ACTION: &str = "rotation";
 
 /// One revision.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Revision {
     pub revision: u32,
-    /// deployed | failed | rolled-back | superseded | switch | rotation
+    /// pending | deployed | failed | rolled-back | interrupted | superseded | switch | rotation
+    /// (`pending` is written before a run's first change; see workflow::recovery)
     pub status: String,
     pub action: String,
     pub time: String,

@@ -249,11 +249,15 @@ pub async fn acquire(
         ))
         .on(object));
     }
+    // From here on SIGINT/SIGTERM/SIGHUP are the run's to handle (signals.rs):
+    // the guard keeps the protection until the lock is released.
+    let protected = super::signals::protect();
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let wait_deadline = Instant::now() + opts.wait_timeout;
     let kube_err = |what: &str, e: ::kube::Error| {
         Error::from_kube(format!("{what} {object}"), e).on(object.clone())
     };
+    let mut create_retried = false;
     loop {
         let current = match api.get_opt(name).await {
             Ok(c) => c,
@@ -268,8 +272,12 @@ pub async fn acquire(
                 let lease = lease_for(namespace, name, holder, &opts, now, None);
                 match api.create(&PostParams::default(), &lease).await {
                     Ok(l) => l,
-                    // AlreadyExists: another run created it first; decide again.
-                    Err(::kube::Error::Api(s)) if s.code == 409 => continue,
+                    // AlreadyExists: another run created it first (or our own
+                    // create went through and its retry found it); decide again.
+                    Err(::kube::Error::Api(s)) if s.code == 409 => {
+                        create_retried = true;
+                        continue;
+                    }
                     Err(::kube::Error::Api(s))
                         if s.code == 404
                             && s.details.as_ref().is_some_and(|d| d.kind == "namespaces") =>
@@ -292,6 +300,11 @@ pub async fn acquire(
                         Err(e) => return Err(kube_err("take over", e)),
                     }
                 }
+                // A create retried after a lost response (kube::retry) finds
+                // the Lease it wrote itself: the holder names this process.
+                Holder::Held { holder: other, .. } if create_retried && other == holder => {
+                    lease.clone()
+                }
                 Holder::Held {
                     holder: other,
                     since,
@@ -310,9 +323,9 @@ pub async fn acquire(
                 }
             },
         };
-        return Ok(LockGuard::start(
-            api, namespace, name, holder, opts, written,
-        ));
+        let mut guard = LockGuard::start(api, namespace, name, holder, opts, written);
+        guard._protected = Some(protected);
+        return Ok(guard);
     }
 }
 
@@ -378,6 +391,11 @@ async fn wait_for_change(
                 }
             },
             _ = tokio::time::sleep_until(expiry) => return Ok(()),
+            s = super::signals::received() => {
+                return Err(Error::failed(format!("interrupted by {s} while waiting for the lock; nothing was changed"))
+                    .on(object)
+                    .fix("re-run the command when the other run has finished"));
+            }
             _ = tokio::time::sleep_until(wait_deadline) => {
                 let (holder, since, expires, secs) = match last {
                     Some(l) => l,
@@ -453,6 +471,8 @@ pub struct LockGuard {
     shared: Arc<Shared>,
     renew: Option<JoinHandle<()>>,
     released: bool,
+    /// Signals are handled by the run while the lock is held.
+    _protected: Option<super::signals::Protected>,
 }
 
 impl fmt::Debug for LockGuard {
@@ -504,6 +524,7 @@ impl LockGuard {
             shared,
             renew: Some(renew),
             released: false,
+            _protected: None,
         }
     }
 

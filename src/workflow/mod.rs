@@ -6,5 +6,7 @@ pub mod diff;
 pub mod executor;
 pub mod history;
 pub mod lock;
+pub mod recovery;
 pub mod release;
+pub mod signals;
 pub mod wait;
