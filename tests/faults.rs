@@ -354,6 +354,11 @@ async fn sigkill_mid_deploy_is_reported_and_reconciled() {
         "{t}"
     );
     assert!(t.contains("it reached step deploy"), "{t}");
+    assert!(
+        t.contains(&format!("Deployment pake-test/{name}: as this revision")),
+        "{t}"
+    );
+    eprintln!("deploy after SIGKILL:\n{t}");
     let h = history(&kc, dir);
     assert_eq!(
         statuses(&h),
@@ -460,6 +465,11 @@ async fn rotation_cut_mid_way_loses_no_credential() {
     let live = secret_value(&admin, &secret, "username").await;
     let h = history(&kc, dir);
     let last = h.last().unwrap();
+    eprintln!(
+        "rotation SIGTERM: exit {:?}, status {}",
+        out.status.code(),
+        last["status"]
+    );
     match out.status.code() {
         Some(1) => {
             assert!(t.contains("interrupted by SIGTERM"), "{t}");
@@ -495,7 +505,9 @@ async fn rotation_cut_mid_way_loses_no_credential() {
     let rotated = secret_value(&admin, &secret, "username").await;
     assert_ne!(rotated, before_kill);
     let h = history(&kc, dir);
-    let last = h.last().unwrap();
+    let last = h.last().unwrap().clone();
+    eprintln!("rotation SIGKILL: status {}", last["status"]);
+    // Its Lease has not expired yet, so the record still shows as pending.
     assert!(
         matches!(last["status"].as_str(), Some("pending" | "rotation")),
         "{h:?}"
@@ -510,7 +522,16 @@ async fn rotation_cut_mid_way_loses_no_credential() {
         &env,
     );
     let t = k8s::text(&out);
+    eprintln!("deploy after the killed rotation:\n{t}");
     assert!(out.status.success(), "{t}");
+    if last["status"] == "pending" {
+        assert!(
+            t.contains("did not finish") && t.contains("NEW value"),
+            "{t}"
+        );
+        // Kept: the Secret is left as it is.
+        assert!(t.contains("secrets: 1 unchanged"), "{t}");
+    }
     assert_eq!(
         secret_value(&admin, &secret, "username").await,
         rotated,

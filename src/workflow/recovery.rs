@@ -64,8 +64,40 @@ pub fn live_matches(desired: &Value, live: &Value) -> bool {
             d.len() == l.len() && d.iter().zip(l).all(|(a, b)| live_matches(a, b))
         }
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        // The API server canonicalizes quantities ("1000m" is stored as "1").
+        (Value::String(a), Value::String(b)) => {
+            a == b || quantity(a).is_some_and(|x| quantity(b) == Some(x))
+        }
         (a, b) => a == b,
     }
+}
+
+/// The value of a Kubernetes quantity (`250m`, `2Gi`, `1.5`), if it is one.
+fn quantity(s: &str) -> Option<f64> {
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(s.len());
+    let (num, suffix) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let k = 1024f64;
+    let factor = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => k,
+        "Mi" => k * k,
+        "Gi" => k * k * k,
+        "Ti" => k * k * k * k,
+        "Pi" => k * k * k * k * k,
+        "Ei" => k * k * k * k * k * k,
+        _ => return None,
+    };
+    Some(n * factor)
 }
 
 /// Is the lock of app/env held by a live run now? Returns its holder.
@@ -298,6 +330,13 @@ mod tests {
         let old = json!({"kind": "Deployment", "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "a", "image": "x:1"}]}}}});
         assert!(!live_matches(&want, &old));
         assert!(live_matches(&json!({"a": 1}), &json!({"a": 1.0})));
+        assert!(live_matches(&json!({"cpu": "1000m"}), &json!({"cpu": "1"})));
+        assert!(live_matches(&json!({"m": "1024Mi"}), &json!({"m": "1Gi"})));
+        assert!(!live_matches(&json!({"cpu": "500m"}), &json!({"cpu": "1"})));
+        assert!(!live_matches(
+            &json!({"image": "a:1"}),
+            &json!({"image": "a:2"})
+        ));
     }
 
     fn rev(status: &str, holder: Option<&str>) -> Revision {
