@@ -36,6 +36,10 @@ fn main() {
             "pake: {} API requests",
             pake::kube::API_REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
         ));
+        let retried = pake::kube::retry::RETRIES.load(std::sync::atomic::Ordering::Relaxed);
+        if retried > 0 {
+            pake::output::err_line(format!("pake: {retried} retried after a transient error"));
+        }
     }
     std::process::exit(code.code());
 }

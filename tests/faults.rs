@@ -663,7 +663,7 @@ async fn api_server_restart_mid_wait_is_ridden_out() {
         &kc,
         dir,
         &["deploy", "--image", "pake-test/frst:2", "--timeout", "180s"],
-        &[],
+        &[("PAKE_LOG", "pake=info"), ("PAKE_API_STATS", "1")],
     );
     wait_for("the new image", Duration::from_secs(60), || async {
         image_of(&admin, NS, &name).await.as_deref() == Some("pake-test/frst:2")
@@ -693,7 +693,10 @@ async fn api_server_restart_mid_wait_is_ridden_out() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let t = k8s::text(&out);
+    eprintln!("deploy across the API server restart:\n{t}");
     assert!(out.status.success(), "{t}");
+    // It did see the outage: requests were retried.
+    assert!(t.contains("retried after a transient error"), "{t}");
     let h = history(&kc, dir);
     assert_eq!(statuses(&h), ["superseded", "deployed"], "{h:?}");
     assert_eq!(
