@@ -7,13 +7,15 @@
 //! A 403 that persists past that window (or one with no outage before it) is
 //! real and reaches the caller at once: "permission denied", exit 3.
 //!
+//! A server that never answered this process (down when pake starts) gets
+//! only [`UNREACHED_BUDGET`], so `pake doctor` against it still fails fast.
 //! Retries back off exponentially (100 ms doubling up to 2 s) for at most the
 //! budget after the first failure of a request: [`set_budget`] (a run sets
 //! its `--timeout`) or [`DEFAULT_BUDGET`].
 //! Requests whose body cannot be cloned (streams) are not retried.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
@@ -42,6 +44,12 @@ fn since_epoch(t: Instant) -> u64 {
 static LAST_OUTAGE: AtomicU64 = AtomicU64::new(0);
 /// The retry budget of a request in milliseconds (0 = the default).
 static BUDGET: AtomicU64 = AtomicU64::new(0);
+/// Set at the first answer of the API server in this process. Until then a
+/// transport error is retried only for [`UNREACHED_BUDGET`]: a server that is
+/// down when pake starts is reported at once (exit 3), not after the budget.
+static REACHED: AtomicBool = AtomicBool::new(false);
+/// Retry budget of a transport error before the server ever answered.
+pub const UNREACHED_BUDGET: Duration = Duration::from_secs(2);
 /// Retries done by this process (reported with PAKE_API_STATS=1).
 pub static RETRIES: AtomicU64 = AtomicU64::new(0);
 
@@ -121,6 +129,7 @@ impl<B> tower::retry::Policy<Request<Body>, Response<B>, BoxError> for Policy {
         let why = match result {
             Err(_) => Transient::Transport,
             Ok(resp) => {
+                REACHED.store(true, Ordering::Relaxed);
                 let retry_after = resp
                     .headers()
                     .get(http::header::RETRY_AFTER)
@@ -135,7 +144,12 @@ impl<B> tower::retry::Policy<Request<Body>, Response<B>, BoxError> for Policy {
         }
         let first = *self.first_failure.get_or_insert(now);
         let wait = delay(self.attempt, why);
-        if now + wait > deadline_for(first) {
+        let deadline = if why == Transient::Transport && !REACHED.load(Ordering::Relaxed) {
+            first + UNREACHED_BUDGET
+        } else {
+            deadline_for(first)
+        };
+        if now + wait > deadline {
             return None;
         }
         self.attempt += 1;
