@@ -705,3 +705,70 @@ async fn api_server_restart_mid_wait_is_ridden_out() {
     );
     assert!(lease(&admin, &app).await.is_none());
 }
+
+/// A 403 with no outage before it is final: permission denied, exit 3, at
+/// once (not retried for the run's timeout).
+#[test]
+fn persistent_permission_denied_is_still_exit_3_at_once() {
+    let Some(kc) = k8s::kubeconfig("faults_persistent_403") else {
+        return;
+    };
+    let app = format!("f403-{}", k8s::suffix());
+    // kube-public exists, and the deployer has no rights there.
+    let p = k8s::project(&k8s::pake_yaml(&app, "kube-public", ""), &[]);
+    let t0 = Instant::now();
+    let out = run(&kc, p.path(), &["deploy", "--timeout", "120s"], &[]);
+    let t = k8s::text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(t.contains("permission denied"), "{t}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "retried a real 403: {:?}",
+        t0.elapsed()
+    );
+}
+
+/// A signal while waiting for another run's lock ends the wait at once;
+/// nothing was changed and the holder carries on.
+#[tokio::test]
+async fn sigterm_while_waiting_for_the_lock_changes_nothing() {
+    let Some(kc) = k8s::kubeconfig("faults_sigterm_lock_wait") else {
+        return;
+    };
+    let app = format!("fwait-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let p = k8s::project(&k8s::pake_yaml(&app, NS, ""), &[]);
+    let dir = p.path();
+    let out = run(&kc, dir, &["deploy", "--image", "pake-test/fwait:1"], &[]);
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    let holder = stuck_deploy_in_wait(&kc, dir, &admin, &app, "pake-test/fwait:2").await;
+    let waiter = spawn(
+        &kc,
+        dir,
+        &["deploy", "--image", "pake-test/fwait:3", "--wait-lock"],
+        &[],
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let t0 = Instant::now();
+    signal(&waiter, libc::SIGTERM);
+    let out = waiter.wait_with_output().unwrap();
+    let t = k8s::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert!(
+        t.contains("while waiting for the lock; nothing was changed"),
+        "{t}"
+    );
+    // The holder still holds it and still runs; stop it the ordinary way.
+    assert!(lease(&admin, &app).await.is_some());
+    signal(&holder, libc::SIGINT);
+    let out = holder.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", k8s::text(&out));
+    assert_eq!(
+        image_of(&admin, NS, &format!("{app}-v1")).await.unwrap(),
+        "pake-test/fwait:1"
+    );
+    let h = history(&kc, dir);
+    assert_eq!(statuses(&h), ["deployed", "rolled-back"], "{h:?}");
+    k8s::cleanup_app(&admin, NS, &app).await;
+}

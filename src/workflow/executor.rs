@@ -155,6 +155,21 @@ pub struct Report {
     pub error: Option<ErrorReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback_error: Option<ErrorReport>,
+    /// Revisions of runs that ended without finishing, found and settled by
+    /// this run (write-ahead history, `workflow::recovery`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interrupted: Vec<Interrupted>,
+}
+
+/// A dead run's revision, as this run found it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Interrupted {
+    pub revision: u32,
+    pub action: String,
+    pub user: String,
+    pub started: String,
+    /// Which step it reached and how many objects are live as it wanted.
+    pub message: String,
 }
 
 impl Report {
@@ -343,6 +358,7 @@ pub async fn run(
         rollback: Vec::new(),
         error: None,
         rollback_error: None,
+        interrupted: Vec::new(),
     };
 
     // The lock lives in the namespace, so the namespace must exist first.
@@ -432,7 +448,23 @@ pub async fn run(
     let (ns, app, env) = (&resolved.namespace, &resolved.app, &resolved.env);
     let prepared = async {
         let prior = history::list(cluster, ns, app, env).await?;
+        let pending: Vec<u32> = prior
+            .iter()
+            .filter(|r| r.status == recovery::PENDING)
+            .map(|r| r.revision)
+            .collect();
         let prior = recovery::settle(cluster, ui, ns, app, env, prior).await?;
+        let settled: Vec<Interrupted> = prior
+            .iter()
+            .filter(|r| pending.contains(&r.revision))
+            .map(|r| Interrupted {
+                revision: r.revision,
+                action: r.action.clone(),
+                user: r.user.clone(),
+                started: r.time.clone(),
+                message: r.message.clone(),
+            })
+            .collect();
         let revision = prior.last().map(|r| r.revision + 1).unwrap_or(1);
         let pending = Revision {
             revision,
@@ -451,10 +483,10 @@ pub async fn run(
             details: recovery::pending_details(&opts.details, plan, guard.holder()),
         };
         history::record(cluster, ns, app, env, &pending).await?;
-        Ok::<_, Error>((prior, pending))
+        Ok::<_, Error>((prior, pending, settled))
     }
     .await;
-    let (prior, mut rev) = match prepared {
+    let (prior, mut rev, settled) = match prepared {
         Ok(p) => p,
         Err(e) => {
             let _ = guard.release().await;
@@ -463,6 +495,7 @@ pub async fn run(
     };
     let revision = rev.revision;
     report.revision = Some(revision);
+    report.interrupted = settled;
 
     let mut stopped_by = None;
     let mut outcome = tokio::select! {
