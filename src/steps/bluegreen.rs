@@ -1151,8 +1151,23 @@ async fn perform_switch(
     let (from, to, desired, svc_to, svc_back) = (t.from, t.to, t.desired, t.svc_to, t.svc_back);
     // 3. Switch and prove it; Ctrl-C or a lost lock from here on switches back.
     let switch_started = Instant::now();
+    // Write-ahead: the switch is recorded as pending before the Service changes.
+    let revision = crate::workflow::recovery::switch_pending(
+        cluster,
+        ui,
+        r,
+        guard.holder(),
+        svc_to,
+        (from, to),
+    )
+    .await?;
     // A failed apply (a field conflict, permission) changed nothing.
-    apply::apply(cluster, svc_to, false, o.force_conflicts).await?;
+    if let Err(e) = apply::apply(cluster, svc_to, false, o.force_conflicts).await {
+        let mut rev = crate::workflow::recovery::unchanged(revision, r, &e.message);
+        rev.action = ACTION_SWITCH.into();
+        let _ = history::record(cluster, &r.namespace, &r.app, &r.env, &rev).await;
+        return Err(e);
+    }
     report.changed = true;
     let mut lost = guard.lost_signal();
     let outcome = tokio::select! {
@@ -1160,7 +1175,6 @@ async fn perform_switch(
         sig = crate::workflow::signals::received() => Err(Error::failed(format!("interrupted by {sig} during the endpoint verification"))),
         _ = lost.wait_for(|l| *l) => Err(Error::failed("the deploy lock was lost during the switch; another run may be changing the release")),
     };
-    let revision = history::next_revision(cluster, &r.namespace, &r.app, &r.env).await?;
     report.revision = Some(revision);
     let image = get_deployment(cluster, &r.namespace, &workload_name(&r.app, to))
         .await

@@ -303,6 +303,64 @@ pub async fn rotation_pending(
     Ok(revision)
 }
 
+/// A blue-green switch's write-ahead record: settle dead runs' records, then
+/// record revision N as `pending` with the Service it will apply, before
+/// applying it. Returns N; the switch finishes the same record.
+pub async fn switch_pending(
+    cluster: &Cluster,
+    ui: &Ui,
+    r: &crate::config::Resolved,
+    holder: &str,
+    service: &Value,
+    (from, to): (&str, &str),
+) -> Result<u32> {
+    let (ns, app, env) = (&r.namespace, &r.app, &r.env);
+    let revs = history::list(cluster, ns, app, env).await?;
+    let revs = settle(cluster, ui, ns, app, env, revs).await?;
+    let revision = revs.last().map(|r| r.revision + 1).unwrap_or(1);
+    let who = crate::render::describe(
+        "Service",
+        service["metadata"]["namespace"].as_str(),
+        service["metadata"]["name"].as_str().unwrap_or(""),
+    );
+    let rev = Revision {
+        revision,
+        status: PENDING.into(),
+        action: "switch".into(),
+        time: history::now_rfc3339(),
+        user: history::current_user(),
+        image: String::new(),
+        message: format!("in progress: {holder}"),
+        manifests: vec![service.clone()],
+        hashes: BTreeMap::from([(who.clone(), history::object_hash(service))]),
+        secret_hashes: BTreeMap::new(),
+        details: serde_json::json!({
+            "holder": holder, "from": from, "to": to,
+            "steps": [{"name": "switch", "objects": [who]}],
+        }),
+    };
+    history::record(cluster, ns, app, env, &rev).await?;
+    Ok(revision)
+}
+
+/// The finished record of a pending revision whose first change was refused:
+/// `failed`, nothing changed.
+pub fn unchanged(revision: u32, r: &crate::config::Resolved, why: &str) -> Revision {
+    Revision {
+        revision,
+        status: "failed".into(),
+        action: String::new(),
+        time: history::now_rfc3339(),
+        user: history::current_user(),
+        image: String::new(),
+        message: format!("refused, nothing changed: {why}"),
+        manifests: Vec::new(),
+        hashes: BTreeMap::new(),
+        secret_hashes: BTreeMap::new(),
+        details: serde_json::json!({"app": r.app}),
+    }
+}
+
 /// How `pake history` shows a revision's status: a `pending` one whose run
 /// no longer holds the lock is `interrupted` (not yet settled by a next run).
 pub fn shown_status(rev: &Revision, lock_holder: Option<&str>) -> String {
