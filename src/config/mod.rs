@@ -536,6 +536,7 @@ fn validate(c: &ProjectConfig, text: &str, path: &Path) -> Result<()> {
             }
         }
     }
+    let mut literal = Vec::new();
     for e in &c.env {
         if e.value.is_some() && e.secret_key_ref.is_some() {
             return Err(Error::usage(format!(
@@ -545,16 +546,26 @@ fn validate(c: &ProjectConfig, text: &str, path: &Path) -> Result<()> {
             )));
         }
         if let Some(v) = &e.value
-            && looks_secret_name(&e.name)
             && !v.is_empty()
         {
-            return Err(Error::usage(format!(
-                "{}: env {} looks like a secret but has a literal value",
-                at(&e.name),
-                e.name
-            ))
-            .fix(NEVER_HARDCODE));
+            // By name, or by value (a private key, a token, a URL with a password); never the value.
+            if let Some(kind) = crate::checks::secrets::secret_value_kind(v) {
+                literal.push(format!(
+                    "{}: env {} holds what looks like {kind}",
+                    at(&e.name),
+                    e.name
+                ));
+            } else if looks_secret_name(&e.name) {
+                literal.push(format!(
+                    "{}: env {} looks like a secret but has a literal value",
+                    at(&e.name),
+                    e.name
+                ));
+            }
         }
+    }
+    if !literal.is_empty() {
+        return Err(Error::usage(literal.join("; ")).fix(NEVER_HARDCODE));
     }
     for (name, o) in &c.checks_overrides() {
         if o.reason.trim().is_empty() {
@@ -818,6 +829,23 @@ mod tests {
     fn secret_looking_env_literal_refused() {
         let t = format!("{MIN}env:\n  - name: DB_PASSWORD\n    value: hunter2\n");
         assert!(parse(&t, Path::new("pake.yaml")).is_err());
+        // Every offending variable is named, by name or by value; no value is shown.
+        let t = format!(
+            "{MIN}env:\n  - name: AZURE_BATCH_KEY\n    value: k3y-value\n  - name: LOG_LEVEL\n    value: info\n  - name: DATABASE_URL\n    value: postgres://app:pw-value@db/app\n  - name: DB_PASSWORD_FILE\n    value: /run/secrets/db\n"
+        );
+        let e = parse(&t, Path::new("pake.yaml")).unwrap_err();
+        assert!(
+            e.message
+                .contains("env AZURE_BATCH_KEY looks like a secret"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message
+                .contains("env DATABASE_URL holds what looks like a password in a URL")
+        );
+        assert!(!e.message.contains("DB_PASSWORD_FILE") && !e.message.contains("LOG_LEVEL"));
+        assert!(!e.message.contains("k3y-value") && !e.message.contains("pw-value"));
     }
 
     #[test]
