@@ -2,6 +2,9 @@
 //!
 //!     pss_bench eval [SECONDS]        Pod Security evaluations per second (one thread)
 //!     pss_bench generate DIR OBJECTS  write OBJECTS manifests (100 per file) into DIR
+//!     pss_bench decode [SECONDS]      where an audit's time goes per Deployment document:
+//!                                     YAML -> Value (plain and with line numbers),
+//!                                     Value -> typed pod, YAML -> typed pod directly
 //!
 //! The pods mix compliant and violating variants so both the allowed path and
 //! the message-building path are measured.
@@ -103,6 +106,83 @@ fn eval(seconds: f64) {
     println!("pss decode from JSON + evaluate restricted:latest: {rate:.0} pods/s");
 }
 
+/// Per-document costs of the audit pipeline, on the generated Deployments.
+fn decode(seconds: f64) {
+    use pake::checks::lines::Lined;
+    use pake::checks::pss::{PodMeta, PodSpec, Semantics};
+    #[derive(serde::Deserialize)]
+    struct Template {
+        #[serde(default)]
+        metadata: Option<PodMeta>,
+        #[serde(default)]
+        spec: Option<PodSpec>,
+    }
+    #[derive(serde::Deserialize)]
+    struct WorkloadSpec {
+        #[serde(default)]
+        template: Option<Template>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Workload {
+        #[serde(default)]
+        spec: Option<WorkloadSpec>,
+    }
+    let docs: Vec<String> = (0..64)
+        .map(|i| serde_saphyr::to_string(&object(i * 4 + 1)).unwrap())
+        .collect();
+    let values: Vec<Value> = docs
+        .iter()
+        .map(|d| serde_saphyr::from_str(d).unwrap())
+        .collect();
+    let rate = |label: &str, f: &mut dyn FnMut(usize)| {
+        let (mut n, start) = (0u64, Instant::now());
+        while start.elapsed() < Duration::from_secs_f64(seconds) {
+            for i in 0..docs.len() {
+                f(i);
+                n += 1;
+            }
+        }
+        let r = n as f64 / start.elapsed().as_secs_f64();
+        println!("{label}: {r:.0} docs/s ({:.1} us/doc)", 1e6 / r);
+    };
+    rate("yaml -> serde_json::Value", &mut |i| {
+        std::hint::black_box(serde_saphyr::from_str::<Value>(&docs[i]).unwrap());
+    });
+    rate("yaml -> Value + line numbers (pake audit)", &mut |i| {
+        std::hint::black_box(serde_saphyr::from_str::<Lined>(&docs[i]).unwrap());
+    });
+    rate("Value -> typed pod (pss::pod_of)", &mut |i| {
+        std::hint::black_box(pss::pod_of(&values[i]).unwrap().unwrap());
+    });
+    rate("yaml -> typed pod directly", &mut |i| {
+        let w: Workload = serde_saphyr::from_str(&docs[i]).unwrap();
+        let t = w.spec.and_then(|s| s.template).unwrap();
+        std::hint::black_box(PodInput {
+            meta: t.metadata.unwrap_or_default(),
+            spec: t.spec.unwrap_or_default(),
+            semantics: Semantics::Template,
+        });
+    });
+    let pods: Vec<PodInput> = values
+        .iter()
+        .map(|v| pss::pod_of(v).unwrap().unwrap())
+        .collect();
+    rate("evaluate restricted:latest", &mut |i| {
+        std::hint::black_box(pss::evaluate(Level::Restricted, Version::Latest, &pods[i]));
+    });
+    rate(
+        "guide + depth checks (per object, one-object set)",
+        &mut |i| {
+            let one = std::slice::from_ref(&values[i]);
+            std::hint::black_box(pake::checks::guide::check_objects(one));
+            std::hint::black_box(pake::checks::depth::check_objects(
+                one,
+                pake::checks::depth::DepthOptions::default(),
+            ));
+        },
+    );
+}
+
 fn generate(dir: &str, count: usize) {
     std::fs::create_dir_all(dir).unwrap();
     let per_file = 100;
@@ -120,11 +200,14 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("eval") => eval(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3.0)),
+        Some("decode") => decode(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2.0)),
         Some("generate") if args.len() == 4 => {
             generate(&args[2], args[3].parse().expect("OBJECTS"))
         }
         _ => {
-            eprintln!("usage: pss_bench eval [SECONDS] | pss_bench generate DIR OBJECTS");
+            eprintln!(
+                "usage: pss_bench eval [SECONDS] | pss_bench decode [SECONDS] | pss_bench generate DIR OBJECTS"
+            );
             std::process::exit(2);
         }
     }

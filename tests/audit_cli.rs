@@ -283,3 +283,89 @@ fn nothing_to_audit_is_a_usage_error() {
     let o = pake(dir.path(), &["audit"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+#[test]
+fn what_cannot_be_evaluated_fails_and_secrets_are_found_by_value_without_printing_them() {
+    let dir = fixtures();
+    let o = pake(
+        &dir,
+        &["audit", "depth", "-o", "json", "--fail-on", "critical"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = json(&o);
+    assert_eq!(r["summary"]["notEvaluated"], 1);
+    assert_eq!(r["summary"]["passed"], false);
+    let results = r["results"].as_array().unwrap();
+    let find = |kind: &str| results.iter().find(|x| x["kind"] == kind).unwrap();
+    let misfiled = find("Deployment");
+    assert!(
+        misfiled.get("pss").is_none(),
+        "not evaluated, so no verdict"
+    );
+    let f = &misfiled["findings"][0];
+    assert_eq!(f["id"], "AUDIT-NOT-EVALUATED");
+    assert_eq!(
+        (f["line"].as_u64(), f["field"].as_str()),
+        (Some(2), Some("apiVersion"))
+    );
+    // The ConfigMap: the private key by value, at its key's line; the public key and the path pass.
+    let cm: Vec<&Value> = find("ConfigMap")["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(cm.len(), 1, "{cm:?}");
+    assert_eq!(
+        (cm[0]["line"].as_u64(), cm[0]["field"].as_str()),
+        (Some(28), Some("data[\"bundle.pem\"]"))
+    );
+    // The Job: the URL credentials in args; the $(DB_PASSWORD) argument and ${API_TOKEN} pass.
+    let job: Vec<&Value> = find("Job")["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "GUIDE-SECRET-IN-MANIFEST")
+        .collect();
+    assert_eq!(job.len(), 1, "{job:?}");
+    assert_eq!(job[0]["line"], 45);
+    assert!(job[0]["message"].as_str().unwrap().contains("args[1]"));
+    let docker = find("Dockerfile")["findings"].as_array().unwrap();
+    assert!(
+        docker
+            .iter()
+            .any(|f| f["id"] == "DOCKERFILE-SECRET-VALUE" && f["line"] == 2)
+    );
+
+    for format in ["text", "json", "sarif"] {
+        let o = pake(&dir, &["audit", "depth", "-o", format]);
+        let all = text(&o);
+        for marker in [
+            "MARKER-PRIVATE-KEY-BODY",
+            "MARKER-URL-PASSWORD",
+            "MARKER-CURL-PASSWORD",
+        ] {
+            assert!(
+                !all.contains(marker),
+                "{format} output printed a secret value"
+            );
+        }
+        if format == "text" {
+            assert!(
+                all.contains("not evaluated: apiVersion \"v1\" does not serve kind Deployment")
+            );
+            assert!(!all.contains("audit passed"));
+        }
+        if format == "sarif" {
+            let s = json(&o);
+            let res = s["runs"][0]["results"].as_array().unwrap();
+            let ne = res
+                .iter()
+                .find(|x| x["ruleId"] == "AUDIT-NOT-EVALUATED")
+                .unwrap();
+            assert_eq!(
+                ne["locations"][0]["physicalLocation"]["region"]["startLine"],
+                2
+            );
+        }
+    }
+}

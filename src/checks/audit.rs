@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::lines::{FieldPath, LineMap, Lined};
 use super::pss::{self, Level, Version};
-use super::{Finding, Severity, dockerfile, guide};
+use super::{Finding, Severity, depth, dockerfile, guide};
 use crate::config::CheckOverride;
 use crate::error::{Error, Result};
 
@@ -31,6 +32,9 @@ pub struct AuditOptions {
     pub fail_on: Severity,
     /// `pake.yaml` `audit.checks`: turn a check off or change its severity, with a reason.
     pub overrides: BTreeMap<String, CheckOverride>,
+    /// The environment is `protected` (`pake audit --env prod`): digests and
+    /// topology spread are required.
+    pub protected: bool,
 }
 
 impl Default for AuditOptions {
@@ -40,6 +44,7 @@ impl Default for AuditOptions {
             version: Version::Latest,
             fail_on: Severity::High,
             overrides: BTreeMap::new(),
+            protected: false,
         }
     }
 }
@@ -54,6 +59,70 @@ pub struct SourceObject {
     pub object: Value,
     /// The document's first line and text, to locate decoding errors.
     text: Option<(usize, String)>,
+    /// File line of every field, when parsed from a file.
+    lines: Option<LineMap>,
+}
+
+impl SourceObject {
+    /// The file line of a field (or its nearest existing parent), when known.
+    fn line_of(&self, field: &FieldPath) -> Option<usize> {
+        self.lines
+            .as_ref()
+            .map(|l| l.line_of(field))
+            .filter(|l| *l > 0)
+    }
+}
+
+/// The field a PodSecurity violation is about: the first container its detail
+/// names (`container "app" must ...`) and the check's field in it, else the
+/// pod-level field.
+fn violation_field(obj: &Value, check: &str, detail: &str) -> FieldPath {
+    let spec_path = guide::pod_spec_path(obj);
+    let container_field: &[&str] = match check {
+        "privileged" => &["securityContext", "privileged"],
+        "allowPrivilegeEscalation" => &["securityContext", "allowPrivilegeEscalation"],
+        "capabilities_baseline" | "capabilities_restricted" => &["securityContext", "capabilities"],
+        "runAsNonRoot" => &["securityContext", "runAsNonRoot"],
+        "runAsUser" => &["securityContext", "runAsUser"],
+        "seccompProfile_baseline" | "seccompProfile_restricted" => {
+            &["securityContext", "seccompProfile"]
+        }
+        "seLinuxOptions" => &["securityContext", "seLinuxOptions"],
+        "procMount" | "procMount_restricted" => &["securityContext", "procMount"],
+        "appArmorProfile" => &["securityContext", "appArmorProfile"],
+        "windowsHostProcess" => &["securityContext", "windowsOptions"],
+        "hostPorts" => &["ports"],
+        "hostProbesAndHostLifecycle" => &["livenessProbe"],
+        _ => &[],
+    };
+    let pod_field: &[&str] = match check {
+        "hostNamespaces" => {
+            let spec = pss::pod_template_of(obj).map(|(_, s)| s);
+            match ["hostNetwork", "hostPID", "hostIPC"]
+                .into_iter()
+                .find(|f| spec.and_then(|s| s.get(*f)).and_then(Value::as_bool) == Some(true))
+            {
+                Some("hostPID") => &["hostPID"],
+                Some("hostIPC") => &["hostIPC"],
+                _ => &["hostNetwork"],
+            }
+        }
+        "hostPathVolumes" | "restrictedVolumes" => &["volumes"],
+        "sysctls" => &["securityContext", "sysctls"],
+        _ => &["securityContext"],
+    };
+    let named = detail
+        .split_once("container")
+        .and_then(|(_, rest)| rest.split('"').nth(1));
+    if let (Some(name), false) = (named, container_field.is_empty())
+        && let Some((_, spec)) = pss::pod_template_of(obj)
+        && let Some(c) = guide::containers(spec, &spec_path)
+            .into_iter()
+            .find(|c| c.name == name)
+    {
+        return c.path.keys(container_field);
+    }
+    spec_path.keys(pod_field)
 }
 
 /// The whole audit, as `-o json` prints it.
@@ -100,6 +169,9 @@ pub struct ViolationOut {
     pub check: &'static str,
     pub reason: &'static str,
     pub detail: String,
+    /// Line of the offending field (the first container or pod field the detail names).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     /// The pake.yaml reason, when this check is turned off there.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<String>,
@@ -111,8 +183,12 @@ pub struct FindingOut {
     pub severity: Severity,
     pub message: String,
     pub fix: String,
+    /// Line of the offending field (or of the object when the check is about the whole object).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+    /// The offending field, e.g. `spec.template.spec.containers[0].image`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
     /// Set when pake.yaml changed the severity.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overridden: Option<SeverityOverride>,
@@ -129,6 +205,8 @@ pub struct Suppressed {
     pub id: String,
     pub source: String,
     pub document: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     pub object: String,
     pub message: String,
     pub reason: String,
@@ -159,6 +237,8 @@ pub struct Summary {
     pub pss_version: Version,
     pub pods_evaluated: usize,
     pub pods_denied: usize,
+    /// Objects pake could not evaluate (`AUDIT-NOT-EVALUATED`): these always fail the audit.
+    pub not_evaluated: usize,
     pub findings: BTreeMap<Severity, usize>,
     pub suppressed: usize,
     pub fail_on: Severity,
@@ -242,6 +322,7 @@ fn finding_out(f: Finding) -> FindingOut {
         message: f.message,
         fix: f.fix,
         line: f.line,
+        field: f.field.map(|p| p.to_string()),
         overridden: None,
     }
 }
@@ -249,7 +330,13 @@ fn finding_out(f: Finding) -> FindingOut {
 fn audit_source_objects(objects: &[SourceObject], opts: &AuditOptions) -> Result<AuditReport> {
     let values: Vec<Value> = objects.iter().map(|o| o.object.clone()).collect();
     let mut guide_findings: Vec<Vec<Finding>> = vec![Vec::new(); objects.len()];
-    for (i, f) in guide::check_objects(&values) {
+    let depth_opts = depth::DepthOptions {
+        protected: opts.protected,
+    };
+    for (i, f) in guide::check_objects(&values)
+        .into_iter()
+        .chain(depth::check_objects(&values, depth_opts))
+    {
         guide_findings[i].push(f);
     }
     let mut results = Vec::with_capacity(objects.len());
@@ -267,6 +354,9 @@ fn audit_source_objects(objects: &[SourceObject], opts: &AuditOptions) -> Result
                         .violations
                         .into_iter()
                         .map(|x| ViolationOut {
+                            line: o
+                                .line_of(&violation_field(&o.object, x.check, &x.detail))
+                                .or(o.line),
                             check: x.check,
                             reason: x.reason,
                             detail: x.detail,
@@ -300,7 +390,10 @@ fn audit_source_objects(objects: &[SourceObject], opts: &AuditOptions) -> Result
             findings: findings
                 .into_iter()
                 .map(|f| FindingOut {
-                    line: f.line.or(o.line),
+                    line: f
+                        .line
+                        .or_else(|| f.field.as_ref().and_then(|p| o.line_of(p)))
+                        .or(o.line),
                     ..finding_out(f)
                 })
                 .collect(),
@@ -318,6 +411,7 @@ fn audit_source_objects(objects: &[SourceObject], opts: &AuditOptions) -> Result
             pss_version: opts.version,
             pods_evaluated: 0,
             pods_denied: 0,
+            not_evaluated: 0,
             findings: BTreeMap::new(),
             suppressed: 0,
             fail_on: opts.fail_on,
@@ -350,6 +444,7 @@ fn finish(mut report: AuditReport, opts: &AuditOptions) -> AuditReport {
                         id: v.check.to_string(),
                         source: r.source.clone(),
                         document: r.document,
+                        line: v.line,
                         object: object.clone(),
                         message: format!("{} ({})", v.reason, v.detail),
                         reason: o.reason.clone(),
@@ -366,6 +461,7 @@ fn finish(mut report: AuditReport, opts: &AuditOptions) -> AuditReport {
                         id: f.id.clone(),
                         source: r.source.clone(),
                         document: r.document,
+                        line: f.line,
                         object: object.clone(),
                         message: f.message.clone(),
                         reason: o.reason.clone(),
@@ -417,8 +513,12 @@ fn finish(mut report: AuditReport, opts: &AuditOptions) -> AuditReport {
         }
         for f in &r.findings {
             *s.findings.entry(f.severity).or_default() += 1;
-            if f.severity >= opts.fail_on {
+            // What pake could not evaluate fails the audit whatever --fail-on says.
+            if f.severity >= opts.fail_on || f.id == depth::NOT_EVALUATED {
                 passed = false;
+            }
+            if f.id == depth::NOT_EVALUATED {
+                s.not_evaluated += 1;
             }
         }
     }
@@ -430,6 +530,7 @@ fn finish(mut report: AuditReport, opts: &AuditOptions) -> AuditReport {
 fn is_known_check(id: &str) -> bool {
     pss::is_check_id(id)
         || guide::IDS.contains(&id)
+        || depth::IDS.contains(&id)
         || id.starts_with("DOCKERFILE-")
         || id.starts_with("DOCKERIGNORE-")
         || id.starts_with("IMAGE-")
@@ -524,7 +625,7 @@ fn parse_yaml_file(source: &str, text: &str, out: &mut Vec<SourceObject>) -> Res
     let mut skipped = 0;
     for (index, (start, doc)) in split_documents(text).into_iter().enumerate() {
         let opts = serde_saphyr::options! { with_snippet: false };
-        let value: Value = serde_saphyr::from_str_with_options(&doc, opts).map_err(|e| {
+        let parsed: Lined = serde_saphyr::from_str_with_options(&doc, opts).map_err(|e| {
             let line = e
                 .location()
                 .map(|l| start + l.line() as usize - 1)
@@ -543,7 +644,22 @@ fn parse_yaml_file(source: &str, text: &str, out: &mut Vec<SourceObject>) -> Res
             .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
             .map(|i| start + i)
             .unwrap_or(start);
-        skipped += push_object(source, index, Some(first), Some((start, doc)), value, out);
+        let mut lines = parsed.lines;
+        lines.shift(start - 1);
+        let before = out.len();
+        skipped += push_object(
+            source,
+            index,
+            Some(first),
+            Some((start, doc)),
+            parsed.value,
+            out,
+        );
+        // A `kind: List` is expanded into several objects: their lines are
+        // under `items[i]`, which the single-object map does not address.
+        if out.len() == before + 1 {
+            out[before].lines = Some(lines);
+        }
     }
     Ok(skipped)
 }
@@ -579,6 +695,7 @@ fn push_object(
         line,
         object: value,
         text,
+        lines: None,
     });
     0
 }
@@ -755,5 +872,84 @@ mod tests {
                 .iter()
                 .any(|o| o.id == "GUIDE-TYPO" && o.unknown && o.applied == 0)
         );
+    }
+
+    const LINED: &str = "# a comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  LOG_LEVEL: info\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n        env:\n        - name: LOG_LEVEL\n          value: info\n        - name: API_TOKEN\n          value: hunter22\n        securityContext:\n          privileged: true\n";
+
+    #[test]
+    fn findings_and_violations_point_at_the_offending_field() {
+        let mut out = Vec::new();
+        parse_yaml_file("m.yaml", LINED, &mut out).unwrap();
+        let r = audit_source_objects(&out, &AuditOptions::default()).unwrap();
+        let d = &r.results[1];
+        assert_eq!(d.line, Some(9), "the object still starts at apiVersion");
+        let line = |id: &str| d.findings.iter().find(|f| f.id == id).and_then(|f| f.line);
+        assert_eq!(
+            line(guide::SECRET_IN_MANIFEST),
+            Some(26),
+            "the value: line of API_TOKEN"
+        );
+        assert_eq!(
+            line(guide::READONLY_ROOTFS),
+            Some(27),
+            "the container's securityContext"
+        );
+        assert_eq!(line(guide::RESOURCES), Some(20), "the container");
+        let f = d
+            .findings
+            .iter()
+            .find(|f| f.id == guide::SECRET_IN_MANIFEST)
+            .unwrap();
+        assert_eq!(
+            f.field.as_deref(),
+            Some("spec.template.spec.containers[0].env[1].value")
+        );
+        let v = &d.pss.as_ref().unwrap().violations;
+        let priv_line = v.iter().find(|v| v.check == "privileged").unwrap().line;
+        assert_eq!(priv_line, Some(28));
+        let sarif = crate::report::sarif::audit(&finish(r.clone(), &AuditOptions::default()));
+        let results = sarif["runs"][0]["results"].as_array().unwrap();
+        let at = |rule: &str| {
+            results
+                .iter()
+                .find(|x| x["ruleId"] == rule)
+                .map(|x| x["locations"][0]["physicalLocation"]["region"]["startLine"].clone())
+        };
+        assert_eq!(at("pss/privileged"), Some(json!(28)));
+        assert_eq!(at(guide::SECRET_IN_MANIFEST), Some(json!(26)));
+        assert!(!sarif.to_string().contains("hunter22"));
+    }
+
+    #[test]
+    fn a_workload_that_cannot_be_evaluated_fails_the_audit() {
+        let t = "apiVersion: v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: x:1\n        securityContext: {privileged: true}\n";
+        let mut out = Vec::new();
+        parse_yaml_file("d.yaml", t, &mut out).unwrap();
+        let opts = AuditOptions {
+            fail_on: Severity::Critical,
+            ..AuditOptions::default()
+        };
+        let r = finish(audit_source_objects(&out, &opts).unwrap(), &opts);
+        assert!(r.results[0].pss.is_none());
+        let f = &r.results[0].findings[0];
+        assert_eq!((f.id.as_str(), f.line), (depth::NOT_EVALUATED, Some(1)));
+        assert_eq!(r.summary.not_evaluated, 1);
+        assert!(
+            !r.summary.passed,
+            "not evaluated fails even with --fail-on critical"
+        );
+        // Overridable with a reason, like every check.
+        let mut opts = opts;
+        opts.overrides.insert(
+            depth::NOT_EVALUATED.into(),
+            CheckOverride {
+                enabled: false,
+                severity: None,
+                reason: "a CRD we evaluate elsewhere".into(),
+            },
+        );
+        let r = finish(audit_source_objects(&out, &opts).unwrap(), &opts);
+        assert!(r.summary.passed);
+        assert!(!r.overrides[0].unknown);
     }
 }

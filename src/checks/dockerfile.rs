@@ -728,40 +728,7 @@ fn base_name(w: &str) -> &str {
     w.rsplit('/').next().unwrap_or(w)
 }
 
-static SECRET_VALUES: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
-    [
-        ("a private key", r"-----BEGIN ([A-Z]+ )?PRIVATE KEY-----"),
-        ("an AWS access key id", r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
-        (
-            "a GitHub token",
-            r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b",
-        ),
-        ("a GitLab token", r"\bglpat-[A-Za-z0-9_-]{20,}\b"),
-        ("a Slack token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b"),
-        ("a Stripe secret key", r"\b[sr]k_live_[A-Za-z0-9]{20,}\b"),
-        ("a Google API key", r"\bAIza[0-9A-Za-z_-]{35}\b"),
-        (
-            "a JSON web token",
-            r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}",
-        ),
-        (
-            "a password in a URL",
-            r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:[^/\s@$]{3,}@",
-        ),
-    ]
-    .into_iter()
-    .map(|(k, r)| (k, Regex::new(r).expect("secret pattern compiles")))
-    .collect()
-});
-
-/// What kind of secret `value` looks like (well-known token formats, private
-/// keys, passwords in URLs), or `None`. Never returns the value itself.
-pub fn secret_value_kind(value: &str) -> Option<&'static str> {
-    SECRET_VALUES
-        .iter()
-        .find(|(_, r)| r.is_match(value))
-        .map(|(k, _)| *k)
-}
+pub use super::secrets::secret_value_kind;
 
 // ---------------------------------------------------------------------------
 // Words, quotes and variables, as Docker's shell lexer treats them.

@@ -31,8 +31,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::pss::pod_template_of;
-use super::{Finding, Severity};
+use super::pss::{pod_template_of, pod_template_path};
+use super::secrets::secret_value_kind;
+use super::{FieldPath, Finding, Severity};
 use crate::config::looks_secret_name;
 
 pub const READONLY_ROOTFS: &str = "GUIDE-READONLY-ROOTFS";
@@ -97,28 +98,28 @@ pub fn object_ref(obj: &Value) -> String {
     }
 }
 
-fn kind(obj: &Value) -> &str {
+pub(crate) fn kind(obj: &Value) -> &str {
     obj.get("kind").and_then(Value::as_str).unwrap_or("")
 }
 
 /// The namespace, `""` when the manifest leaves it to the apply-time namespace.
-fn namespace(obj: &Value) -> &str {
+pub(crate) fn namespace(obj: &Value) -> &str {
     str_at(obj, &["metadata", "namespace"]).unwrap_or("")
 }
 
-fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+pub(crate) fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |cur, p| cur.get(*p))
 }
 
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+pub(crate) fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     at(v, path).and_then(Value::as_str)
 }
 
-fn arr(v: Option<&Value>) -> impl Iterator<Item = &Value> {
+pub(crate) fn arr(v: Option<&Value>) -> impl Iterator<Item = &Value> {
     v.and_then(Value::as_array).into_iter().flatten()
 }
 
-fn strs(v: Option<&Value>) -> impl Iterator<Item = &str> {
+pub(crate) fn strs(v: Option<&Value>) -> impl Iterator<Item = &str> {
     arr(v).filter_map(Value::as_str)
 }
 
@@ -152,39 +153,58 @@ impl<'a> Context<'a> {
     }
 }
 
-struct Ctr<'a> {
-    v: &'a Value,
-    name: &'a str,
-    init: bool,
+/// Which list a container is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CtrKind {
+    Init,
+    Main,
+    /// Debug containers added to a running pod (`kubectl debug`): containers
+    /// like any other for security, but they cannot have resources or probes.
+    Ephemeral,
 }
 
-fn containers(spec: &Value, with_init: bool) -> Vec<Ctr<'_>> {
+pub(crate) struct Ctr<'a> {
+    pub v: &'a Value,
+    pub name: &'a str,
+    pub kind: CtrKind,
+    /// Where the container is in the object, e.g. `spec.template.spec.containers[0]`.
+    pub path: FieldPath,
+}
+
+/// Every container of a pod spec: init containers, containers, ephemeral containers.
+pub(crate) fn containers<'a>(spec: &'a Value, spec_path: &FieldPath) -> Vec<Ctr<'a>> {
     let mut out = Vec::new();
-    if with_init {
-        for c in arr(spec.get("initContainers")) {
+    for (field, kind) in [
+        ("initContainers", CtrKind::Init),
+        ("containers", CtrKind::Main),
+        ("ephemeralContainers", CtrKind::Ephemeral),
+    ] {
+        for (i, c) in arr(spec.get(field)).enumerate() {
             out.push(Ctr {
                 v: c,
                 name: c.get("name").and_then(Value::as_str).unwrap_or(""),
-                init: true,
+                kind,
+                path: spec_path.key(field).index(i),
             });
         }
-    }
-    for c in arr(spec.get("containers")) {
-        out.push(Ctr {
-            v: c,
-            name: c.get("name").and_then(Value::as_str).unwrap_or(""),
-            init: false,
-        });
     }
     out
 }
 
-fn describe(c: &Ctr) -> String {
-    if c.init {
-        format!("init container {:?}", c.name)
-    } else {
-        format!("container {:?}", c.name)
+pub(crate) fn describe(c: &Ctr) -> String {
+    match c.kind {
+        CtrKind::Init => format!("init container {:?}", c.name),
+        CtrKind::Main => format!("container {:?}", c.name),
+        CtrKind::Ephemeral => format!("ephemeral container {:?}", c.name),
     }
+}
+
+/// Where an object keeps its pod spec: `spec` for a Pod, `spec.template.spec`
+/// for workloads, `spec.jobTemplate.spec.template.spec` for a CronJob.
+pub(crate) fn pod_spec_path(obj: &Value) -> FieldPath {
+    let mut p = FieldPath::of(pod_template_path(obj).unwrap_or(&[]));
+    p = p.key("spec");
+    p
 }
 
 fn check_pod(
@@ -195,7 +215,8 @@ fn check_pod(
     push: &mut dyn FnMut(Finding),
 ) {
     let windows = str_at(spec, &["os", "name"]) == Some("windows");
-    let all = containers(spec, true);
+    let spec_path = pod_spec_path(obj);
+    let all = containers(spec, &spec_path);
     let pod_sc = spec.get("securityContext");
     let sc_bool =
         |c: &Ctr, field: &str| at(c.v, &["securityContext", field]).and_then(Value::as_bool);
@@ -205,28 +226,28 @@ fn check_pod(
             .or_else(|| pod_sc.and_then(|s| s.get(field)).and_then(Value::as_i64))
     };
 
-    // Read-only root filesystem (not supported on Windows).
-    let writable: Vec<String> = all
-        .iter()
-        .filter(|c| !windows && sc_bool(c, "readOnlyRootFilesystem") != Some(true))
-        .map(describe)
-        .collect();
-    if !writable.is_empty() {
-        push(Finding::new(
-            READONLY_ROOTFS,
-            Severity::Medium,
-            format!(
-                "{} {} a writable root filesystem",
-                writable.join(", "),
-                if writable.len() == 1 { "has" } else { "have" }
-            ),
-            "set securityContext.readOnlyRootFilesystem: true and mount emptyDir volumes for the directories the app writes (/tmp, /app/logs, /app/cache)",
-        ));
+    // Read-only root filesystem (not supported on Windows), every container.
+    if !windows {
+        for c in all
+            .iter()
+            .filter(|c| sc_bool(c, "readOnlyRootFilesystem") != Some(true))
+        {
+            push(
+                Finding::new(
+                    READONLY_ROOTFS,
+                    Severity::Medium,
+                    format!("{} has a writable root filesystem", describe(c)),
+                    "set securityContext.readOnlyRootFilesystem: true and mount emptyDir volumes for the directories the app writes (/tmp, /app/logs, /app/cache)",
+                )
+                .at_field(c.path.keys(&["securityContext", "readOnlyRootFilesystem"])),
+            );
+        }
     }
 
     // uid/gid 1000 and fsGroup 1000, as the guide's pod security context.
     if !windows {
         let mut wrong = Vec::new();
+        let mut field = None;
         for c in &all {
             let uid = sc_int(c, "runAsUser");
             let gid = sc_int(c, "runAsGroup");
@@ -238,6 +259,14 @@ fn check_pod(
                     show(uid),
                     show(gid)
                 ));
+                let own = at(c.v, &["securityContext", "runAsUser"]).is_some();
+                field.get_or_insert_with(|| {
+                    if own {
+                        c.path.keys(&["securityContext", "runAsUser"])
+                    } else {
+                        spec_path.keys(&["securityContext", "runAsUser"])
+                    }
+                });
             }
         }
         let fs_group = pod_sc
@@ -248,9 +277,10 @@ fn check_pod(
                 "pod fsGroup {}",
                 fs_group.map_or("unset".to_string(), |v| v.to_string())
             ));
+            field.get_or_insert_with(|| spec_path.keys(&["securityContext", "fsGroup"]));
         }
         if !wrong.is_empty() {
-            push(Finding::new(
+            let mut f = Finding::new(
                 UID_1000,
                 Severity::Low,
                 format!(
@@ -258,13 +288,14 @@ fn check_pod(
                     wrong.join("; ")
                 ),
                 "set spec.securityContext runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000 (and USER 1000:1000 in the Dockerfile)",
-            ));
+            );
+            f.field = field;
+            push(f);
         }
     }
 
-    // Requests and limits.
-    let mut missing = Vec::new();
-    for c in &all {
+    // Requests and limits (ephemeral containers cannot have them).
+    for c in all.iter().filter(|c| c.kind != CtrKind::Ephemeral) {
         let mut m = Vec::new();
         for kind in ["requests", "limits"] {
             for r in ["cpu", "memory", "ephemeral-storage"] {
@@ -274,37 +305,40 @@ fn check_pod(
             }
         }
         if !m.is_empty() {
-            missing.push(format!("{}: {}", describe(c), m.join(", ")));
+            push(
+                Finding::new(
+                    RESOURCES,
+                    Severity::Medium,
+                    format!(
+                        "missing resource requests/limits: {}: {}",
+                        describe(c),
+                        m.join(", ")
+                    ),
+                    "set resources.requests and resources.limits for cpu, memory and ephemeral-storage (the guide: requests 250m/512Mi/1Gi, limits 1000m/2Gi/2Gi)",
+                )
+                .at_field(c.path.key("resources")),
+            );
         }
-    }
-    if !missing.is_empty() {
-        push(Finding::new(
-            RESOURCES,
-            Severity::Medium,
-            format!("missing resource requests/limits: {}", missing.join("; ")),
-            "set resources.requests and resources.limits for cpu, memory and ephemeral-storage (the guide: requests 250m/512Mi/1Gi, limits 1000m/2Gi/2Gi)",
-        ));
     }
 
     // Probes, for long-running workloads.
     if !matches!(kind(obj), "Job" | "CronJob") {
-        let mut missing = Vec::new();
-        for c in all.iter().filter(|c| !c.init) {
+        for c in all.iter().filter(|c| c.kind == CtrKind::Main) {
             let m: Vec<&str> = ["livenessProbe", "readinessProbe"]
                 .into_iter()
                 .filter(|p| c.v.get(*p).is_none_or(Value::is_null))
                 .collect();
             if !m.is_empty() {
-                missing.push(format!("{}: {}", describe(c), m.join(", ")));
+                push(
+                    Finding::new(
+                        PROBES,
+                        Severity::Medium,
+                        format!("missing health checks: {}: {}", describe(c), m.join(", ")),
+                        "add livenessProbe and readinessProbe (e.g. httpGet on the health path, /health)",
+                    )
+                    .at_field(c.path.key(m[0])),
+                );
             }
-        }
-        if !missing.is_empty() {
-            push(Finding::new(
-                PROBES,
-                Severity::Medium,
-                format!("missing health checks: {}", missing.join("; ")),
-                "add livenessProbe and readinessProbe (e.g. httpGet on the health path, /health)",
-            ));
         }
     }
 
@@ -332,45 +366,20 @@ fn check_pod(
                 "neither the pod nor ServiceAccount {sa_name:?} sets automountServiceAccountToken: false"
             ),
         };
-        push(Finding::new(
-            SA_AUTOMOUNT,
-            Severity::Medium,
-            format!("the ServiceAccount token is mounted into the pod: {why}"),
-            "set automountServiceAccountToken: false on the pod spec (or its ServiceAccount) unless the app calls the Kubernetes API",
-        ));
+        push(
+            Finding::new(
+                SA_AUTOMOUNT,
+                Severity::Medium,
+                format!("the ServiceAccount token is mounted into the pod: {why}"),
+                "set automountServiceAccountToken: false on the pod spec (or its ServiceAccount) unless the app calls the Kubernetes API",
+            )
+            .at_field(spec_path.key("automountServiceAccountToken")),
+        );
     }
 
-    // Hardcoded secrets in env.
-    let mut literal = Vec::new();
-    for c in containers(spec, true)
-        .into_iter()
-        .chain(arr(spec.get("ephemeralContainers")).map(|v| Ctr {
-            v,
-            name: v.get("name").and_then(Value::as_str).unwrap_or(""),
-            init: false,
-        }))
-    {
-        for e in arr(c.v.get("env")) {
-            let name = e.get("name").and_then(Value::as_str).unwrap_or("");
-            let has_value = e
-                .get("value")
-                .and_then(Value::as_str)
-                .is_some_and(|v| !v.is_empty());
-            if has_value && looks_secret_name(name) {
-                literal.push(format!("{} env {name}", describe(&c)));
-            }
-        }
-    }
-    if !literal.is_empty() {
-        push(Finding::new(
-            SECRET_IN_MANIFEST,
-            Severity::Critical,
-            format!(
-                "secret-looking environment variables have literal values (not shown): {}",
-                literal.join(", ")
-            ),
-            crate::config::NEVER_HARDCODE,
-        ));
+    // Hardcoded secrets: env values (by name and by value), command and args (by value).
+    for c in &all {
+        check_container_secrets(c, push);
     }
 
     // Namespace-level: default-deny NetworkPolicy.
@@ -411,7 +420,7 @@ fn check_pod(
                 Severity::Medium,
                 "no PodDisruptionBudget selects this Deployment's pods: a node drain may take all replicas down at once",
                 "add a PodDisruptionBudget with the Deployment's selector labels and minAvailable: 1 (or maxUnavailable: 1)",
-            ));
+            ).at_field(FieldPath::of(&["spec", "selector"])));
         }
     }
 }
@@ -529,7 +538,7 @@ fn check_rbac(obj: &Value, push: &mut dyn FnMut(Finding)) {
                     wild.join(", ")
                 ),
                 "list the exact apiGroups, resources and verbs the app needs (the guide's example: configmaps get, list)",
-            ));
+            ).at_field(FieldPath::of(&["rules"]).index(i).key(wild[0])));
         }
         let covers_secrets = groups.iter().any(|g| g.is_empty() || *g == "*")
             && resources.iter().any(|r| *r == "secrets" || *r == "*");
@@ -559,14 +568,14 @@ fn check_rbac(obj: &Value, push: &mut dyn FnMut(Finding)) {
                     }
                 ),
                 "drop list/watch on secrets; grant get on the named secrets the app reads (resourceNames), or mount them instead",
-            ));
+            ).at_field(FieldPath::of(&["rules"]).index(i).key("verbs")));
         } else if verbs.contains(&"get") && !named {
             push(Finding::new(
                 RBAC_SECRETS,
                 Severity::Medium,
                 format!("rule {} can get any Secret {scope} by name", i + 1),
                 "restrict the rule with resourceNames to the secrets the app needs, or mount them instead of reading them from the API",
-            ));
+            ).at_field(FieldPath::of(&["rules"]).index(i)));
         }
     }
 }
@@ -582,61 +591,128 @@ fn check_service_account(obj: &Value, push: &mut dyn FnMut(Finding)) {
             Severity::Low,
             "the ServiceAccount does not set automountServiceAccountToken: false, so every pod using it gets an API token",
             "set automountServiceAccountToken: false on the ServiceAccount (pods that need the API can opt in)",
-        ));
+        ).at_field(FieldPath::of(&["automountServiceAccountToken"])));
     }
+}
+
+/// Literal secrets in one container: env `value`s whose name looks secret or
+/// whose value looks like a secret, and secrets in `command`/`args`. One
+/// finding per variable or argument list, at its line; never the value.
+fn check_container_secrets(c: &Ctr, push: &mut dyn FnMut(Finding)) {
+    for (j, e) in arr(c.v.get("env")).enumerate() {
+        let name = e.get("name").and_then(Value::as_str).unwrap_or("");
+        let Some(value) = e
+            .get("value")
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+        else {
+            continue;
+        };
+        let why = match secret_value_kind(value) {
+            Some(k) => format!("holds what looks like {k}"),
+            None if looks_secret_name(name) && !is_reference(value) => {
+                "looks like a secret and has a literal value".to_string()
+            }
+            None => continue,
+        };
+        push(
+            Finding::new(
+                SECRET_IN_MANIFEST,
+                Severity::Critical,
+                format!("{} env {name} {why} (value not shown)", describe(c)),
+                crate::config::NEVER_HARDCODE,
+            )
+            .at_field(c.path.key("env").index(j).key("value")),
+        );
+    }
+    for field in ["command", "args"] {
+        let items: Vec<&str> = strs(c.v.get(field)).collect();
+        if items.is_empty() {
+            continue;
+        }
+        // One argument alone (`--password=x`), or a flag and its value (`--password`, `x`).
+        let hit = items
+            .iter()
+            .position(|a| secret_value_kind(a).is_some())
+            .map(|i| (i, secret_value_kind(items[i])))
+            .or_else(|| {
+                items
+                    .windows(2)
+                    .position(|w| secret_value_kind(&format!("{} {}", w[0], w[1])).is_some())
+                    .map(|i| {
+                        (
+                            i,
+                            secret_value_kind(&format!("{} {}", items[i], items[i + 1])),
+                        )
+                    })
+            });
+        if let Some((i, Some(k))) = hit {
+            push(
+                Finding::new(
+                    SECRET_IN_MANIFEST,
+                    Severity::Critical,
+                    format!("{} {field}[{i}] holds what looks like {k} (value not shown)", describe(c)),
+                    "pass the secret through an env var from a Secret (valueFrom.secretKeyRef) and reference it as $(VAR), or read it from a mounted file",
+                )
+                .at_field(c.path.key(field).index(i)),
+            );
+        }
+    }
+}
+
+/// A value that only refers to a secret: `$(VAR)`, `${VAR}`, a template
+/// expression, or pake's redaction placeholder.
+fn is_reference(v: &str) -> bool {
+    let t = v.trim();
+    (t.starts_with("$(") || t.starts_with("${")) && t.ends_with([')', '}'])
+        || t.starts_with("{{")
+        || t == crate::secret::REDACTED
 }
 
 fn check_secret_data(obj: &Value, push: &mut dyn FnMut(Finding)) {
     if at(obj, &["metadata", "uid"]).is_some() {
         return; // read from a cluster: data there is expected
     }
-    let keys = |field: &str| -> Vec<&str> {
+    let entries = |field: &'static str| {
         obj.get(field)
             .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    // pake's own placeholder (`pake render` output) is not a value.
-                    .filter(|(_, v)| !v.is_null() && v.as_str() != Some(crate::secret::REDACTED))
-                    .map(|(k, _)| k.as_str())
-                    .collect()
-            })
-            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            // pake's own placeholder (`pake render` output) is not a value.
+            .filter(|(_, v)| !v.is_null() && v.as_str() != Some(crate::secret::REDACTED))
+            .map(move |(k, v)| (field, k.as_str(), v))
     };
     if kind(obj) == "Secret" {
-        let mut k = keys("data");
-        k.extend(keys("stringData"));
-        if !k.is_empty() {
-            push(Finding::new(
-                SECRET_IN_MANIFEST,
-                Severity::High,
-                format!(
-                    "the Secret manifest carries {} value(s) (keys: {}); values not shown",
-                    k.len(),
-                    k.join(", ")
-                ),
-                crate::config::NEVER_HARDCODE,
-            ));
+        for (field, k, _) in entries("data").chain(entries("stringData")) {
+            push(
+                Finding::new(
+                    SECRET_IN_MANIFEST,
+                    Severity::High,
+                    format!("the Secret manifest carries a value for key {k} in {field} (value not shown)"),
+                    crate::config::NEVER_HARDCODE,
+                )
+                .at_field(FieldPath::of(&[field, k])),
+            );
         }
     } else {
-        let mut k: Vec<&str> = keys("data")
-            .into_iter()
-            .filter(|k| looks_secret_name(k))
-            .collect();
-        k.extend(
-            keys("binaryData")
-                .into_iter()
-                .filter(|k| looks_secret_name(k)),
-        );
-        if !k.is_empty() {
-            push(Finding::new(
-                SECRET_IN_MANIFEST,
-                Severity::High,
-                format!(
-                    "the ConfigMap has secret-looking keys: {} (values not shown)",
-                    k.join(", ")
-                ),
-                crate::config::NEVER_HARDCODE,
-            ));
+        for (field, k, v) in entries("data").chain(entries("binaryData")) {
+            let text = v.as_str().unwrap_or("");
+            let why = match (field, secret_value_kind(text)) {
+                ("data", Some(kind)) => format!("holds what looks like {kind}"),
+                _ if looks_secret_name(k) && !is_reference(text) => {
+                    "has a secret-looking name".to_string()
+                }
+                _ => continue,
+            };
+            push(
+                Finding::new(
+                    SECRET_IN_MANIFEST,
+                    Severity::High,
+                    format!("ConfigMap key {k} {why} (value not shown)"),
+                    crate::config::NEVER_HARDCODE,
+                )
+                .at_field(FieldPath::of(&[field, k])),
+            );
         }
     }
 }
@@ -654,19 +730,26 @@ fn check_ingress(obj: &Value, push: &mut dyn FnMut(Finding)) {
             Severity::High,
             "the Ingress has no tls section: traffic is served over plain HTTP",
             "add spec.tls with the hosts and a secretName (e.g. issued by cert-manager's cluster-issuer annotation)",
-        ));
+        ).at_field(FieldPath::of(&["spec"])));
     } else {
-        let uncovered: Vec<&str> = arr(spec.and_then(|s| s.get("rules")))
-            .filter_map(|r| r.get("host").and_then(Value::as_str))
-            .filter(|h| !tls_hosts.contains(h) && !tls_hosts.iter().any(|t| wildcard_covers(t, h)))
+        let uncovered: Vec<(usize, &str)> = arr(spec.and_then(|s| s.get("rules")))
+            .enumerate()
+            .filter_map(|(i, r)| Some((i, r.get("host").and_then(Value::as_str)?)))
+            .filter(|(_, h)| {
+                !tls_hosts.contains(h) && !tls_hosts.iter().any(|t| wildcard_covers(t, h))
+            })
             .collect();
-        if !uncovered.is_empty() {
-            push(Finding::new(
-                INGRESS_TLS,
-                Severity::High,
-                format!("hosts without TLS: {}", uncovered.join(", ")),
-                "list every rule host under spec.tls[].hosts",
-            ));
+        if let Some((first, _)) = uncovered.first() {
+            let hosts: Vec<&str> = uncovered.iter().map(|(_, h)| *h).collect();
+            push(
+                Finding::new(
+                    INGRESS_TLS,
+                    Severity::High,
+                    format!("hosts without TLS: {}", hosts.join(", ")),
+                    "list every rule host under spec.tls[].hosts",
+                )
+                .at_field(FieldPath::of(&["spec", "rules"]).index(*first).key("host")),
+            );
         }
     }
     let ann = |k: &str| str_at(obj, &["metadata", "annotations", k]);
@@ -676,15 +759,22 @@ fn check_ingress(obj: &Value, push: &mut dyn FnMut(Finding)) {
             .filter(|t| WEAK_PROTOCOLS.contains(t))
             .collect();
         if !weak.is_empty() {
-            push(Finding::new(
-                INGRESS_TLS,
-                Severity::High,
-                format!(
-                    "the Ingress allows protocols below TLS 1.2: {}",
-                    weak.join(", ")
-                ),
-                "set nginx.ingress.kubernetes.io/ssl-protocols: \"TLSv1.2 TLSv1.3\"",
-            ));
+            push(
+                Finding::new(
+                    INGRESS_TLS,
+                    Severity::High,
+                    format!(
+                        "the Ingress allows protocols below TLS 1.2: {}",
+                        weak.join(", ")
+                    ),
+                    "set nginx.ingress.kubernetes.io/ssl-protocols: \"TLSv1.2 TLSv1.3\"",
+                )
+                .at_field(FieldPath::of(&[
+                    "metadata",
+                    "annotations",
+                    "nginx.ingress.kubernetes.io/ssl-protocols",
+                ])),
+            );
         }
     }
     for k in [
@@ -697,7 +787,7 @@ fn check_ingress(obj: &Value, push: &mut dyn FnMut(Finding)) {
                 Severity::Medium,
                 format!("{k} is \"false\": clients may keep using plain HTTP"),
                 "remove the annotation or set nginx.ingress.kubernetes.io/force-ssl-redirect: \"true\"",
-            ));
+            ).at_field(FieldPath::of(&["metadata", "annotations", k])));
         }
     }
 }
@@ -948,5 +1038,107 @@ mod tests {
             c.as_object_mut().unwrap().remove("readinessProbe");
         }
         assert!(ids(&o).is_empty());
+    }
+
+    #[test]
+    fn ephemeral_containers_count() {
+        let mut o = hardened();
+        o[2]["spec"]["template"]["spec"]["ephemeralContainers"] =
+            json!([{"name": "debug", "image": "busybox:1.36"}]);
+        let f = check_objects(&o);
+        let ro: Vec<&Finding> = f
+            .iter()
+            .map(|(_, f)| f)
+            .filter(|f| f.id == READONLY_ROOTFS)
+            .collect();
+        assert_eq!(ro.len(), 1);
+        assert!(ro[0].message.contains("ephemeral container \"debug\""));
+        assert_eq!(
+            ro[0].field.as_ref().unwrap().to_string(),
+            "spec.template.spec.ephemeralContainers[0].securityContext.readOnlyRootFilesystem"
+        );
+        // Ephemeral containers cannot have resources or probes: not asked for.
+        assert!(!f.iter().any(|(_, f)| f.id == RESOURCES || f.id == PROBES));
+    }
+
+    #[test]
+    fn secrets_by_value_each_named_at_its_field() {
+        let mut o = hardened();
+        let pem = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----";
+        o[2]["spec"]["template"]["spec"]["containers"][0]["env"] = json!([
+            {"name": "TLS_MATERIAL", "value": pem},
+            {"name": "DATABASE_URL", "value": "postgres://app:s3cr3tpw@db/app"},
+            {"name": "AZURE_BATCH_KEY", "value": "abc123"},
+            {"name": "LOG_LEVEL", "value": "info"},
+        ]);
+        o[2]["spec"]["template"]["spec"]["containers"][0]["args"] =
+            json!(["serve", "--db-password", "hunter22"]);
+        let f = check_objects(&o);
+        let msgs: Vec<(&str, String)> = f
+            .iter()
+            .filter(|(_, f)| f.id == SECRET_IN_MANIFEST)
+            .map(|(_, f)| (f.message.as_str(), f.field.as_ref().unwrap().to_string()))
+            .collect();
+        assert_eq!(msgs.len(), 4, "{msgs:?}");
+        assert!(
+            msgs[0]
+                .0
+                .contains("TLS_MATERIAL holds what looks like a private key")
+        );
+        assert!(msgs[0].1.ends_with("containers[0].env[0].value"));
+        assert!(
+            msgs[1]
+                .0
+                .contains("DATABASE_URL holds what looks like a password in a URL")
+        );
+        assert!(msgs[2].0.contains("AZURE_BATCH_KEY looks like a secret"));
+        assert!(msgs[3].0.contains("args[1]"), "{}", msgs[3].0);
+        let all: String = f
+            .iter()
+            .map(|(_, f)| format!("{} {}", f.message, f.fix))
+            .collect();
+        for secret in ["MHcCAQEE", "s3cr3tpw", "abc123", "hunter22"] {
+            assert!(!all.contains(secret), "a secret value was printed");
+        }
+    }
+
+    #[test]
+    fn secret_look_alikes_pass() {
+        let mut o = hardened();
+        o[2]["spec"]["template"]["spec"]["containers"][0]["env"] = json!([
+            {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+            {"name": "DB_PASSWORD_COPY", "value": "$(DB_PASSWORD)"},
+            {"name": "API_TOKEN", "value": "${API_TOKEN}"},
+            {"name": "APP_SECRET_KEY_PATH", "value": "/run/secrets/app/key"},
+            {"name": "GITHUB_TOKEN_PATH", "value": "/var/run/secrets/gh"},
+            {"name": "DB_PASSWORD_FILE", "value": "/run/secrets/db/password"},
+            {"name": "JWT_PUBLIC_KEY", "value": "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----"},
+            {"name": "DATABASE_URL", "value": "postgres://app:$(DB_PASSWORD)@db/app"},
+        ]);
+        o[2]["spec"]["template"]["spec"]["containers"][0]["args"] = json!([
+            "--password-file=/run/secrets/db",
+            "--db-password",
+            "$(DB_PASSWORD)"
+        ]);
+        assert_eq!(ids(&o), Vec::<String>::new());
+        let cm = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {
+            "ca.crt": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+            "public.pem": "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----",
+            "TOKEN_FILE": "/var/run/secrets/tokens/api", "app.conf": "listen 8080\n"}});
+        assert!(check_objects(&[cm]).is_empty());
+    }
+
+    #[test]
+    fn configmap_private_key_by_value() {
+        let cm = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {
+            "server.conf": "ssl on\n", "bundle": "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
+            "OCI_CLI_KEY_CONTENT": "x"}});
+        let f = check_objects(&[cm]);
+        let fields: Vec<String> = f
+            .iter()
+            .map(|(_, f)| f.field.as_ref().unwrap().to_string())
+            .collect();
+        assert_eq!(fields, vec!["data.bundle", "data.OCI_CLI_KEY_CONTENT"]);
+        assert!(f[0].1.message.contains("private key") && !f[0].1.message.contains("MIIE"));
     }
 }

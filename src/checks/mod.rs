@@ -5,10 +5,15 @@
 //! object it concerns, a message and a fix.
 
 pub mod audit;
+pub mod depth;
 pub mod dockerfile;
 pub mod guide;
 pub mod image;
+pub mod lines;
 pub mod pss;
+pub mod secrets;
+
+pub use lines::FieldPath;
 
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +82,10 @@ pub struct Finding {
     /// Line number in the source file, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+    /// The offending field inside the object (for manifests), which `pake
+    /// audit` turns into `line`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<FieldPath>,
 }
 
 impl Finding {
@@ -93,6 +102,7 @@ impl Finding {
             message: message.into(),
             fix: fix.into(),
             line: None,
+            field: None,
         }
     }
     pub fn on(mut self, object: impl Into<String>) -> Self {
@@ -101,6 +111,10 @@ impl Finding {
     }
     pub fn at_line(mut self, line: usize) -> Self {
         self.line = Some(line);
+        self
+    }
+    pub fn at_field(mut self, field: FieldPath) -> Self {
+        self.field = Some(field);
         self
     }
 }

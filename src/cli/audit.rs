@@ -51,7 +51,7 @@ pub async fn run(g: &Global, a: AuditArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let opts = AuditOptions {
+    let mut opts = AuditOptions {
         level: a.pss,
         version: a.pss_version,
         fail_on: a.fail_on,
@@ -59,11 +59,13 @@ pub async fn run(g: &Global, a: AuditArgs) -> Result<ExitCode> {
             .as_ref()
             .map(|p| p.config.audit.checks.clone())
             .unwrap_or_default(),
+        protected: false,
     };
     let report = if !a.paths.is_empty() {
         audit::audit_paths(&a.paths, &opts)?
     } else if g.env.is_some() {
         let p = crate::workflow::release::prepare(&super::deploy::selection(g), "deploy")?;
+        opts.protected = p.resolved.protected;
         // Secret skeletons carry placeholders; their values are resolved at apply time.
         let objects: Vec<(String, usize, serde_json::Value)> = p
             .plan

@@ -536,6 +536,7 @@ fn validate(c: &ProjectConfig, text: &str, path: &Path) -> Result<()> {
             }
         }
     }
+    let mut literal = Vec::new();
     for e in &c.env {
         if e.value.is_some() && e.secret_key_ref.is_some() {
             return Err(Error::usage(format!(
@@ -545,16 +546,26 @@ fn validate(c: &ProjectConfig, text: &str, path: &Path) -> Result<()> {
             )));
         }
         if let Some(v) = &e.value
-            && looks_secret_name(&e.name)
             && !v.is_empty()
         {
-            return Err(Error::usage(format!(
-                "{}: env {} looks like a secret but has a literal value",
-                at(&e.name),
-                e.name
-            ))
-            .fix(NEVER_HARDCODE));
+            // By name, or by value (a private key, a token, a URL with a password); never the value.
+            if let Some(kind) = crate::checks::secrets::secret_value_kind(v) {
+                literal.push(format!(
+                    "{}: env {} holds what looks like {kind}",
+                    at(&e.name),
+                    e.name
+                ));
+            } else if looks_secret_name(&e.name) {
+                literal.push(format!(
+                    "{}: env {} looks like a secret but has a literal value",
+                    at(&e.name),
+                    e.name
+                ));
+            }
         }
+    }
+    if !literal.is_empty() {
+        return Err(Error::usage(literal.join("; ")).fix(NEVER_HARDCODE));
     }
     for (name, o) in &c.checks_overrides() {
         if o.reason.trim().is_empty() {
@@ -578,25 +589,145 @@ impl ProjectConfig {
 }
 
 /// Names that suggest a secret (password, token, key, ...): used to refuse literals.
+///
+/// The name is split into words (`_`, `-`, `.`, camelCase). It looks secret when
+/// it contains a secret word (`password`, `secret`, `token`, `credential`,
+/// `apikey`, `privatekey`, `accesskey`, ...), or ends in `_KEY`, `_KEY_CONTENT`,
+/// `_PASS`, `_PWD`, `_DSN`. Names of paths and settings about a secret are not
+/// secrets: `*_PATH`, `*_FILE`, `*_DIR`, `*_NAME`, `*_REF`, `*_URL`, `*_TTL`, ...
+/// (`DB_PASSWORD_FILE` is the pattern the guide recommends), nor are public
+/// keys and keys of caches and indexes (`PUBLIC_KEY`, `CACHE_KEY`), nor the
+/// shell's `PWD`.
 pub fn looks_secret_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
+    let words = name_words(name);
+    let Some(last) = words.last().map(String::as_str) else {
+        return false;
+    };
+    const NOT_A_VALUE: &[&str] = &[
+        "path",
+        "paths",
+        "file",
+        "files",
+        "filename",
+        "filepath",
+        "dir",
+        "directory",
+        "mount",
+        "location",
+        "name",
+        "names",
+        "ref",
+        "url",
+        "uri",
+        "endpoint",
+        "host",
+        "header",
+        "ttl",
+        "length",
+        "len",
+        "size",
+        "timeout",
+        "expiry",
+        "expiration",
+        "type",
+        "format",
+        "prefix",
+        "suffix",
+        "enabled",
+        "required",
+        "policy",
+        "rotation",
+        "version",
+        "count",
+        "algorithm",
+        "id",
+        "arn",
+        "provider",
+        "store",
+        "env",
+        "var",
+    ];
+    if NOT_A_VALUE.contains(&last) && !(last == "id" && words.iter().any(|w| w == "access")) {
+        return false;
+    }
+    let joined: String = words.concat();
+    const SECRET_WORDS: &[&str] = &[
         "password",
         "passwd",
-        "pwd",
+        "passphrase",
         "secret",
         "token",
-        "apikey",
-        "api_key",
-        "api-key",
-        "private_key",
-        "privatekey",
         "credential",
-        "access_key",
+        "apikey",
+        "privatekey",
         "accesskey",
-    ]
-    .iter()
-    .any(|w| n.contains(w))
+        "secretkey",
+        "signingkey",
+        "encryptionkey",
+        "masterkey",
+    ];
+    if SECRET_WORDS.iter().any(|w| joined.contains(w)) {
+        return !matches!(joined.as_str(), "publickey" | "tokenizer");
+    }
+    let before_last = words.len().checked_sub(2).map(|i| words[i].as_str());
+    match last {
+        "pass" | "pwd" | "pw" | "dsn" => words.len() > 1 || last == "dsn",
+        "key" => {
+            words.len() > 1
+                && !matches!(
+                    before_last,
+                    Some(
+                        "public"
+                            | "pub"
+                            | "cache"
+                            | "sort"
+                            | "partition"
+                            | "primary"
+                            | "foreign"
+                            | "routing"
+                            | "idempotency"
+                            | "hot"
+                            | "group"
+                            | "lookup"
+                            | "hash"
+                            | "map"
+                            | "shard"
+                            | "index"
+                            | "dedup"
+                            | "row"
+                            | "object"
+                            | "s3"
+                    )
+                )
+        }
+        "content" | "contents" | "data" | "pem" => before_last == Some("key"),
+        _ => false,
+    }
+}
+
+/// `DB_PASSWORD_FILE` -> `[db, password, file]`; `dbPassword` -> `[db, password]`.
+fn name_words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if !c.is_ascii_alphanumeric() {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_ascii_uppercase() && prev_lower && !cur.is_empty() {
+            words.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        cur.push(c.to_ascii_lowercase());
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
 }
 
 pub fn is_dns_label(s: &str) -> bool {
@@ -617,6 +748,55 @@ mod tests {
     use super::*;
 
     const MIN: &str = "app: backend\nimage: pake-backend\nenvironments:\n  dev:\n    namespace: pake-dev\n  prod:\n    namespace: pake-prod\n    protected: true\n    replicas: 3\n";
+
+    #[test]
+    fn secret_names_and_look_alikes() {
+        for n in [
+            "DB_PASSWORD",
+            "dbPassword",
+            "db.password",
+            "API_TOKEN",
+            "AZURE_BATCH_KEY",
+            "OCI_CLI_KEY_CONTENT",
+            "DB_PASS",
+            "MYSQL_PWD",
+            "SENTRY_DSN",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_ACCESS_KEY_ID",
+            "STRIPE_API_KEY",
+            "client-secret",
+            "JWT_SIGNING_KEY",
+            "private.key",
+            "GITHUB_TOKEN",
+            "credentials",
+        ] {
+            assert!(looks_secret_name(n), "{n} should look secret");
+        }
+        for n in [
+            "APP_SECRET_KEY_PATH",
+            "GITHUB_TOKEN_PATH",
+            "DB_PASSWORD_FILE",
+            "TLS_KEY_FILE",
+            "SECRET_NAME",
+            "TOKEN_URL",
+            "TOKEN_TTL",
+            "PASSWORD_MIN_LENGTH",
+            "PUBLIC_KEY",
+            "JWT_PUBLIC_KEY",
+            "CACHE_KEY",
+            "PARTITION_KEY",
+            "PWD",
+            "OLDPWD",
+            "KEY",
+            "LOG_LEVEL",
+            "BYPASS_CACHE",
+            "KEYCLOAK_URL",
+            "MONKEY",
+            "TOKENIZER",
+        ] {
+            assert!(!looks_secret_name(n), "{n} should not look secret");
+        }
+    }
 
     #[test]
     fn resolves_environment() {
@@ -649,6 +829,23 @@ mod tests {
     fn secret_looking_env_literal_refused() {
         let t = format!("{MIN}env:\n  - name: DB_PASSWORD\n    value: hunter2\n");
         assert!(parse(&t, Path::new("pake.yaml")).is_err());
+        // Every offending variable is named, by name or by value; no value is shown.
+        let t = format!(
+            "{MIN}env:\n  - name: AZURE_BATCH_KEY\n    value: k3y-value\n  - name: LOG_LEVEL\n    value: info\n  - name: DATABASE_URL\n    value: postgres://app:pw-value@db/app\n  - name: DB_PASSWORD_FILE\n    value: /run/secrets/db\n"
+        );
+        let e = parse(&t, Path::new("pake.yaml")).unwrap_err();
+        assert!(
+            e.message
+                .contains("env AZURE_BATCH_KEY looks like a secret"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message
+                .contains("env DATABASE_URL holds what looks like a password in a URL")
+        );
+        assert!(!e.message.contains("DB_PASSWORD_FILE") && !e.message.contains("LOG_LEVEL"));
+        assert!(!e.message.contains("k3y-value") && !e.message.contains("pw-value"));
     }
 
     #[test]

@@ -109,7 +109,8 @@ fn object_block(r: &ObjectResult, ui: &Ui, out: &mut String) {
                 p.version
             );
             for v in &p.violations {
-                let _ = write!(out, "        {}: {}", v.check, v.reason);
+                let line = v.line.map(|l| format!(" line {l}")).unwrap_or_default();
+                let _ = write!(out, "        {}{line}: {}", v.check, v.reason);
                 if !v.detail.is_empty() {
                     let _ = write!(out, " ({})", v.detail);
                 }

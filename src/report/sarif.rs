@@ -3,6 +3,9 @@
 //! Each PodSecurity violation is a result of rule `pss/<checkId>` at level
 //! `error`; each finding is a result of its check ID with a level from its
 //! severity (critical/high: error, medium: warning, low/info: note).
+//! Each result points at the line of the offending field (the container's
+//! `securityContext.privileged`, the env var's `value`, a rule's `verbs`),
+//! not at the object's first line.
 //! Findings and violations turned off in pake.yaml are kept as results with
 //! an external suppression carrying the reason, so scanners show them as
 //! dismissed instead of losing them.
@@ -60,7 +63,7 @@ pub fn audit(report: &AuditReport) -> Value {
                     "ruleId": id,
                     "level": "error",
                     "message": {"text": format!("{object} violates PodSecurity \"{}:{}\": {} ({})", p.level, p.version, v.reason, v.detail)},
-                    "locations": location(&r.source, r.line, &object),
+                    "locations": location(&r.source, v.line.or(r.line), &object),
                 });
                 if let Some(why) = &v.suppressed {
                     res["suppressions"] = json!([{"kind": "external", "justification": why}]);
@@ -98,7 +101,7 @@ pub fn audit(report: &AuditReport) -> Value {
             "ruleId": s.id,
             "level": "note",
             "message": {"text": format!("{}: {}", s.object, s.message)},
-            "locations": location(&s.source, None, &s.object),
+            "locations": location(&s.source, s.line, &s.object),
             "suppressions": [{"kind": "external", "justification": s.reason}],
         }));
     }

@@ -433,6 +433,15 @@ fn template_path(kind: &str, api_version: Option<&str>) -> Option<&'static [&'st
     }
 }
 
+/// Where `obj` keeps its pod template (`[]` for a Pod: the object is the pod),
+/// when its kind and apiVersion carry one.
+pub fn pod_template_path(obj: &serde_json::Value) -> Option<&'static [&'static str]> {
+    template_path(
+        obj.get("kind")?.as_str()?,
+        obj.get("apiVersion").and_then(|v| v.as_str()),
+    )
+}
+
 /// Does an object of this kind carry a pod spec that PodSecurity evaluates?
 pub fn has_pod_spec(obj: &serde_json::Value) -> bool {
     obj.get("kind")
