@@ -18,9 +18,13 @@ pub mod cli;
 pub mod config;
 pub mod docker;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod input;
 pub mod kube;
 pub mod output;
 pub mod preflight;
+pub mod redact;
 pub mod render;
 pub mod report;
 pub mod secret;

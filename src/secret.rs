@@ -49,33 +49,61 @@ impl SecretValue {
     }
 
     /// The contents of a file (a trailing newline is kept, as kubectl's --from-file does).
+    /// Only a regular file of at most [`MAX_SECRET_SIZE`] bytes is read.
     pub fn from_file(path: &std::path::Path) -> Result<Self> {
-        std::fs::read(path).map(SecretValue).map_err(|e| {
-            Error::usage(format!("cannot read secret file {}: {e}", path.display()))
-                .fix("check the path in pake.yaml or on the command line, and its permissions")
-        })
+        let what = "secret file";
+        if let Err(e) = std::fs::metadata(path) {
+            return Err(Error::usage(format!(
+                "cannot read {what} {}: {e}",
+                crate::input::show_path(path)
+            ))
+            .fix("check the path in pake.yaml or on the command line, and its permissions"));
+        }
+        crate::input::read_bytes_limited(
+            path,
+            what,
+            MAX_SECRET_SIZE,
+            "a Kubernetes Secret holds at most 1 MiB: store a smaller value (or a reference to the data) in it",
+        )
+        .map(SecretValue)
     }
 
     /// The standard output of a command run through `sh -c` (e.g. `vault kv get -field=password ...`),
     /// with one trailing newline removed. The command's stderr is passed through; its stdout never is.
+    /// It is stopped (with everything it started) after `timeout`, or when it prints
+    /// more than [`MAX_SECRET_SIZE`] bytes.
     pub fn from_command(cmd: &str) -> Result<Self> {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .map_err(|e| Error::usage(format!("cannot run secret command `{cmd}`: {e}")))?;
-        if !out.status.success() {
-            let mut o = out.stdout;
-            zero(&mut o);
-            return Err(Error::failed(format!(
-                "secret command `{cmd}` failed with {}",
-                out.status
-            ))
-            .fix("run the command by hand and check that it prints only the secret value"));
+        Self::from_command_with_timeout(cmd, command_timeout()?)
+    }
+
+    /// [`SecretValue::from_command`] with an explicit timeout.
+    pub fn from_command_with_timeout(cmd: &str, timeout: std::time::Duration) -> Result<Self> {
+        let out = run_bounded(cmd, timeout)?;
+        let (status, mut v) = match out {
+            Bounded::Exited(status, v) => (status, v),
+            Bounded::TimedOut => {
+                return Err(Error::failed(format!(
+                    "secret command `{cmd}` did not finish within {}s and was stopped",
+                    timeout.as_secs_f64()
+                ))
+                .fix(format!(
+                    "check that the command does not wait for input (stdin is closed) or a slow service; raise the limit with `timeout:` next to fromCommand in pake.yaml or {COMMAND_TIMEOUT_ENV}=DURATION (e.g. 2m)"
+                )));
+            }
+            Bounded::TooLong => {
+                return Err(Error::failed(format!(
+                    "secret command `{cmd}` printed more than 1 MiB and was stopped"
+                ))
+                .fix("a Kubernetes Secret holds at most 1 MiB: make the command print only the secret value"));
+            }
+        };
+        if !status.success() {
+            zero(&mut v);
+            return Err(
+                Error::failed(format!("secret command `{cmd}` failed with {status}"))
+                    .fix("run the command by hand and check that it prints only the secret value"),
+            );
         }
-        let mut v = out.stdout;
         if v.last() == Some(&b'\n') {
             v.pop();
         }
@@ -122,6 +150,135 @@ impl SecretValue {
         mac.update(&self.0);
         format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
     }
+}
+
+/// Largest secret value read from a file or a command: 1 MiB, what a Kubernetes Secret holds.
+pub const MAX_SECRET_SIZE: u64 = crate::input::MAX_SECRET_FILE_SIZE;
+/// Default time a `fromCommand` may take.
+pub const DEFAULT_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Environment variable that changes the default `fromCommand` timeout (e.g. `2m`).
+pub const COMMAND_TIMEOUT_ENV: &str = "PAKE_COMMAND_TIMEOUT";
+
+/// The `fromCommand` timeout: `PAKE_COMMAND_TIMEOUT`, else 30 s.
+pub fn command_timeout() -> Result<std::time::Duration> {
+    match std::env::var(COMMAND_TIMEOUT_ENV) {
+        Ok(s) => parse_duration(&s).map_err(|e| {
+            Error::usage(format!("{COMMAND_TIMEOUT_ENV}={s:?}: {e}"))
+                .fix("use a duration such as 30s, 2m or 1m30s")
+        }),
+        Err(_) => Ok(DEFAULT_COMMAND_TIMEOUT),
+    }
+}
+
+/// `30s`, `2m`, `1m30s`, `1h` or a number of seconds; more than 0.
+pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let t = s.trim();
+    let d = if let Ok(n) = t.parse::<u64>() {
+        std::time::Duration::from_secs(n)
+    } else {
+        let d: jiff::SignedDuration = t
+            .parse()
+            .map_err(|_| "not a duration (expected e.g. 30s, 2m, 1m30s)".to_string())?;
+        std::time::Duration::try_from(d).map_err(|_| "must not be negative".to_string())?
+    };
+    if d.is_zero() {
+        return Err("must be greater than 0".into());
+    }
+    Ok(d)
+}
+
+enum Bounded {
+    Exited(std::process::ExitStatus, Vec<u8>),
+    TimedOut,
+    TooLong,
+}
+
+/// Run `sh -c cmd` in its own process group with stdin closed, reading at most
+/// [`MAX_SECRET_SIZE`] bytes of stdout; the whole group is killed on timeout or overflow.
+fn run_bounded(cmd: &str, timeout: std::time::Duration) -> Result<Bounded> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Error::usage(format!("cannot run secret command `{cmd}`: {e}")))?;
+    let pgid = child.id() as i32;
+    let kill_group = || unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    };
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let r = (&mut stdout)
+            .take(MAX_SECRET_SIZE + 1)
+            .read_to_end(&mut buf);
+        (r, buf)
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let mut reader = Some(reader);
+    let mut output = None;
+    let status = loop {
+        if reader.as_ref().is_some_and(|r| r.is_finished()) {
+            let (r, mut buf) = reader
+                .take()
+                .and_then(|r| r.join().ok())
+                .unwrap_or((Ok(0), Vec::new()));
+            if buf.len() as u64 > MAX_SECRET_SIZE {
+                zero(&mut buf);
+                kill_group();
+                let _ = child.wait();
+                return Ok(Bounded::TooLong);
+            }
+            output = Some((r, buf));
+        }
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if std::time::Instant::now() >= deadline => break None,
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            Err(e) => {
+                kill_group();
+                return Err(Error::failed(format!("secret command `{cmd}`: {e}")));
+            }
+        }
+    };
+    if status.is_some() && output.is_none() {
+        // The shell exited; give what it left running a moment to finish writing.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while reader.as_ref().is_some_and(|r| !r.is_finished()) && std::time::Instant::now() < until
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    // Nothing the command started outlives it (and a pipe held open cannot block us).
+    kill_group();
+    let (r, mut buf) = match output {
+        Some(o) => o,
+        None => reader
+            .take()
+            .and_then(|r| r.join().ok())
+            .unwrap_or((Ok(0), Vec::new())),
+    };
+    let Some(status) = status else {
+        let _ = child.wait();
+        zero(&mut buf);
+        return Ok(Bounded::TimedOut);
+    };
+    if buf.len() as u64 > MAX_SECRET_SIZE {
+        zero(&mut buf);
+        return Ok(Bounded::TooLong);
+    }
+    if let Err(e) = r {
+        zero(&mut buf);
+        return Err(Error::failed(format!(
+            "cannot read the output of secret command `{cmd}`: {e}"
+        )));
+    }
+    Ok(Bounded::Exited(status, buf))
 }
 
 impl Clone for SecretValue {
@@ -203,6 +360,48 @@ mod tests {
         assert_eq!(format!("{a}"), REDACTED);
         assert_eq!(format!("{a:?}"), REDACTED);
         assert!(!format!("{:?}", Some(&a)).contains("hunter2"));
+    }
+
+    #[test]
+    fn command_stopped_after_timeout_and_output_cap() {
+        let t0 = std::time::Instant::now();
+        let e = SecretValue::from_command_with_timeout(
+            "sleep 30 & sleep 30; echo late",
+            std::time::Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("did not finish within 0.3s"),
+            "{}",
+            e.message
+        );
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+        let e = SecretValue::from_command("head -c 5000000 /dev/zero").unwrap_err();
+        assert!(e.message.contains("more than 1 MiB"), "{}", e.message);
+        let e = SecretValue::from_command("yes").unwrap_err();
+        assert!(e.message.contains("more than 1 MiB"), "{}", e.message);
+        // A background child holding stdout open does not block a finished command.
+        let v = SecretValue::from_command("(sleep 20 &) ; printf ok").unwrap();
+        assert_eq!(v.expose(), b"ok");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(
+            parse_duration("1m30s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(parse_duration("45"), Ok(std::time::Duration::from_secs(45)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn secret_file_must_be_regular_and_small() {
+        let e = SecretValue::from_file(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(e.message.contains("character device"), "{}", e.message);
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("big");
+        std::fs::write(&f, vec![b'x'; 2 << 20]).unwrap();
+        let e = SecretValue::from_file(&f).unwrap_err();
+        assert!(e.message.contains("over the 1 MiB limit"), "{}", e.message);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use super::pss::{self, Level, Version};
 use super::{Finding, Severity, depth, dockerfile, guide};
 use crate::config::CheckOverride;
 use crate::error::{Error, Result};
+use crate::input;
 
 /// What to check and what fails the audit.
 #[derive(Debug, Clone)]
@@ -134,6 +135,9 @@ pub struct AuditReport {
     /// Every override in pake.yaml and how often it applied.
     pub overrides: Vec<AppliedOverride>,
     pub summary: Summary,
+    /// What the walk skipped and why (symlink loops).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -248,24 +252,25 @@ pub struct Summary {
 
 /// Read and audit files and directories.
 pub fn audit_paths(paths: &[PathBuf], opts: &AuditOptions) -> Result<AuditReport> {
-    let mut files = Vec::new();
+    let mut walk = Walk::default();
     for p in paths {
-        collect(p, true, &mut files)?;
+        walk.collect(p, true, &mut Vec::new())?;
     }
-    files.sort();
-    files.dedup();
+    let files = walk.files;
     let mut objects = Vec::new();
     let mut dockerfiles = Vec::new();
     let mut skipped = 0;
     for f in &files {
-        let text = std::fs::read_to_string(f).map_err(|e| {
-            Error::usage(format!("cannot read {}: {e}", f.display()))
-                .fix("check the path and its permissions")
-        })?;
+        let what = if is_dockerfile(f) {
+            "Dockerfile"
+        } else {
+            "manifest"
+        };
+        let text = input::read_text(f, what)?;
         if is_dockerfile(f) {
             dockerfiles.push((f.clone(), text));
         } else {
-            skipped += parse_yaml_file(&f.display().to_string(), &text, &mut objects)?;
+            skipped += parse_yaml_file(&input::show_path(f), &text, &mut objects)?;
         }
     }
     let mut report = audit_source_objects(&objects, opts)?;
@@ -273,7 +278,7 @@ pub fn audit_paths(paths: &[PathBuf], opts: &AuditOptions) -> Result<AuditReport
         let context = path.parent().filter(|p| !p.as_os_str().is_empty());
         let findings = dockerfile::check_dockerfile(path, text, context.or(Some(Path::new("."))));
         report.results.push(ObjectResult {
-            source: path.display().to_string(),
+            source: input::show_path(path),
             document: 0,
             kind: "Dockerfile".into(),
             name: path
@@ -287,6 +292,17 @@ pub fn audit_paths(paths: &[PathBuf], opts: &AuditOptions) -> Result<AuditReport
         });
     }
     report.summary.files = files.len();
+    report.summary.skipped_documents = skipped;
+    report.notes = walk.notes;
+    Ok(finish(report, opts))
+}
+
+/// Audit the text of one multi-document YAML file (as read from `source`).
+pub fn audit_text(source: &str, text: &str, opts: &AuditOptions) -> Result<AuditReport> {
+    let mut objects = Vec::new();
+    let skipped = parse_yaml_file(source, text, &mut objects)?;
+    let mut report = audit_source_objects(&objects, opts)?;
+    report.summary.files = 1;
     report.summary.skipped_documents = skipped;
     Ok(finish(report, opts))
 }
@@ -319,7 +335,7 @@ fn finding_out(f: Finding) -> FindingOut {
     FindingOut {
         id: f.id,
         severity: f.severity,
-        message: f.message,
+        message: input::escape_control(&f.message),
         fix: f.fix,
         line: f.line,
         field: f.field.map(|p| p.to_string()),
@@ -341,6 +357,17 @@ fn audit_source_objects(objects: &[SourceObject], opts: &AuditOptions) -> Result
     }
     let mut results = Vec::with_capacity(objects.len());
     for (o, findings) in objects.iter().zip(guide_findings) {
+        if let Some(field) = malformed_pod_path(&o.object) {
+            let at = match o.line {
+                Some(l) => format!("{}: document {}, line {l}", o.source, o.document),
+                None => format!("{}: document {}", o.source, o.document),
+            };
+            return Err(Error::usage(format!(
+                "{at}: {field} is not a mapping, so the object has no pod to evaluate"
+            ))
+            .on(guide::object_ref(&o.object))
+            .fix("fix the object's structure (the API server would reject it too)"));
+        }
         let pss = match pss::pod_of(&o.object) {
             None => None,
             Some(Ok(pod)) => {
@@ -372,7 +399,7 @@ fn audit_source_objects(objects: &[SourceObject], opts: &AuditOptions) -> Result
                 .get("metadata")
                 .and_then(|m| m.get(k))
                 .and_then(Value::as_str)
-                .map(str::to_string)
+                .map(input::escape_control)
         };
         results.push(ObjectResult {
             source: o.source.clone(),
@@ -381,8 +408,8 @@ fn audit_source_objects(objects: &[SourceObject], opts: &AuditOptions) -> Result
                 .object
                 .get("kind")
                 .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
+                .map(input::escape_control)
+                .unwrap_or_default(),
             name: meta("name").unwrap_or_default(),
             namespace: meta("namespace"),
             line: o.line,
@@ -403,6 +430,7 @@ fn audit_source_objects(objects: &[SourceObject], opts: &AuditOptions) -> Result
         results,
         suppressed: Vec::new(),
         overrides: Vec::new(),
+        notes: Vec::new(),
         summary: Summary {
             files: 0,
             objects: objects.len(),
@@ -536,37 +564,88 @@ fn is_known_check(id: &str) -> bool {
         || id.starts_with("IMAGE-")
 }
 
-/// Files to audit under `p`: explicit files always, directories recursively
-/// (skipping hidden directories and `target`), YAML and Dockerfiles only.
-fn collect(p: &Path, explicit: bool, out: &mut Vec<PathBuf>) -> Result<()> {
-    let meta = std::fs::metadata(p).map_err(|e| {
-        Error::usage(format!("cannot read {}: {e}", p.display()))
-            .fix("pass existing files or directories of manifests and Dockerfiles")
-    })?;
-    if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-            .map_err(|e| Error::usage(format!("cannot list {}: {e}", p.display())))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for e in entries {
-            let name = e
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if e.is_dir() {
-                if name.starts_with('.') || name == "target" || name == "node_modules" {
-                    continue;
+/// The walk of the paths given to `pake audit`.
+#[derive(Default)]
+struct Walk {
+    files: Vec<PathBuf>,
+    /// Real (canonical) paths of the files and directories already taken:
+    /// each real file is audited once, each real directory walked once.
+    seen: std::collections::HashSet<PathBuf>,
+    /// Notes for the report: symlink loops and repeats that were skipped.
+    notes: Vec<String>,
+}
+
+/// Deepest directory nesting walked (a deeper tree is refused, not recursed into).
+const MAX_DEPTH: usize = 128;
+
+impl Walk {
+    /// Files to audit under `p`: explicit files always, directories recursively
+    /// (skipping hidden directories and `target`), YAML and Dockerfiles only.
+    /// Symlinks are followed; a link back to a directory being walked is a loop
+    /// and is skipped with a note.
+    fn collect(&mut self, p: &Path, explicit: bool, ancestors: &mut Vec<PathBuf>) -> Result<()> {
+        let meta = std::fs::metadata(p).map_err(|e| {
+            let what = if explicit { "path" } else { "entry" };
+            Error::usage(format!("cannot read {what} {}: {e}", input::show_path(p))).fix(
+                if std::fs::symlink_metadata(p).is_ok() {
+                    "a symlink points to nothing that exists (or loops): fix or remove it"
+                } else {
+                    "pass existing files or directories of manifests and Dockerfiles"
+                },
+            )
+        })?;
+        let real = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        if meta.is_dir() {
+            if ancestors.contains(&real) {
+                self.notes.push(format!(
+                    "{}: symlink loop (points back to {}), not followed",
+                    input::show_path(p),
+                    input::show_path(&real)
+                ));
+                return Ok(());
+            }
+            if !self.seen.insert(real.clone()) {
+                return Ok(());
+            }
+            if ancestors.len() >= MAX_DEPTH {
+                return Err(Error::usage(format!(
+                    "{}: directories nested more than {MAX_DEPTH} deep",
+                    input::show_path(p)
+                ))
+                .fix("pass the directories of manifests themselves"));
+            }
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| {
+                    Error::usage(format!("cannot list {}: {e}", input::show_path(p)))
+                        .fix("check the directory's permissions")
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            ancestors.push(real);
+            for e in entries {
+                let name = e
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if e.is_dir() {
+                    if name.starts_with('.') || name == "target" || name == "node_modules" {
+                        continue;
+                    }
+                    self.collect(&e, false, ancestors)?;
+                } else if is_dockerfile(&e) || is_yaml(&e) {
+                    self.collect(&e, false, ancestors)?;
                 }
-                collect(&e, false, out)?;
-            } else if is_dockerfile(&e) || is_yaml(&e) {
-                out.push(e);
+            }
+            ancestors.pop();
+        } else if explicit || is_dockerfile(p) || is_yaml(p) {
+            input::require_regular(p, "file", &meta)?;
+            if self.seen.insert(real) {
+                self.files.push(p.to_path_buf());
             }
         }
-    } else if explicit || is_dockerfile(p) || is_yaml(p) {
-        out.push(p.to_path_buf());
+        Ok(())
     }
-    Ok(())
 }
 
 fn is_yaml(p: &Path) -> bool {
@@ -624,14 +703,10 @@ pub fn split_documents(text: &str) -> Vec<(usize, String)> {
 fn parse_yaml_file(source: &str, text: &str, out: &mut Vec<SourceObject>) -> Result<usize> {
     let mut skipped = 0;
     for (index, (start, doc)) in split_documents(text).into_iter().enumerate() {
-        let opts = serde_saphyr::options! { with_snippet: false };
+        let opts = crate::redact::yaml_options();
         let parsed: Lined = serde_saphyr::from_str_with_options(&doc, opts).map_err(|e| {
-            let line = e
-                .location()
-                .map(|l| start + l.line() as usize - 1)
-                .unwrap_or(start);
-            let msg = e.to_string();
-            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            let (l, msg) = crate::redact::yaml_error(&e, &doc);
+            let line = l.map(|l| start + l - 1).unwrap_or(start);
             Error::usage(format!("{source}: document {index}, line {line}: invalid YAML: {msg}"))
                 .fix(if doc.contains("{{") || doc.contains("{%") {
                     "this looks like a template: audit the rendered output with `pake audit --env ENV`, or pass the rendered manifests"
@@ -700,24 +775,55 @@ fn push_object(
     0
 }
 
+/// The first field on the way to a workload's pod spec that is present but not
+/// a mapping (`spec.template: 'x'`): such an object is malformed, not "allowed".
+fn malformed_pod_path(obj: &Value) -> Option<String> {
+    if !pss::has_pod_spec(obj) {
+        return None;
+    }
+    let path: &[&str] = match obj.get("kind").and_then(Value::as_str)? {
+        "Pod" => &["spec"],
+        "PodTemplate" => &["template", "spec"],
+        "CronJob" => &["spec", "jobTemplate", "spec", "template", "spec"],
+        _ => &["spec", "template", "spec"],
+    };
+    let mut cur = obj;
+    for (i, p) in path.iter().enumerate() {
+        match cur.get(*p) {
+            None | Some(Value::Null) => return None,
+            Some(v) if v.is_object() => cur = v,
+            Some(_) => return Some(path[..=i].join(".")),
+        }
+    }
+    None
+}
+
 /// A pod spec that does not decode: name the file, document and (re-parsing
 /// the document as typed YAML) the line of the offending field.
 fn decode_error(o: &SourceObject, e: &pss::DecodeError) -> Error {
-    let line = o
+    let rel = o
         .text
         .as_ref()
-        .and_then(|(start, t)| typed_error_line(&o.object, t).map(|l| start + l - 1))
-        .or(o.line);
+        .and_then(|(start, t)| typed_error_line(&o.object, t).map(|l| (*start, l, t)));
+    let line = rel.map(|(start, l, _)| start + l - 1).or(o.line);
     let at = match line {
         Some(l) => format!("{}: document {}, line {l}", o.source, o.document),
         None => format!("{}: document {}", o.source, o.document),
     };
-    Error::usage(format!(
-        "{at}: {} is not a valid pod spec: {}",
-        e.path, e.source
-    ))
-    .on(guide::object_ref(&o.object))
-    .fix("fix the field's type (the API server would reject the object too)")
+    // The decoder quotes the value it refused: not when its line may hold a secret.
+    let cause = match rel {
+        Some((_, l, t)) => {
+            let m = crate::redact::message_for_line(&e.source.to_string(), t, Some(l));
+            match crate::redact::field_at(t, l) {
+                Some(f) => format!("field `{f}`: {m}"),
+                None => m,
+            }
+        }
+        None => crate::redact::redact_quoted(&e.source.to_string()),
+    };
+    Error::usage(format!("{at}: {} is not a valid pod spec: {cause}", e.path))
+        .on(guide::object_ref(&o.object))
+        .fix("fix the field's type (the API server would reject the object too)")
 }
 
 /// Re-parse a document into the typed pod shape to find the line of a type error.

@@ -45,6 +45,21 @@ pub fn check_dockerfile_with_args(
 ) -> Vec<Finding> {
     let name = dockerfile.display().to_string();
     let mut out = Vec::new();
+    // A UTF-8 byte-order mark is not part of the first instruction (Docker drops it too).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // parse-dockerfile reads only the first here-document of an instruction
+    // (`RUN <<A <<B`); on a parse error, retry with the later bodies blanked.
+    let normalized;
+    let text = match parse_dockerfile::parse(text) {
+        Err(_) => match blank_extra_heredocs(text) {
+            Some(t) => {
+                normalized = t;
+                normalized.as_str()
+            }
+            None => text,
+        },
+        Ok(_) => text,
+    };
     match parse_dockerfile::parse(text) {
         Err(e) => out.push(
             Finding::new(
@@ -123,7 +138,13 @@ impl Model {
             .as_ref()
             .map(|d| d.value.value)
             .unwrap_or('\\');
-        let line = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        let newlines: Vec<usize> = text
+            .bytes()
+            .enumerate()
+            .filter(|(_, b)| *b == b'\n')
+            .map(|(i, _)| i)
+            .collect();
+        let line = |offset: usize| newlines.partition_point(|&n| n < offset) + 1;
 
         let mut secrets = Vec::new();
         let mut adds = Vec::new();
@@ -769,9 +790,82 @@ fn split_words(s: &str, escape: char) -> Vec<String> {
     words
 }
 
+/// `RUN <<A <<B` followed by both bodies: the text with every body after the
+/// first replaced by blank lines (line numbers stay), or `None` when no
+/// instruction has more than one here-document.
+fn blank_extra_heredocs(text: &str) -> Option<String> {
+    static MARKER: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)["']?"#).expect("valid regex")
+    });
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        out.push_str(line);
+        i += 1;
+        let first = line.split_whitespace().next().unwrap_or("");
+        if !["RUN", "COPY", "ADD"]
+            .iter()
+            .any(|k| first.eq_ignore_ascii_case(k))
+        {
+            continue;
+        }
+        let markers: Vec<(bool, String)> = MARKER
+            .captures_iter(line)
+            .map(|c| (!c[1].is_empty(), c[3].to_string()))
+            .collect();
+        if markers.len() < 2 {
+            continue;
+        }
+        for (k, (strip_tabs, delim)) in markers.iter().enumerate() {
+            while i < lines.len() {
+                let l = lines[i];
+                i += 1;
+                let bare = l.trim_end_matches(['\n', '\r']);
+                let bare = if *strip_tabs {
+                    bare.trim_start_matches('\t')
+                } else {
+                    bare
+                };
+                let end = bare == delim;
+                if k == 0 {
+                    out.push_str(l);
+                } else {
+                    out.push('\n');
+                    changed = true;
+                }
+                if end {
+                    break;
+                }
+            }
+        }
+    }
+    changed.then_some(out)
+}
+
 /// Remove quotes and escapes and substitute variables. `Err(name)` when a
 /// variable that is undeclared, or declared without a value, is referenced.
 fn process_word(s: &str, vars: &HashMap<String, Option<String>>, escape: char) -> Word {
+    process_word_at(s, vars, escape, 0)
+}
+
+/// How deep `${a:-${b:-...}}` may nest (Docker has no limit; a deeper word is
+/// treated as unresolvable rather than recursed into).
+const MAX_NESTING: usize = 32;
+
+fn process_word_at(
+    s: &str,
+    vars: &HashMap<String, Option<String>>,
+    escape: char,
+    depth: usize,
+) -> Word {
+    if depth > MAX_NESTING {
+        return Err(format!(
+            "(substitutions nested more than {MAX_NESTING} deep)"
+        ));
+    }
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::new();
     let mut i = 0;
@@ -798,7 +892,7 @@ fn process_word(s: &str, vars: &HashMap<String, Option<String>>, escape: char) -
                 }
             }
             (_, '$') => {
-                let (value, used) = expand_at(&chars[i..], vars, escape)?;
+                let (value, used) = expand_at(&chars[i..], vars, escape, depth)?;
                 out.push_str(&value);
                 i += used;
             }
@@ -813,6 +907,7 @@ fn expand_at(
     rest: &[char],
     vars: &HashMap<String, Option<String>>,
     escape: char,
+    depth: usize,
 ) -> Result<(String, usize), String> {
     let lookup = |name: &str| -> Option<Option<String>> { vars.get(name).cloned() };
     if rest.first() == Some(&'{') {
@@ -827,11 +922,11 @@ fn expand_at(
         let v = if let Some(word) = op.strip_prefix(":-") {
             match value {
                 Some(v) if !v.is_empty() => v,
-                _ => process_word(word, vars, escape)?,
+                _ => process_word_at(word, vars, escape, depth + 1)?,
             }
         } else if let Some(word) = op.strip_prefix(":+") {
             match value {
-                Some(v) if !v.is_empty() => process_word(word, vars, escape)?,
+                Some(v) if !v.is_empty() => process_word_at(word, vars, escape, depth + 1)?,
                 Some(_) => String::new(),
                 None if vars.contains_key(name) => return Err(name.to_string()),
                 None => String::new(),

@@ -27,6 +27,9 @@ pub struct AuditArgs {
     /// Fail (exit 1) on findings at or above this severity.
     #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = Severity::High)]
     pub fail_on: Severity,
+    /// Largest file read (e.g. 256MiB, 1G; default 64 MiB). Larger files are refused.
+    #[arg(long, value_name = "SIZE", env = "PAKE_MAX_FILE_SIZE", value_parser = crate::input::parse_size)]
+    pub max_file_size: Option<u64>,
 }
 
 fn parse_level(s: &str) -> std::result::Result<Level, String> {
@@ -42,6 +45,9 @@ fn parse_version(s: &str) -> std::result::Result<Version, String> {
 
 pub async fn run(g: &Global, a: AuditArgs) -> Result<ExitCode> {
     only_formats(g, &[Format::Text, Format::Json, Format::Sarif], "audit")?;
+    if let Some(n) = a.max_file_size {
+        crate::input::set_max_file_size(n);
+    }
     let ui = g.ui();
     // pake.yaml is optional for an audit of files: its overrides apply when present.
     let project = match &g.config {

@@ -117,6 +117,7 @@ pub enum Command {
 /// Run the parsed command; returns the exit code to use.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let g = cli.global;
+    crate::input::check_env()?;
     match cli.command {
         Command::Audit(a) => audit::run(&g, a).await,
         Command::Doctor(a) => doctor::run(&g, a).await,

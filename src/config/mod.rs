@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+pub mod domain;
+
 pub const FILE_NAME: &str = "pake.yaml";
 
 /// The guide's "Never Hardcode Secrets" explanation, shown whenever a literal secret is found.
@@ -188,6 +190,9 @@ pub struct SecretSource {
     pub from_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_command: Option<String>,
+    /// How long `fromCommand` may run (`30s`, `2m`; default 30 s or `PAKE_COMMAND_TIMEOUT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
     /// Generate random bytes (base64) the first time; keep the existing value afterwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate: Option<Generate>,
@@ -377,10 +382,11 @@ impl Project {
         let path = path
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(FILE_NAME));
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Error::usage(format!("cannot read {}: {e}", path.display()))
-                .fix("run pake in the directory that holds pake.yaml, pass --config PATH, or create one with `pake init`")
-        })?;
+        if let Err(e) = std::fs::metadata(&path) {
+            return Err(Error::usage(format!("cannot read {}: {e}", path.display()))
+                .fix("run pake in the directory that holds pake.yaml, pass --config PATH, or create one with `pake init`"));
+        }
+        let text = crate::input::read_text(&path, "config file")?;
         let config = parse(&text, &path)?;
         Ok(Project { path, config })
     }
@@ -448,10 +454,17 @@ impl Project {
 
 /// Parse and validate pake.yaml text. `path` is used in messages only.
 pub fn parse(text: &str, path: &Path) -> Result<ProjectConfig> {
-    let config: ProjectConfig = serde_saphyr::from_str(text).map_err(|e| {
-        Error::usage(format!("{}: {e}", path.display()))
-            .fix("fix the field named above; docs/config.md lists every field")
-    })?;
+    let config: ProjectConfig =
+        serde_saphyr::from_str_with_options(text, crate::redact::yaml_options()).map_err(|e| {
+            let (line, msg) = crate::redact::yaml_error(&e, text);
+            let at = match line {
+                Some(l) => format!("{}:{l}", crate::input::show_path(path)),
+                None => crate::input::show_path(path),
+            };
+            Error::usage(format!("{at}: {msg}")).fix(
+                "fix the field named above (`pake init` writes a commented example of every field)",
+            )
+        })?;
     validate(&config, text, path)?;
     Ok(config)
 }
@@ -464,6 +477,7 @@ fn line_of(text: &str, needle: &str) -> usize {
 }
 
 fn validate(c: &ProjectConfig, text: &str, path: &Path) -> Result<()> {
+    domain::check(c, text, path)?;
     let at = |needle: &str| format!("{}:{}", path.display(), line_of(text, needle));
     if !is_dns_label(&c.app) {
         return Err(Error::usage(format!(

@@ -277,7 +277,15 @@ impl IgnoreFile {
         }
         candidates.push(context.join(".dockerignore"));
         for c in candidates {
-            match std::fs::read_to_string(&c) {
+            match std::fs::metadata(&c) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(IgnoreError::Read { path: c, source: e }),
+                Ok(_) => {}
+            }
+            // Bounded, regular files only (a FIFO named .dockerignore must not hang a build).
+            match crate::input::read_text(&c, ".dockerignore")
+                .map_err(|e| std::io::Error::other(e.message))
+            {
                 Ok(text) => {
                     let patterns = Patterns::parse(&text).map_err(|e| IgnoreError::Pattern {
                         path: c.clone(),

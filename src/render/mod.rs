@@ -116,14 +116,71 @@ pub fn workload_name(app: &str, version: &str) -> String {
 pub fn load_template(templates_dir: &Path, name: &str) -> Result<(String, String)> {
     let path = templates_dir.join("k8s").join(name);
     if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| Error::usage(format!("cannot read template {}: {e}", path.display())))?;
+        let text = crate::input::read_text(&path, "template")?;
         return Ok((path.display().to_string(), text));
     }
     match builtin::k8s(name) {
         Some(text) => Ok((format!("builtin:{name}"), text.to_string())),
         None => Err(Error::usage(format!("template {name} not found in {}", templates_dir.join("k8s").display()))
             .fix("check the template names in workflows/deploy.yaml, or run `pake init` to scaffold the default templates")),
+    }
+}
+
+/// Limits of one template render (docs/render.md, "Limits"): a hostile or
+/// buggy template stops with a clear error instead of hanging or filling memory.
+pub mod limits {
+    /// Instructions one render may execute (minijinja fuel). The built-in
+    /// templates use a few thousand.
+    pub const FUEL: u64 = 5_000_000;
+    /// Nesting of blocks, loops, macros and includes (an include counts 10).
+    pub const RECURSION: usize = 100;
+    /// Largest output of one template.
+    pub const OUTPUT_BYTES: usize = 16 << 20;
+}
+
+/// A writer that refuses more than `cap` bytes.
+struct CappedWriter {
+    buf: Vec<u8>,
+    cap: usize,
+    overflow: bool,
+}
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + b.len() > self.cap {
+            self.overflow = true;
+            return Err(std::io::Error::other("template output limit reached"));
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A minijinja error with its whole chain of causes (an include's own error
+/// is the source of the include's), on one line each.
+fn template_error_text(e: &minijinja::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(c) = cur {
+        s.push_str(&format!("\n  caused by: {c}"));
+        cur = c.source();
+    }
+    s
+}
+
+/// The fix line for a template that does not compile or render.
+fn template_fix(e: &minijinja::Error) -> String {
+    use minijinja::ErrorKind as K;
+    match e.kind() {
+        K::SyntaxError => "fix the Jinja syntax at that line: every `{{` needs `}}`, every `{%` needs `%}`, every `{% for %}`/`{% if %}` its `{% endfor %}`/`{% endif %}`; literal braces go in `{{ '{{' }}`".into(),
+        K::UndefinedError => "check the variable names against the template variables (`pake render --help`, docs/render.md); `{{ x | default('') }}` for optional ones".into(),
+        K::OutOfFuel => format!("the template ran more than {} instructions: look for loops over large ranges, or split the template", limits::FUEL),
+        K::InvalidOperation if e.to_string().contains("recursion") => format!("templates may nest blocks, macros and includes at most {} levels (an include counts 10): look for a template that includes itself", limits::RECURSION),
+        K::TemplateNotFound => "a template can include only itself by name here: inline the other template, or list it as its own step in workflows/deploy.yaml".into(),
+        _ => "fix the template at that line (minijinja syntax, docs/render.md)".into(),
     }
 }
 
@@ -139,15 +196,41 @@ pub fn render_template(
     env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
     // YAML templates: values are placed as written; use `| tojson` to quote.
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    env.add_template(name, text)
-        .map_err(|e| Error::usage(format!("{source}: template error: {e}")))?;
-    let out = env
+    env.set_fuel(Some(limits::FUEL));
+    env.set_recursion_limit(limits::RECURSION);
+    // Error messages name the line, never quote the template's text (it may hold a literal secret).
+    env.set_debug(false);
+    env.add_template(name, text).map_err(|e| {
+        Error::usage(format!(
+            "{source}: template error: {}",
+            template_error_text(&e)
+        ))
+        .fix(template_fix(&e))
+    })?;
+    let mut w = CappedWriter {
+        buf: Vec::new(),
+        cap: limits::OUTPUT_BYTES,
+        overflow: false,
+    };
+    let rendered = env
         .get_template(name)
-        .and_then(|t| t.render(ctx))
-        .map_err(|e| {
-            Error::usage(format!("{source}: cannot render: {e:#}"))
-                .fix("check the variable names against docs/render.md")
-        })?;
+        .and_then(|t| t.render_captured_to(ctx, &mut w).map(drop));
+    if w.overflow {
+        return Err(Error::usage(format!(
+            "{source}: rendered output is larger than the {} limit for one template",
+            crate::input::human_size(limits::OUTPUT_BYTES as u64)
+        ))
+        .fix("look for a loop that repeats without bound, or split the template"));
+    }
+    rendered.map_err(|e| {
+        Error::usage(format!(
+            "{source}: cannot render: {}",
+            template_error_text(&e)
+        ))
+        .fix(template_fix(&e))
+    })?;
+    let out = String::from_utf8(w.buf)
+        .map_err(|_| Error::usage(format!("{source}: rendered output is not UTF-8")))?;
     parse_documents(name, source, &out, namespace)
 }
 
@@ -158,8 +241,18 @@ pub fn parse_documents(
     text: &str,
     namespace: &str,
 ) -> Result<Vec<Manifest>> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text)
-        .map_err(|e| Error::usage(format!("{source}: rendered YAML is invalid: {e}")))?;
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(text, crate::redact::yaml_options()).map_err(
+            |e| {
+                let (line, msg) = crate::redact::yaml_error(&e, text);
+                let at = line
+                    .map(|l| format!(" at line {l} of the rendered output"))
+                    .unwrap_or_default();
+                Error::usage(format!("{source}: rendered YAML is invalid{at}: {msg}")).fix(
+                    "see the rendered text with `pake render`; values that may hold YAML syntax need `| tojson`",
+                )
+            },
+        )?;
     let mut out = Vec::new();
     for (i, doc) in docs.into_iter().enumerate() {
         if doc.is_null() {
@@ -212,8 +305,14 @@ fn validate(m: &mut Manifest, source: &str, namespace: &str) -> Result<()> {
             _ => {}
         }
     }
-    typecheck(&kind, &m.object)
-        .map_err(|e| Error::usage(format!("{at}: {} is not a valid {kind}: {e}", m.describe())))?;
+    typecheck(&kind, &m.object).map_err(|e| {
+        let (field, msg) = typecheck_message(&m.object, &e.to_string());
+        Error::usage(format!(
+            "{at}: {} is not a valid {kind}: {field}{msg}",
+            m.describe()
+        ))
+        .fix("fix the field's type in the template (the API server would reject it too)")
+    })?;
     if kind == "Secret" && (m.object.get("data").is_some() || m.object.get("stringData").is_some())
     {
         return Err(Error::usage(format!(
@@ -230,6 +329,62 @@ fn validate(m: &mut Manifest, source: &str, namespace: &str) -> Result<()> {
         .fix(NEVER_HARDCODE));
     }
     Ok(())
+}
+
+/// A typecheck error without the offending value: `(field, message)`. The
+/// value serde quotes is looked up in the object to name its field; the
+/// message shows `<redacted>` in its place (it may be a secret).
+fn typecheck_message(obj: &Value, msg: &str) -> (String, String) {
+    let redacted = crate::redact::redact_quoted(msg);
+    let quoted = msg
+        .split_once(['`', '"'])
+        .and_then(|(_, rest)| rest.split_once(['`', '"']).map(|(v, _)| v.to_string()))
+        .or_else(|| {
+            // `invalid type: integer 5, expected ...`
+            msg.split_once("invalid type: ")
+                .and_then(|(_, r)| r.split_once(','))
+                .and_then(|(t, _)| t.split_once(' ').map(|(_, v)| v.to_string()))
+        });
+    let field = quoted
+        .and_then(|q| find_scalar(obj, &q, &mut String::new()))
+        .map(|p| format!("field {p}: "))
+        .unwrap_or_default();
+    (field, redacted)
+}
+
+/// The path (`spec.template.spec.containers[0].env[1].value`) of the first scalar that prints as `want`.
+fn find_scalar(v: &Value, want: &str, path: &mut String) -> Option<String> {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                if let Some(p) = find_scalar(x, want, path) {
+                    return Some(p);
+                }
+                path.truncate(len);
+            }
+            None
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                if let Some(p) = find_scalar(x, want, path) {
+                    return Some(p);
+                }
+                path.truncate(len);
+            }
+            None
+        }
+        Value::String(s) if s == want => Some(path.clone()),
+        Value::Number(n) if n.to_string() == want => Some(path.clone()),
+        Value::Bool(b) if b.to_string() == want => Some(path.clone()),
+        _ => None,
+    }
 }
 
 fn typecheck(kind: &str, v: &Value) -> std::result::Result<(), serde_json::Error> {

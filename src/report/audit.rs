@@ -41,6 +41,9 @@ pub fn text(report: &AuditReport, ui: &Ui) -> String {
             }
         );
     }
+    for n in &report.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
     let s = &report.summary;
     let findings: Vec<String> = s
         .findings

@@ -27,12 +27,27 @@ fn level(s: Severity) -> &'static str {
     }
 }
 
+/// A relative path as a URI reference: everything but unreserved characters
+/// and `/` percent-encoded (RFC 3986), so spaces, `#`, `%` or `:` in a file
+/// name stay part of the path.
+pub fn uri_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The audit as one SARIF log.
 pub fn audit(report: &AuditReport) -> Value {
     let mut rules: BTreeMap<String, Value> = BTreeMap::new();
     let mut results = Vec::new();
     let location = |source: &str, line: Option<usize>, object: &str| {
-        let mut phys = json!({"artifactLocation": {"uri": source.replace('\\', "/")}});
+        let mut phys = json!({"artifactLocation": {"uri": uri_path(&source.replace('\\', "/"))}});
         if let Some(l) = line {
             phys["region"] = json!({"startLine": l});
         }

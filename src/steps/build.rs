@@ -311,13 +311,14 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
     };
     let dockerfile = root.join(&cfg.build.dockerfile);
     let context_dir = root.join(&cfg.build.context);
-    let text = std::fs::read_to_string(&dockerfile).map_err(|e| {
-        Error::usage(format!(
+    if let Err(e) = std::fs::metadata(&dockerfile) {
+        return Err(Error::usage(format!(
             "cannot read Dockerfile {}: {e}",
             dockerfile.display()
         ))
-        .fix("set build.dockerfile in pake.yaml (relative to pake.yaml's directory)")
-    })?;
+        .fix("set build.dockerfile in pake.yaml (relative to pake.yaml's directory)"));
+    }
+    let text = crate::input::read_text(&dockerfile, "Dockerfile")?;
     if !context_dir.is_dir() {
         return Err(Error::usage(format!(
             "build context {} is not a directory",

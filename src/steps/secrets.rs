@@ -27,7 +27,14 @@ pub fn resolve_value(
     } else if let Some(path) = &src.from_file {
         SecretValue::from_file(&root.join(path))
     } else if let Some(cmd) = &src.from_command {
-        SecretValue::from_command(cmd)
+        let timeout = match &src.timeout {
+            Some(t) => crate::secret::parse_duration(t).map_err(|e| {
+                Error::usage(format!("fromCommand timeout {t:?}: {e}"))
+                    .fix("use a duration such as 30s, 2m or 1m30s")
+            })?,
+            None => crate::secret::command_timeout()?,
+        };
+        SecretValue::from_command_with_timeout(cmd, timeout)
     } else if let Some(g) = &src.generate {
         match existing {
             Some(v) => Ok(v),

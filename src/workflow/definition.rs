@@ -100,8 +100,7 @@ impl Plan {
 pub fn load(r: &Resolved, name: &str) -> Result<(String, WorkflowFile)> {
     let path = r.workflows_dir.join(format!("{name}.yaml"));
     let (source, text) = if path.exists() {
-        let t = std::fs::read_to_string(&path)
-            .map_err(|e| Error::usage(format!("cannot read workflow {}: {e}", path.display())))?;
+        let t = crate::input::read_text(&path, "workflow")?;
         (path.display().to_string(), t)
     } else if name == "deploy" {
         (
