@@ -17,6 +17,12 @@ pub enum Format {
     Text,
     Json,
     Sarif,
+    /// Graphviz dot (`pake netpol`).
+    Dot,
+    /// Markdown with a mermaid diagram (`pake netpol`).
+    Md,
+    /// Comma-separated values (`pake netpol`).
+    Csv,
 }
 
 #[derive(Debug, Clone)]

@@ -6,5 +6,6 @@ pub mod diff;
 pub mod executor;
 pub mod history;
 pub mod lock;
+pub mod netpol;
 pub mod release;
 pub mod wait;
