@@ -220,7 +220,7 @@ async fn live_graph_equals_the_offline_graph_of_the_same_manifests() {
 
     // Namespace first, then the rest, as the admin (the deployer is bound to fixed namespaces).
     let guard = NamespaceGuard {
-        client: admin.clone(),
+        kubeconfig: kc.clone(),
         name: ns.clone(),
     };
     apply_all(&admin, &objects).await;
@@ -308,21 +308,23 @@ async fn live_graph_equals_the_offline_graph_of_the_same_manifests() {
     drop(guard);
 }
 
-/// Deletes the test namespace even when an assertion fails.
+/// Deletes the test namespace even when an assertion fails (with its own
+/// client: the test's runtime is blocked while this runs).
 struct NamespaceGuard {
-    client: kube::Client,
+    kubeconfig: std::path::PathBuf,
     name: String,
 }
 
 impl Drop for NamespaceGuard {
     fn drop(&mut self) {
-        let (client, name) = (self.client.clone(), self.name.clone());
+        let (kc, name) = (self.kubeconfig.clone(), self.name.clone());
         let _ = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap()
                 .block_on(async move {
+                    let client = k8s::client(&kc, k8s::ADMIN).await;
                     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
                     let _ = api.delete(&name, &Default::default()).await;
                 })
