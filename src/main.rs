@@ -17,7 +17,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let json = cli.global.output != pake::output::Format::Text;
+    let json = matches!(
+        cli.global.output,
+        pake::output::Format::Json | pake::output::Format::Sarif
+    );
     let code = match rt.block_on(pake::cli::run(cli)) {
         Ok(code) => code,
         Err(e) => {

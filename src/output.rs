@@ -53,6 +53,12 @@ pub enum Format {
     Text,
     Json,
     Sarif,
+    /// Graphviz dot (`pake netpol`).
+    Dot,
+    /// Markdown with a mermaid diagram (`pake netpol`).
+    Md,
+    /// Comma-separated values (`pake netpol`).
+    Csv,
 }
 
 #[derive(Debug, Clone)]

@@ -273,7 +273,7 @@ pub fn audit_paths(paths: &[PathBuf], opts: &AuditOptions) -> Result<AuditReport
             skipped += parse_yaml_file(&input::show_path(f), &text, &mut objects)?;
         }
     }
-    let mut report = audit_source_objects(&objects, opts)?;
+    let mut report = audit_source_objects(&objects, opts, Vec::new())?;
     for (path, text) in &dockerfiles {
         let context = path.parent().filter(|p| !p.as_os_str().is_empty());
         let findings = dockerfile::check_dockerfile(path, text, context.or(Some(Path::new("."))));
@@ -316,12 +316,30 @@ pub fn audit_objects(
     objects: &[(String, usize, Value)],
     opts: &AuditOptions,
 ) -> Result<AuditReport> {
+    audit_objects_declared(objects, opts, None)
+}
+
+/// [`audit_objects`] plus the zero-trust check of `checks::netpol` against
+/// what pake.yaml declares (`pake audit --env`).
+pub fn audit_objects_declared(
+    objects: &[(String, usize, Value)],
+    opts: &AuditOptions,
+    declared: Option<&super::netpol::zero_trust::Declared>,
+) -> Result<AuditReport> {
     let mut src = Vec::new();
     let mut skipped = 0;
     for (source, document, object) in objects {
         skipped += push_object(source, *document, None, None, object.clone(), &mut src);
     }
-    let mut report = audit_source_objects(&src, opts)?;
+    let extra = match declared {
+        Some(d) => {
+            let values: Vec<Value> = src.iter().map(|o| o.object.clone()).collect();
+            super::netpol::zero_trust::check(&values, d)
+                .map_err(|e| Error::usage(e.to_string()).on(e.object))?
+        }
+        None => Vec::new(),
+    };
+    let mut report = audit_source_objects(&src, opts, extra)?;
     report.summary.files = objects
         .iter()
         .map(|(s, _, _)| s.as_str())
@@ -343,7 +361,11 @@ fn finding_out(f: Finding) -> FindingOut {
     }
 }
 
-fn audit_source_objects(objects: &[SourceObject], opts: &AuditOptions) -> Result<AuditReport> {
+fn audit_source_objects(
+    objects: &[SourceObject],
+    opts: &AuditOptions,
+    extra: Vec<(usize, Finding)>,
+) -> Result<AuditReport> {
     let values: Vec<Value> = objects.iter().map(|o| o.object.clone()).collect();
     let mut guide_findings: Vec<Vec<Finding>> = vec![Vec::new(); objects.len()];
     let depth_opts = depth::DepthOptions {
@@ -352,6 +374,7 @@ fn audit_source_objects(objects: &[SourceObject], opts: &AuditOptions) -> Result
     for (i, f) in guide::check_objects(&values)
         .into_iter()
         .chain(depth::check_objects(&values, depth_opts))
+        .chain(extra)
     {
         guide_findings[i].push(f);
     }
@@ -562,6 +585,7 @@ fn is_known_check(id: &str) -> bool {
         || id.starts_with("DOCKERFILE-")
         || id.starts_with("DOCKERIGNORE-")
         || id.starts_with("IMAGE-")
+        || super::netpol::zero_trust::IDS.contains(&id)
 }
 
 /// The walk of the paths given to `pake audit`.
@@ -920,7 +944,7 @@ mod tests {
         let t = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  template:\n    spec:\n      containers:\n      - name: a\n        securityContext:\n          privileged: \"yes please\"\n";
         let mut out = Vec::new();
         parse_yaml_file("d.yaml", t, &mut out).unwrap();
-        let e = audit_source_objects(&out, &AuditOptions::default()).unwrap_err();
+        let e = audit_source_objects(&out, &AuditOptions::default(), Vec::new()).unwrap_err();
         assert!(
             e.message.starts_with(
                 "d.yaml: document 0, line 11: spec.template.spec is not a valid pod spec"

@@ -10,6 +10,7 @@ pub mod dockerfile;
 pub mod guide;
 pub mod image;
 pub mod lines;
+pub mod netpol;
 pub mod pss;
 pub mod secrets;
 

@@ -79,7 +79,8 @@ pub async fn run(g: &Global, a: AuditArgs) -> Result<ExitCode> {
             .filter(|m| m.template != "pake.yaml#secrets")
             .map(|m| (m.template.clone(), m.doc, m.object.clone()))
             .collect();
-        audit::audit_objects(&objects, &opts)?
+        let declared = crate::checks::netpol::zero_trust::Declared::from_resolved(&p.resolved);
+        audit::audit_objects_declared(&objects, &opts, Some(&declared))?
     } else {
         return Err(Error::usage("nothing to audit").fix(
             "pass files or directories (`pake audit k8s/ Dockerfile`) or an environment (`pake audit --env dev`)",
@@ -88,7 +89,7 @@ pub async fn run(g: &Global, a: AuditArgs) -> Result<ExitCode> {
     match g.output {
         Format::Json => ui.json(&report),
         Format::Sarif => ui.json(&crate::report::sarif::audit(&report)),
-        Format::Text => crate::output::out(crate::report::audit::text(&report, &ui)),
+        _ => crate::output::out(crate::report::audit::text(&report, &ui)),
     }
     Ok(if report.summary.passed {
         ExitCode::Ok

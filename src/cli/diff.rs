@@ -26,6 +26,10 @@ pub async fn run(g: &Global, a: DiffArgs) -> Result<ExitCode> {
     let p = release::follow_active(&cluster, &sel, &a.workflow, p, &ui).await?;
     let diffs = diff::compute(&cluster, &p.resolved, &p.plan).await?;
     let changed = diffs.iter().filter(|d| d.change != "unchanged").count();
+    // What the change does to who can talk to whom.
+    let declared = crate::checks::netpol::zero_trust::Declared::from_resolved(&p.resolved);
+    let connectivity =
+        crate::workflow::netpol::diff(&cluster, &p.resolved.namespace, &p.plan, &declared).await?;
     if ui.is_text() {
         for d in &diffs {
             if d.change == "unchanged" {
@@ -35,11 +39,18 @@ pub async fn run(g: &Global, a: DiffArgs) -> Result<ExitCode> {
             ui.line(&d.diff);
         }
         ui.line(format!("{changed} of {} objects would change", diffs.len()));
+        if !connectivity.is_empty() {
+            ui.line("=== connectivity (pake netpol)");
+            for c in &connectivity {
+                ui.line(c.to_string());
+            }
+        }
+        ui.line(format!("{} connections would change", connectivity.len()));
     } else {
-        ui.json(&serde_json::json!({"changed": changed, "objects": diffs}));
+        ui.json(&serde_json::json!({"changed": changed, "objects": diffs, "connectivity": connectivity}));
     }
     // Like `kubectl diff`: exit 1 when there are differences.
-    Ok(if changed == 0 {
+    Ok(if changed == 0 && connectivity.is_empty() {
         ExitCode::Ok
     } else {
         ExitCode::Failed

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod doctor;
 pub mod history;
 pub mod init;
+pub mod netpol;
 pub mod render;
 pub mod rotate;
 pub mod verify;
@@ -110,6 +111,8 @@ pub enum Command {
     Rollback(history::RollbackArgs),
     /// Blue-green releases: deploy a candidate next to the active version, switch with endpoint verification, roll back, status, cleanup.
     Bluegreen(bluegreen::BluegreenArgs),
+    /// Who can talk to whom: the connectivity the NetworkPolicies allow (offline or live), and `explain SRC DST`.
+    Netpol(netpol::NetpolArgs),
     /// Rotate one key of a Secret, restart every workload that uses it, and prove the new pods carry it.
     RotateSecret(rotate::RotateArgs),
 }
@@ -131,6 +134,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rollback(a) => history::rollback(&g, a).await,
         Command::Bluegreen(a) => bluegreen::run(&g, a).await,
         Command::RotateSecret(a) => rotate::run(&g, a).await,
+        Command::Netpol(a) => netpol::run(&g, a).await,
     }
 }
 

@@ -2,4 +2,5 @@
 
 pub mod audit;
 pub mod deploy;
+pub mod netpol;
 pub mod sarif;

@@ -36,7 +36,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Vec<CheckResult>> {
         list_json(c, "rbac.authorization.k8s.io/v1", "Role", ns),
         list_json(c, "rbac.authorization.k8s.io/v1", "RoleBinding", ns),
     )?;
-    Ok(evaluate(
+    let mut out = evaluate(
         ns,
         &nsobj,
         &pods,
@@ -46,7 +46,54 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Vec<CheckResult>> {
         &sas,
         &roles,
         &bindings,
-    ))
+    );
+    out.extend(zero_trust(r, &nsobj, &policies, &deployments));
+    Ok(out)
+}
+
+/// The zero-trust check on the live policies: each of the app's Deployments
+/// is isolated both ways and allows exactly what pake.yaml declares.
+pub fn zero_trust(
+    r: &crate::config::Resolved,
+    nsobj: &Value,
+    policies: &[Value],
+    deployments: &[Value],
+) -> Vec<CheckResult> {
+    use crate::checks::netpol::zero_trust::{self, Declared};
+    let mut objects = vec![with_kind(nsobj, "v1", "Namespace")];
+    objects.extend(policies.iter().cloned());
+    objects.extend(deployments.iter().cloned());
+    let findings = match zero_trust::check(&objects, &Declared::from_resolved(r)) {
+        Ok(f) => f,
+        Err(e) => {
+            return vec![CheckResult::fail(
+                "NETPOL-ZERO-TRUST",
+                e.object,
+                e.message,
+                "fix the object: the evaluator reads it as the API server does",
+            )];
+        }
+    };
+    let mut out = Vec::new();
+    for (i, d) in deployments.iter().enumerate() {
+        let who = crate::checks::guide::object_ref(d);
+        let mine: Vec<_> = findings
+            .iter()
+            .filter(|(j, _)| *j == i + 1 + policies.len())
+            .collect();
+        if mine.is_empty() {
+            out.push(CheckResult::pass("NETPOL-ZERO-TRUST", &who, "isolated for ingress and egress; the policies allow exactly what pake.yaml declares"));
+        }
+        for (_, f) in mine {
+            out.push(CheckResult::fail(
+                &f.id,
+                &who,
+                format!("{} ({})", f.message, f.severity),
+                f.fix.clone(),
+            ));
+        }
+    }
+    out
 }
 
 /// Pure: every check of the guide's Kubernetes checklist over live objects.

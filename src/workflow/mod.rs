@@ -7,6 +7,7 @@ pub mod executor;
 pub mod history;
 pub mod lock;
 pub mod recovery;
+pub mod netpol;
 pub mod release;
 pub mod signals;
 pub mod wait;
