@@ -193,7 +193,7 @@ pub async fn run(target: &Target, namespace: Option<&str>, docker: bool) -> Doct
                         (None, false) => checks.push(fail(
                             "permissions",
                             format!("{} of {} missing: {}", missing.len(), required.len(), missing.join("; ")),
-                            format!("bind the pake-deployer roles from templates/rbac/ to this identity in namespace {ns} (see docs/doctor.md)"),
+                            format!("bind the pake-deployer roles from templates/rbac/ to this identity in namespace {ns} (`pake help rbac`)"),
                         )),
                     }
                 }

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+pub mod current;
+pub use current::EnvSource;
+
 pub const FILE_NAME: &str = "pake.yaml";
 
 /// The guide's "Never Hardcode Secrets" explanation, shown whenever a literal secret is found.
@@ -60,6 +63,10 @@ pub struct ProjectConfig {
     pub env: Vec<EnvVar>,
     #[serde(default)]
     pub environments: BTreeMap<String, EnvironmentOverride>,
+    /// The environment commands act on without `--env`/`PAKE_ENV` (after the
+    /// checkout's own choice, `pake env use`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_environment: Option<String>,
     #[serde(default)]
     pub audit: AuditConfig,
     /// Directory of templates, relative to pake.yaml (default `templates`).
@@ -372,11 +379,13 @@ pub struct Project {
 }
 
 impl Project {
-    /// Find pake.yaml: the given path, else `./pake.yaml`.
+    /// Load pake.yaml: the given path (`--config`/`PAKE_CONFIG`), else the one
+    /// in the current directory or its nearest parent (`current::discover`).
     pub fn load(path: Option<&Path>) -> Result<Self> {
-        let path = path
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from(FILE_NAME));
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => current::discover(Path::new("."))?,
+        };
         let text = std::fs::read_to_string(&path).map_err(|e| {
             Error::usage(format!("cannot read {}: {e}", path.display()))
                 .fix("run pake in the directory that holds pake.yaml, pass --config PATH, or create one with `pake init`")
@@ -392,19 +401,12 @@ impl Project {
         }
     }
 
-    /// Apply the environment named by `--env` or `PAKE_ENV`.
+    /// Apply the environment named by `--env` or `PAKE_ENV`, else the
+    /// default one (`select_env`: `pake env use`, `defaultEnvironment`, the only one).
     pub fn resolve(&self, env: Option<&str>) -> Result<Resolved> {
         let c = &self.config;
         let known: Vec<&str> = c.environments.keys().map(String::as_str).collect();
-        let env = match env {
-            Some(e) => e.to_string(),
-            None => {
-                return Err(Error::usage("no environment selected").fix(format!(
-                    "pass --env NAME or set PAKE_ENV; known environments: {}",
-                    known.join(", ")
-                )));
-            }
-        };
+        let (env, _) = self.select_env(env)?;
         let o = c.environments.get(&env).ok_or_else(|| {
             Error::usage(format!(
                 "unknown environment {env:?} in {}",
@@ -450,9 +452,10 @@ impl Project {
 pub fn parse(text: &str, path: &Path) -> Result<ProjectConfig> {
     let config: ProjectConfig = serde_saphyr::from_str(text).map_err(|e| {
         Error::usage(format!("{}: {e}", path.display()))
-            .fix("fix the field named above; docs/config.md lists every field")
+            .fix("fix the field named above; `pake help config` lists every field")
     })?;
     validate(&config, text, path)?;
+    current::check_default(&config, text, path)?;
     Ok(config)
 }
 

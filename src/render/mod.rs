@@ -146,7 +146,7 @@ pub fn render_template(
         .and_then(|t| t.render(ctx))
         .map_err(|e| {
             Error::usage(format!("{source}: cannot render: {e:#}"))
-                .fix("check the variable names against docs/render.md")
+                .fix("check the variable names against `pake help render`")
         })?;
     parse_documents(name, source, &out, namespace)
 }

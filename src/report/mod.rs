@@ -2,4 +2,5 @@
 
 pub mod audit;
 pub mod deploy;
+pub mod github;
 pub mod sarif;

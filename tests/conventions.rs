@@ -1,0 +1,290 @@
+//! The commands pake is known by work as written, in the example's folder,
+//! with no extra flags (issue 14): the default environment, `pake env`,
+//! config discovery, and the first line naming environment, context and
+//! namespace. The cluster test runs as the `deployer` identity, selected the
+//! kubectl way (the kubeconfig's current context), never with --context.
+
+mod k8s;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A copy of examples/backend in a fresh directory (a git-less project), with
+/// the app renamed so no other test (or the demo) shares its objects.
+fn example_copy(app: &str) -> tempfile::TempDir {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/backend");
+    let d = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), d.path().join(e.file_name())).unwrap();
+        }
+    }
+    let p = d.path().join("pake.yaml");
+    let yaml = std::fs::read_to_string(&p).unwrap();
+    assert!(yaml.contains("\napp: backend\n"));
+    assert!(yaml.contains("\ndefaultEnvironment: dev\n"), "{yaml}");
+    std::fs::write(
+        &p,
+        yaml.replace("\napp: backend\n", &format!("\napp: {app}\n")),
+    )
+    .unwrap();
+    d
+}
+
+/// Run pake exactly as a user types it: `args` and nothing else. No
+/// --kubeconfig/--context: KUBECONFIG (when given) picks the cluster.
+fn pake_as_typed(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pake"));
+    c.current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .env_remove("PAKE_ENV")
+        .env_remove("PAKE_CONFIG")
+        .env_remove("KUBECONFIG")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn first_line(s: &[u8]) -> String {
+    String::from_utf8_lossy(s)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The test kubeconfig with the deployer as its current context, as a CI
+/// job's kubeconfig would be.
+fn deployer_kubeconfig(kc: &Path, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(kc).unwrap();
+    let mut found = false;
+    let out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("current-context:") {
+                found = true;
+                format!("current-context: {}", k8s::DEPLOYER)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert!(found, "no current-context in {}", kc.display());
+    let path = dir.join("deployer.kubeconfig");
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+    path
+}
+
+#[test]
+fn example_renders_its_default_environment_and_says_so_first() {
+    let p = example_copy("conv-render");
+    let out = pake_as_typed(p.path(), &["render"], &[]);
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    assert_eq!(
+        first_line(&out.stderr),
+        "environment dev (defaultEnvironment in pake.yaml) · context none (offline) · namespace pake-dev"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("namespace: pake-dev"));
+    // --env and PAKE_ENV still win.
+    let out = pake_as_typed(p.path(), &["render"], &[("PAKE_ENV", "staging")]);
+    assert!(
+        first_line(&out.stderr).starts_with("environment staging (--env/PAKE_ENV)"),
+        "{}",
+        k8s::text(&out)
+    );
+}
+
+#[test]
+fn env_use_is_kept_per_checkout_and_listed_like_get_contexts() {
+    let p = example_copy("conv-envuse");
+    let out = pake_as_typed(p.path(), &["env"], &[]);
+    let t = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    let lines: Vec<&str> = t.lines().collect();
+    assert!(lines[0].starts_with("CURRENT  NAME"), "{t}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("*") && l.contains(" dev ")),
+        "{t}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with('*')).count(),
+        1,
+        "{t}"
+    );
+
+    let out = pake_as_typed(p.path(), &["env", "use", "staging"], &[]);
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    assert_eq!(
+        std::fs::read_to_string(p.path().join(".pake/env")).unwrap(),
+        "staging\n"
+    );
+    let out = pake_as_typed(p.path(), &["env", "current"], &[]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "staging");
+    let out = pake_as_typed(p.path(), &["render"], &[]);
+    assert!(
+        first_line(&out.stderr).starts_with("environment staging (`pake env use`)"),
+        "{}",
+        k8s::text(&out)
+    );
+    // -o json / -o yaml carry the header.
+    let out = pake_as_typed(p.path(), &["env", "-o", "json"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["apiVersion"], "pake.dev/v1");
+    assert_eq!(v["kind"], "EnvironmentList");
+    assert_eq!(v["current"], "staging");
+    assert_eq!(v["source"], "checkout");
+    let out = pake_as_typed(p.path(), &["env", "-o", "yaml"], &[]);
+    let y: serde_json::Value =
+        serde_saphyr::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(y, v);
+
+    // An unknown name changes nothing.
+    let out = pake_as_typed(p.path(), &["env", "use", "qa"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", k8s::text(&out));
+    assert_eq!(
+        std::fs::read_to_string(p.path().join(".pake/env")).unwrap(),
+        "staging\n"
+    );
+    let out = pake_as_typed(p.path(), &["env", "use", "--unset"], &[]);
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    let out = pake_as_typed(p.path(), &["env", "current"], &[]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "dev");
+}
+
+#[test]
+fn pake_yaml_is_found_in_a_parent_directory_and_through_pake_config() {
+    let p = example_copy("conv-discover");
+    let sub = p.path().join("cmd/server");
+    std::fs::create_dir_all(&sub).unwrap();
+    let out = pake_as_typed(&sub, &["render"], &[]);
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("name: conv-discover-v1"));
+
+    // Not above a repository root.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(other.path().join(".git")).unwrap();
+    let out = pake_as_typed(other.path(), &["render"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", k8s::text(&out));
+    assert!(
+        k8s::text(&out).contains("no pake.yaml in"),
+        "{}",
+        k8s::text(&out)
+    );
+
+    // PAKE_CONFIG is the environment twin of --config.
+    let cfg = p.path().join("pake.yaml");
+    let out = pake_as_typed(
+        other.path(),
+        &["render"],
+        &[("PAKE_CONFIG", cfg.to_str().unwrap())],
+    );
+    assert!(out.status.success(), "{}", k8s::text(&out));
+}
+
+/// The user's list, verbatim, against the shared cluster: `pake deploy --env
+/// prod --yes` (`--yes` because a test is not interactive), then in the
+/// default environment `pake deploy`, `pake bluegreen deploy v2`,
+/// `pake bluegreen switch v2` and `pake rotate-secret database-credentials`.
+#[tokio::test]
+async fn the_commands_pake_is_known_by_work_as_written() {
+    let Some(kc) = k8s::kubeconfig("the_commands_pake_is_known_by_work_as_written") else {
+        return;
+    };
+    let app = format!("conv-{}", k8s::suffix());
+    let p = example_copy(&app);
+    let kcfg = deployer_kubeconfig(&kc, p.path());
+    let env = [
+        ("KUBECONFIG", kcfg.to_str().unwrap()),
+        ("PAKE_DEMO_DB_USER", "demo-app"),
+    ];
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let run = |args: &[&str]| {
+        let out = pake_as_typed(p.path(), args, &env);
+        (
+            out.status.success(),
+            k8s::text(&out),
+            first_line(&out.stderr),
+        )
+    };
+
+    let steps: Vec<(&[&str], &str)> = vec![
+        (
+            &["deploy", "--env", "prod", "--yes"],
+            "environment prod (--env/PAKE_ENV, protected) · context pake-local-deployer · namespace pake-prod",
+        ),
+        (
+            &["deploy"],
+            "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-dev",
+        ),
+        (
+            &["bluegreen", "deploy", "v2"],
+            "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-dev",
+        ),
+        (
+            &["bluegreen", "switch", "v2"],
+            "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-dev",
+        ),
+        (
+            &["rotate-secret", "database-credentials"],
+            "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-dev",
+        ),
+    ];
+    let mut failure = None;
+    for (args, header) in &steps {
+        let (ok, text, first) = run(args);
+        if !ok || first != *header {
+            failure = Some(format!(
+                "pake {}:\nfirst line: {first}\n{text}",
+                args.join(" ")
+            ));
+            break;
+        }
+    }
+    // A protected environment chosen for the checkout is never reached
+    // without confirmation: not interactive and no --yes, refused (exit 2).
+    if failure.is_none() {
+        let (ok, _, _) = run(&["env", "use", "prod"]);
+        assert!(ok);
+        for args in [
+            &["deploy"][..],
+            &["rotate-secret", "database-credentials"][..],
+        ] {
+            let out = pake_as_typed(p.path(), args, &env);
+            let t = k8s::text(&out);
+            if out.status.code() != Some(2)
+                || !t.contains("protected")
+                || !first_line(&out.stderr)
+                    .starts_with("environment prod (`pake env use`, protected)")
+            {
+                failure = Some(format!(
+                    "pake {} on a protected default:
+{t}",
+                    args.join(" ")
+                ));
+            }
+        }
+    }
+    // The Service of the default environment now serves v2.
+    let active = if failure.is_none() {
+        kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(admin.clone(), "pake-dev")
+            .get(&app)
+            .await
+            .ok()
+            .and_then(|s| s.spec?.selector?.get("version").cloned())
+    } else {
+        None
+    };
+    k8s::cleanup_app(&admin, "pake-dev", &app).await;
+    k8s::cleanup_app(&admin, "pake-prod", &app).await;
+    if let Some(f) = failure {
+        panic!("{f}");
+    }
+    assert_eq!(active.as_deref(), Some("v2"));
+}
