@@ -199,6 +199,16 @@ async fn the_commands_pake_is_known_by_work_as_written() {
     };
     let app = format!("conv-{}", k8s::suffix());
     let p = example_copy(&app);
+    // The Secret keeps its name (`database-credentials` is part of the
+    // command under test), so the environments move to namespaces the demo
+    // (backend in pake-dev) and the other tests (pake-test) do not use.
+    let cfg = p.path().join("pake.yaml");
+    let yaml = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("namespace: pake-staging", "namespace: pake-test")
+        .replace("namespace: pake-prod", "namespace: pake-staging")
+        .replace("namespace: pake-dev", "namespace: pake-system");
+    std::fs::write(&cfg, yaml).unwrap();
     let kcfg = deployer_kubeconfig(&kc, p.path());
     let env = [
         ("KUBECONFIG", kcfg.to_str().unwrap()),
@@ -217,23 +227,23 @@ async fn the_commands_pake_is_known_by_work_as_written() {
     let steps: Vec<(&[&str], &str)> = vec![
         (
             &["deploy", "--env", "prod", "--yes"],
-            "environment prod (--env/PAKE_ENV, protected) · context pake-local-deployer · namespace pake-prod",
+            "environment prod (--env/PAKE_ENV, protected) · context pake-local-deployer · namespace pake-staging",
         ),
         (
             &["deploy"],
-            "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-dev",
+            "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-system",
         ),
         (
             &["bluegreen", "deploy", "v2"],
-            "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-dev",
+            "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-system",
         ),
         (
             &["bluegreen", "switch", "v2"],
-            "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-dev",
+            "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-system",
         ),
         (
             &["rotate-secret", "database-credentials"],
-            "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-dev",
+            "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-system",
         ),
     ];
     let mut failure = None;
@@ -273,7 +283,7 @@ async fn the_commands_pake_is_known_by_work_as_written() {
     }
     // The Service of the default environment now serves v2.
     let active = if failure.is_none() {
-        kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(admin.clone(), "pake-dev")
+        kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(admin.clone(), "pake-system")
             .get(&app)
             .await
             .ok()
@@ -281,8 +291,8 @@ async fn the_commands_pake_is_known_by_work_as_written() {
     } else {
         None
     };
-    k8s::cleanup_app(&admin, "pake-dev", &app).await;
-    k8s::cleanup_app(&admin, "pake-prod", &app).await;
+    k8s::cleanup_app(&admin, "pake-system", &app).await;
+    k8s::cleanup_app(&admin, "pake-staging", &app).await;
     if let Some(f) = failure {
         panic!("{f}");
     }
