@@ -61,8 +61,15 @@ fn init_tracing(verbose: u8, color: pake::output::ColorChoice) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PAKE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("pake={level},warn")));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PAKE_LOG").unwrap_or_else(|_| {
+        // kube's client logs every failed request itself ("failed with error
+        // client error (Connect)"), again on each watcher retry; pake reports
+        // it once, naming the server and the context. Shown from -vv on.
+        let kube = if verbose >= 2 { level } else { "off" };
+        tracing_subscriber::EnvFilter::new(format!(
+            "pake={level},kube_client={kube},kube_runtime={kube},warn"
+        ))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -298,3 +298,210 @@ async fn the_commands_pake_is_known_by_work_as_written() {
     }
     assert_eq!(active.as_deref(), Some("v2"));
 }
+
+/// A kubeconfig with one context `name` whose server refuses connections.
+fn dead_kubeconfig(dir: &Path, file: &str, name: &str, current: bool, port: u16) -> PathBuf {
+    let p = dir.join(file);
+    let current = if current {
+        format!("current-context: {name}\n")
+    } else {
+        String::new()
+    };
+    std::fs::write(
+        &p,
+        format!(
+            "apiVersion: v1\nkind: Config\n{current}clusters:\n- name: {name}\n  cluster:\n    server: https://127.0.0.1:{port}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\n    namespace: from-{name}\nusers:\n- name: {name}\n  user:\n    token: t\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn kubeconfig_lists_merge_and_connection_errors_are_one_line() {
+    let p = example_copy("conv-kcfg");
+    let a = dead_kubeconfig(p.path(), "a", "one", true, 1);
+    let b = dead_kubeconfig(p.path(), "b", "two", true, 2);
+    let list = std::env::join_paths([a.as_path(), p.path().join("missing").as_path(), b.as_path()])
+        .unwrap();
+    let list = list.to_str().unwrap();
+    // First file's current-context wins; the second file's context is there too.
+    for (args, context) in [
+        (&["doctor", "--no-docker", "-o", "json"][..], "one"),
+        (
+            &["--context", "two", "doctor", "--no-docker", "-o", "json"][..],
+            "two",
+        ),
+    ] {
+        let out = pake_as_typed(p.path(), args, &[("KUBECONFIG", list)]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", k8s::text(&out)));
+        assert_eq!(v["kind"], "DoctorReport");
+        assert_eq!(v["checks"][0]["ok"], true, "{v}");
+        assert_eq!(v["context"], context, "{v}");
+        assert_eq!(out.status.code(), Some(3), "the API server is down: {v}");
+    }
+    // Unreachable: one line naming the server and the context, exit 3.
+    let out = pake_as_typed(p.path(), &["deploy", "-v"], &[("KUBECONFIG", list)]);
+    assert_eq!(out.status.code(), Some(3), "{}", k8s::text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("127.0.0.1:1")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("cannot reach the API server https://127.0.0.1:1/ (context one)"),
+        "{err}"
+    );
+    assert!(!err.contains("ERROR"), "{err}");
+    // --kubeconfig stays one file.
+    let out = pake_as_typed(
+        p.path(),
+        &["--kubeconfig", list, "doctor", "--no-docker"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        k8s::text(&out).contains("no kubeconfig found"),
+        "{}",
+        k8s::text(&out)
+    );
+}
+
+#[test]
+fn no_ansi_in_pipes_and_color_on_request() {
+    let p = example_copy("conv-color");
+    let bad = [("KUBECONFIG", "/nonexistent")];
+    for args in [
+        &["render", "-v"][..],
+        &["deploy", "--dry-run=client"][..],
+        &["env"][..],
+        &["status"][..],
+    ] {
+        let out = pake_as_typed(p.path(), args, &bad);
+        let t = k8s::text(&out);
+        assert!(
+            !t.contains('\x1b'),
+            "{args:?} wrote ANSI into a pipe: {t:?}"
+        );
+    }
+    let out = pake_as_typed(
+        p.path(),
+        &["--color", "always", "deploy", "--dry-run=client"],
+        &bad,
+    );
+    assert!(k8s::text(&out).contains('\x1b'), "{}", k8s::text(&out));
+    let out = pake_as_typed(
+        p.path(),
+        &["--color", "auto", "deploy", "--dry-run=client"],
+        &[("NO_COLOR", "1")],
+    );
+    assert!(!k8s::text(&out).contains('\x1b'));
+}
+
+#[test]
+fn kubectl_flag_spellings() {
+    let p = example_copy("conv-flags");
+    let bad = [("KUBECONFIG", "/nonexistent")];
+    // --dry-run=client: rendered and checked offline, no cluster (none is configured).
+    let out = pake_as_typed(p.path(), &["deploy", "--dry-run=client"], &bad);
+    let t = k8s::text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("nothing was sent"), "{t}");
+    let out = pake_as_typed(
+        p.path(),
+        &["deploy", "--dry-run=client", "-o", "yaml"],
+        &bad,
+    );
+    let y: serde_json::Value =
+        serde_saphyr::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(y["apiVersion"], "pake.dev/v1");
+    assert_eq!(y["kind"], "AuditReport");
+    // Bare --dry-run is the server's: it needs the cluster (exit 3 here).
+    for args in [
+        &["deploy", "--dry-run"][..],
+        &["deploy", "--dry-run=server"][..],
+    ] {
+        let out = pake_as_typed(p.path(), args, &bad);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", k8s::text(&out));
+    }
+    let out = pake_as_typed(p.path(), &["deploy", "--dry-run=maybe"], &bad);
+    assert_eq!(out.status.code(), Some(2));
+    // kubectl durations.
+    for ok in ["90s", "1m30s", "2h"] {
+        let out = pake_as_typed(
+            p.path(),
+            &["deploy", "--dry-run=client", "--timeout", ok],
+            &bad,
+        );
+        assert!(out.status.success(), "{ok}: {}", k8s::text(&out));
+    }
+    let out = pake_as_typed(p.path(), &["deploy", "--timeout", "1m30"], &bad);
+    assert_eq!(out.status.code(), Some(2), "{}", k8s::text(&out));
+    for args in [
+        &["rollback", "--dry-run=client"][..],
+        &["bluegreen", "switch", "v2", "--dry-run"][..],
+    ] {
+        let out = pake_as_typed(p.path(), args, &bad);
+        // Parsed (not exit 2); they need the cluster's history / Service (exit 3 here).
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", k8s::text(&out));
+    }
+}
+
+#[test]
+fn version_help_topics_and_errors_as_documents() {
+    let p = example_copy("conv-version");
+    let out = pake_as_typed(
+        p.path(),
+        &["version", "-o", "json"],
+        &[("KUBECONFIG", "/nonexistent")],
+    );
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "Version");
+    assert_eq!(v["clientVersion"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["serverVersion"].is_null());
+    let out = pake_as_typed(p.path(), &["--version"], &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("pake {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = pake_as_typed(p.path(), &["help", "cluster"], &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("KUBECONFIG"));
+    let out = pake_as_typed(p.path(), &["help", "bluegreen", "switch"], &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--dry-run"));
+    let out = pake_as_typed(p.path(), &["help", "nope"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    // An error under -o json is a document too.
+    let out = pake_as_typed(p.path(), &["--env", "qa", "render", "-o", "json"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "Error");
+    assert_eq!(v["error"]["exitCode"], 2);
+}
+
+/// No fix line sends a user to a path that exists only in pake's repository.
+#[test]
+fn fix_lines_point_at_pake_help_not_repository_paths() {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut bad = Vec::new();
+    for e in walkdir::WalkDir::new(&src) {
+        let e = e.unwrap();
+        if e.path().extension().is_none_or(|x| x != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        for (i, _) in text.match_indices(".fix(") {
+            let call: String = text[i..].chars().take(400).collect();
+            let end = call
+                .find(")\n")
+                .or_else(|| call.find(");"))
+                .unwrap_or(call.len());
+            let call = &call[..end];
+            for repo_only in ["docs/", "scripts/", "ARCHITECTURE", "examples/"] {
+                if call.contains(repo_only) {
+                    bad.push(format!("{}: {call}", e.path().display()));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
