@@ -91,6 +91,7 @@ const fn p(
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Check {
     pub name: String,
     pub ok: bool,
@@ -100,6 +101,7 @@ pub struct Check {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DoctorReport {
     pub ok: bool,
     pub context: Option<String>,

@@ -281,6 +281,34 @@ async fn the_commands_pake_is_known_by_work_as_written() {
             }
         }
     }
+    // Machine documents of a live release: header and camelCase keys.
+    if failure.is_none() {
+        for (args, kind) in [
+            (
+                &["--env", "dev", "status", "-o", "json"][..],
+                "ReleaseStatus",
+            ),
+            (&["--env", "dev", "history", "-o", "json"][..], "History"),
+            (
+                &["--env", "dev", "verify", "-o", "json"][..],
+                "VerifyReport",
+            ),
+            (
+                &["--env", "dev", "bluegreen", "status", "-o", "json"][..],
+                "BlueGreenStatus",
+            ),
+            (
+                &["--env", "dev", "deploy", "--dry-run", "-o", "json"][..],
+                "DeployReport",
+            ),
+        ] {
+            let out = pake_as_typed(p.path(), args, &env);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", k8s::text(&out)));
+            assert_eq!(v["kind"], kind, "{args:?}");
+            assert_camel_case(&v, kind);
+        }
+    }
     // The Service of the default environment now serves v2.
     let active = if failure.is_none() {
         kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(admin.clone(), "pake-system")
@@ -504,4 +532,63 @@ fn fix_lines_point_at_pake_help_not_repository_paths() {
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// Every key of a pake document is camelCase (maps keyed by user data aside).
+fn assert_camel_case(v: &serde_json::Value, path: &str) {
+    const USER_KEYED: &[&str] = &[
+        "hashes",
+        "secretHashes",
+        "labels",
+        "annotations",
+        "manifests",
+        "items",
+        "object",
+        "findings",
+        "byVersion",
+        "args",
+        "details",
+    ];
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                assert!(
+                    !k.contains('_')
+                        && !k.contains('-')
+                        && !k.starts_with(|c: char| c.is_ascii_uppercase()),
+                    "{path}.{k} is not camelCase"
+                );
+                if !USER_KEYED.contains(&k.as_str()) {
+                    assert_camel_case(v, &format!("{path}.{k}"));
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| assert_camel_case(v, path)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_document_has_the_header_and_camel_case_keys() {
+    let p = example_copy("conv-json");
+    let bad = [("KUBECONFIG", "/nonexistent")];
+    for (args, kind) in [
+        (&["audit", "-o", "json"][..], "AuditReport"),
+        (
+            &["deploy", "--dry-run=client", "-o", "json"][..],
+            "AuditReport",
+        ),
+        (&["env", "-o", "json"][..], "EnvironmentList"),
+        (&["env", "current", "-o", "json"][..], "CurrentEnvironment"),
+        (&["version", "-o", "json"][..], "Version"),
+        (&["doctor", "--no-docker", "-o", "json"][..], "DoctorReport"),
+        (&["--env", "qa", "deploy", "-o", "json"][..], "Error"),
+    ] {
+        let out = pake_as_typed(p.path(), args, &bad);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", k8s::text(&out)));
+        assert_eq!(v["apiVersion"], "pake.dev/v1", "{args:?}");
+        assert_eq!(v["kind"], kind, "{args:?}");
+        assert_camel_case(&v, kind);
+    }
 }

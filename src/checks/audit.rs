@@ -58,6 +58,7 @@ pub struct SourceObject {
 
 /// The whole audit, as `-o json` prints it.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditReport {
     pub results: Vec<ObjectResult>,
     /// Findings and PSS violations turned off in pake.yaml, with the reason.
@@ -68,6 +69,7 @@ pub struct AuditReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObjectResult {
     pub source: String,
     pub document: usize,
@@ -84,6 +86,7 @@ pub struct ObjectResult {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PssResult {
     pub level: Level,
     pub version: Version,
@@ -96,6 +99,7 @@ pub struct PssResult {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ViolationOut {
     pub check: &'static str,
     pub reason: &'static str,
@@ -106,6 +110,7 @@ pub struct ViolationOut {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FindingOut {
     pub id: String,
     pub severity: Severity,
@@ -119,12 +124,14 @@ pub struct FindingOut {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SeverityOverride {
     pub from: Severity,
     pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Suppressed {
     pub id: String,
     pub source: String,
@@ -135,6 +142,7 @@ pub struct Suppressed {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AppliedOverride {
     pub id: String,
     pub enabled: bool,

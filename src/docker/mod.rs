@@ -20,6 +20,7 @@ pub struct Engine {
 
 /// What the engine reports about itself.
 #[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EngineVersion {
     pub version: String,
     pub api_version: String,

@@ -83,6 +83,7 @@ fn check_version(v: &str) -> Result<()> {
 
 /// One verified switch, as recorded in history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SwitchRecord {
     pub revision: u32,
     pub from: String,
