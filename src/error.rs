@@ -86,16 +86,41 @@ impl Error {
             }
             ::kube::Error::Api(s) if s.code == 401 || s.code == 403 => {
                 Error::cluster(format!("{context}: permission denied: {}", s.message))
-                    .fix("run `pake doctor` to see which permissions the current identity lacks; the deployer role is in templates/rbac/")
+                    .fix("run `pake doctor` to see which permissions the current identity lacks; `pake help rbac` shows the deployer roles (`pake init` writes them to templates/rbac/)")
             }
             ::kube::Error::Api(s) => Error::failed(format!("{context}: {} ({})", s.message, s.code)),
             ::kube::Error::HyperError(_)
             | ::kube::Error::Service(_)
-            | ::kube::Error::HttpError(_) => Error::cluster(format!("{context}: cannot reach the API server: {e}"))
-                .fix("check that the cluster is up (`scripts/cluster status` for the local one) and that --kubeconfig/--context point at it"),
+            | ::kube::Error::HttpError(_) => Error::cluster(format!("{context}: cannot reach the API server{}: {}", endpoint(), root_cause(&e)))
+                .fix("check that the cluster is up and that KUBECONFIG, --kubeconfig and --context point at it (`pake help cluster`)"),
             _ => Error::failed(format!("{context}: {e}")),
         }
     }
+}
+
+/// The API server and kubeconfig context of this process's cluster client,
+/// named in connection errors (set once by `kube::Target::connect`).
+static ENDPOINT: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+
+pub fn set_endpoint(server: &str, context: &str) {
+    let _ = ENDPOINT.set((server.to_string(), context.to_string()));
+}
+
+fn endpoint() -> String {
+    ENDPOINT
+        .get()
+        .map(|(s, c)| format!(" {s} (context {c})"))
+        .unwrap_or_default()
+}
+
+/// The innermost cause, e.g. `Connection refused (os error 111)`, instead of
+/// the whole chain of client, service and transport wrappers.
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
 }
 
 impl fmt::Display for Error {

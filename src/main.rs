@@ -12,25 +12,35 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
     let cli = pake::cli::Cli::parse();
-    init_tracing(cli.global.verbose);
+    let color = cli.global.color;
+    init_tracing(cli.global.verbose, color);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let json = matches!(
-        cli.global.output,
-        pake::output::Format::Json | pake::output::Format::Sarif
-    );
+    let format = cli.global.output;
     let code = match rt.block_on(pake::cli::run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            if json {
+            if matches!(
+                format,
+                pake::output::Format::Json | pake::output::Format::Yaml
+            ) {
                 // Machines get a parseable error on stdout as well as the text on stderr.
-                pake::output::out_line(
-                    serde_json::json!({"error": {"message": e.message, "object": e.object, "fix": e.fix, "exitCode": e.kind.code()}}).to_string(),
-                );
+                let doc = serde_json::json!({"error": {"message": e.message, "object": e.object, "fix": e.fix, "exitCode": e.kind.code()}});
+                pake::output::print_machine(format, &pake::output::with_header("Error", &doc));
             }
             pake::output::err_line(format!("error: {e}"));
+            let text = match &e.fix {
+                Some(f) => format!("{}\nfix: {f}", e.message),
+                None => e.message.clone(),
+            };
+            pake::report::github::annotate(
+                pake::report::github::Level::Error,
+                "pake",
+                &pake::report::github::Location::default(),
+                &text,
+            );
             e.kind
         }
     };
@@ -47,18 +57,30 @@ fn main() {
     std::process::exit(code.code());
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, color: pake::output::ColorChoice) {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    // Log lines carry ANSI colour only on a terminal (never in a pipe or a file).
+    let ansi = color.enabled(std::io::stderr().is_terminal(), no_color);
     let level = match verbose {
         0 => "warn",
         1 => "info",
         2 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PAKE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("pake={level},warn")));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PAKE_LOG").unwrap_or_else(|_| {
+        // kube's client logs every failed request itself ("failed with error
+        // client error (Connect)"), again on each watcher retry; pake reports
+        // it once, naming the server and the context. Shown from -vv on.
+        let kube = if verbose >= 2 { level } else { "off" };
+        tracing_subscriber::EnvFilter::new(format!(
+            "pake={level},kube_client={kube},kube_runtime={kube},warn"
+        ))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(ansi)
         .init();
 }

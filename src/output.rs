@@ -4,6 +4,11 @@
 //! Nothing here decides *what* to print; commands build reports and hand them
 //! over. Progress bars and prompts appear only when both stdin and stdout are
 //! terminals and `--no-progress` was not given, so CI logs stay plain.
+//!
+//! Every machine document (`-o json` / `-o yaml`) starts with
+//! `apiVersion: pake.dev/v1` and a `kind`, so a consumer can tell what it reads.
+//! Colour follows `--color auto|always|never` and `NO_COLOR`; `auto` colours
+//! only a terminal, so no ANSI escape reaches a pipe or a file.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,6 +57,7 @@ pub fn stdout_closed() -> bool {
 pub enum Format {
     Text,
     Json,
+    Yaml,
     Sarif,
     /// Graphviz dot (`pake netpol`).
     Dot,
@@ -59,6 +65,75 @@ pub enum Format {
     Md,
     /// Comma-separated values (`pake netpol`).
     Csv,
+}
+
+/// The `apiVersion` of every document pake prints or writes.
+pub const API_VERSION: &str = "pake.dev/v1";
+
+/// `--color`: like ls/git/cargo. `NO_COLOR` (any non-empty value) turns `auto` off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour a stream that is (or is not) a terminal.
+    pub fn enabled(self, tty: bool, no_color: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => tty && !no_color,
+        }
+    }
+
+    /// Apply the choice process-wide (console's styles, used by indicatif too).
+    pub fn apply(self) -> bool {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let out = self.enabled(std::io::stdout().is_terminal(), no_color);
+        let err = self.enabled(std::io::stderr().is_terminal(), no_color);
+        console::set_colors_enabled(out);
+        console::set_colors_enabled_stderr(err);
+        out
+    }
+}
+
+/// Add the `apiVersion`/`kind` header in front of a serialized report.
+pub fn with_header(kind: &str, v: &impl serde::Serialize) -> serde_json::Value {
+    let body = serde_json::to_value(v).expect("report serializes");
+    let mut doc = serde_json::Map::new();
+    doc.insert("apiVersion".into(), API_VERSION.into());
+    doc.insert("kind".into(), kind.into());
+    match body {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                if k != "apiVersion" && k != "kind" {
+                    doc.insert(k, v);
+                }
+            }
+        }
+        other => {
+            doc.insert("items".into(), other);
+        }
+    }
+    serde_json::Value::Object(doc)
+}
+
+/// Print a document in a machine format (`json`, else `yaml`).
+pub fn print_machine(format: Format, v: &serde_json::Value) {
+    if format == Format::Yaml {
+        out(to_yaml(v));
+    } else {
+        out_line(serde_json::to_string_pretty(v).expect("report serializes"));
+    }
+}
+
+/// YAML text of a JSON value (a document start line included).
+pub fn to_yaml(v: &serde_json::Value) -> String {
+    let body = serde_saphyr::to_string(v).expect("report serializes as YAML");
+    format!("---\n{body}")
 }
 
 #[derive(Debug, Clone)]
@@ -72,14 +147,14 @@ pub struct Ui {
 }
 
 impl Ui {
-    pub fn new(format: Format, no_progress: bool) -> Self {
+    pub fn new(format: Format, no_progress: bool, color: ColorChoice) -> Self {
         let tty = std::io::stdout().is_terminal();
         let interactive = tty && std::io::stdin().is_terminal();
         Ui {
             format,
             progress: tty && !no_progress && format == Format::Text,
             interactive,
-            color: tty && std::env::var_os("NO_COLOR").is_none(),
+            color: color.apply(),
         }
     }
 
@@ -147,6 +222,20 @@ impl Ui {
     pub fn json(&self, v: &impl serde::Serialize) {
         out_line(serde_json::to_string_pretty(v).expect("report serializes"));
     }
+
+    /// Print a report in the machine format (`-o json` or `-o yaml`) with
+    /// its `apiVersion: pake.dev/v1` and `kind` header.
+    pub fn document(&self, kind: &str, v: &impl serde::Serialize) {
+        print_machine(self.format, &with_header(kind, v));
+    }
+
+    /// Print a document as it is (no header): SARIF, a Kubernetes List.
+    pub fn raw(&self, v: &impl serde::Serialize) {
+        print_machine(
+            self.format,
+            &serde_json::to_value(v).expect("report serializes"),
+        );
+    }
 }
 
 /// Progress of one step. Finish it with `done` or `fail`.
@@ -182,5 +271,41 @@ impl StepProgress {
         if self.ui.is_text() {
             out_line(line);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_comes_first_and_wins() {
+        let v = with_header(
+            "DeployReport",
+            &serde_json::json!({"kind": "x", "ok": true, "apiVersion": "y"}),
+        );
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["apiVersion", "kind", "ok"]);
+        assert_eq!(v["kind"], "DeployReport");
+        assert_eq!(v["apiVersion"], API_VERSION);
+        let list = with_header("RevisionList", &serde_json::json!([1, 2]));
+        assert_eq!(list["items"], serde_json::json!([1, 2]));
+    }
+
+    #[test]
+    fn yaml_output_parses_back() {
+        let v = with_header("Thing", &serde_json::json!({"a": [1, "b: c"], "n": null}));
+        let back: serde_json::Value = serde_saphyr::from_str(&to_yaml(&v)).unwrap();
+        assert_eq!(back, v);
+    }
+
+    #[test]
+    fn color_choice() {
+        use ColorChoice::*;
+        assert!(!Auto.enabled(false, false), "never colour a pipe or file");
+        assert!(Auto.enabled(true, false));
+        assert!(!Auto.enabled(true, true), "NO_COLOR");
+        assert!(Always.enabled(false, true));
+        assert!(!Never.enabled(true, false));
     }
 }

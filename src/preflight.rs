@@ -91,6 +91,7 @@ const fn p(
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Check {
     pub name: String,
     pub ok: bool,
@@ -100,6 +101,7 @@ pub struct Check {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DoctorReport {
     pub ok: bool,
     pub context: Option<String>,
@@ -193,7 +195,7 @@ pub async fn run(target: &Target, namespace: Option<&str>, docker: bool) -> Doct
                         (None, false) => checks.push(fail(
                             "permissions",
                             format!("{} of {} missing: {}", missing.len(), required.len(), missing.join("; ")),
-                            format!("bind the pake-deployer roles from templates/rbac/ to this identity in namespace {ns} (see docs/doctor.md)"),
+                            format!("bind the pake-deployer roles from templates/rbac/ to this identity in namespace {ns} (`pake help rbac`)"),
                         )),
                     }
                 }

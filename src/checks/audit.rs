@@ -128,6 +128,7 @@ fn violation_field(obj: &Value, check: &str, detail: &str) -> FieldPath {
 
 /// The whole audit, as `-o json` prints it.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditReport {
     pub results: Vec<ObjectResult>,
     /// Findings and PSS violations turned off in pake.yaml, with the reason.
@@ -141,6 +142,7 @@ pub struct AuditReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObjectResult {
     pub source: String,
     pub document: usize,
@@ -157,6 +159,7 @@ pub struct ObjectResult {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PssResult {
     pub level: Level,
     pub version: Version,
@@ -169,6 +172,7 @@ pub struct PssResult {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ViolationOut {
     pub check: &'static str,
     pub reason: &'static str,
@@ -182,6 +186,7 @@ pub struct ViolationOut {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FindingOut {
     pub id: String,
     pub severity: Severity,
@@ -199,12 +204,14 @@ pub struct FindingOut {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SeverityOverride {
     pub from: Severity,
     pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Suppressed {
     pub id: String,
     pub source: String,
@@ -217,6 +224,7 @@ pub struct Suppressed {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AppliedOverride {
     pub id: String,
     pub enabled: bool,

@@ -71,6 +71,7 @@ impl std::fmt::Display for Severity {
 
 /// One result of a check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Finding {
     /// Stable ID, e.g. `GUIDE-READONLY-ROOTFS` or `DOCKERFILE-USER-ROOT`.
     pub id: String,

@@ -52,10 +52,11 @@ pub async fn run(g: &Global, a: AuditArgs) -> Result<ExitCode> {
     // pake.yaml is optional for an audit of files: its overrides apply when present.
     let project = match &g.config {
         Some(p) => Some(crate::config::Project::load(Some(p))?),
-        None if std::path::Path::new(crate::config::FILE_NAME).exists() => {
-            Some(crate::config::Project::load(None)?)
-        }
-        None => None,
+        // Found here or in a parent directory; without one, an audit of files.
+        None => crate::config::current::discover(std::path::Path::new("."))
+            .ok()
+            .map(|p| crate::config::Project::load(Some(&p)))
+            .transpose()?,
     };
     let mut opts = AuditOptions {
         level: a.pss,
@@ -69,9 +70,12 @@ pub async fn run(g: &Global, a: AuditArgs) -> Result<ExitCode> {
     };
     let report = if !a.paths.is_empty() {
         audit::audit_paths(&a.paths, &opts)?
-    } else if g.env.is_some() {
+    } else if project.is_some() || g.env.is_some() {
+        // `pake audit` in a project audits the rendered templates of the
+        // selected environment (--env, else the default one).
         let p = crate::workflow::release::prepare(&super::deploy::selection(g), "deploy")?;
         opts.protected = p.resolved.protected;
+        super::announce(g, &p.project, &p.resolved, None);
         // Secret skeletons carry placeholders; their values are resolved at apply time.
         let objects: Vec<(String, usize, serde_json::Value)> = p
             .plan
@@ -83,12 +87,13 @@ pub async fn run(g: &Global, a: AuditArgs) -> Result<ExitCode> {
         audit::audit_objects_declared(&objects, &opts, Some(&declared))?
     } else {
         return Err(Error::usage("nothing to audit").fix(
-            "pass files or directories (`pake audit k8s/ Dockerfile`) or an environment (`pake audit --env dev`)",
+            "pass files or directories (`pake audit k8s/ Dockerfile`), or run it in a project with pake.yaml (`pake audit --env dev`)",
         ));
     };
+    github_summary(&report);
     match g.output {
-        Format::Json => ui.json(&report),
-        Format::Sarif => ui.json(&crate::report::sarif::audit(&report)),
+        Format::Json | Format::Yaml => ui.document("AuditReport", &report),
+        Format::Sarif => ui.raw(&crate::report::sarif::audit(&report)),
         _ => crate::output::out(crate::report::audit::text(&report, &ui)),
     }
     Ok(if report.summary.passed {
@@ -96,4 +101,66 @@ pub async fn run(g: &Global, a: AuditArgs) -> Result<ExitCode> {
     } else {
         ExitCode::Failed
     })
+}
+
+/// Annotations for every finding (file and line where known) and a step
+/// summary, in GitHub Actions.
+fn github_summary(r: &audit::AuditReport) {
+    use crate::report::github::{self, Level, Location, Row};
+    for o in &r.results {
+        for f in &o.findings {
+            let level = if f.severity >= r.summary.fail_on {
+                Level::Error
+            } else {
+                Level::Warning
+            };
+            let at = Location {
+                file: Some(o.source.clone()),
+                line: f.line.or(o.line),
+            };
+            let what = format!("{} {}: {}", o.kind, o.name, f.message);
+            github::annotate(level, &format!("pake audit: {}", f.id), &at, &what);
+        }
+        if let Some(p) = o.pss.as_ref().filter(|p| !p.allowed) {
+            let at = Location {
+                file: Some(o.source.clone()),
+                line: o.line,
+            };
+            let msg = p
+                .message
+                .clone()
+                .unwrap_or_else(|| "denied by Pod Security admission".into());
+            github::annotate(Level::Error, "pake audit: PodSecurity", &at, &msg);
+        }
+    }
+    let rows: Vec<Row> = r
+        .summary
+        .findings
+        .iter()
+        .map(|(sev, n)| {
+            Row::new(
+                format!("{} findings", sev.as_str()),
+                *sev < r.summary.fail_on || *n == 0,
+                n.to_string(),
+            )
+        })
+        .chain(std::iter::once(Row::new(
+            "pods admitted by Pod Security",
+            r.summary.pods_denied == 0,
+            format!(
+                "{} of {} pods denied",
+                r.summary.pods_denied, r.summary.pods_evaluated
+            ),
+        )))
+        .collect();
+    github::summarize(
+        &format!(
+            "pake audit: {} objects in {} files",
+            r.summary.objects, r.summary.files
+        ),
+        r.summary.passed,
+        &rows,
+        None,
+        false,
+    );
 }

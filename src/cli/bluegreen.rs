@@ -8,6 +8,7 @@ use super::deploy::{parse_duration, selection};
 use super::{Global, only_formats};
 use crate::error::{ExitCode, Result};
 use crate::output::{Format, Ui};
+use crate::report::github::{self, Row};
 use crate::steps::bluegreen::{self, SwitchKind, SwitchOptions, SwitchReport};
 use crate::workflow::release;
 
@@ -72,6 +73,9 @@ pub struct SwitchCommon {
     /// Workflow file that renders the Service (without .yaml).
     #[arg(long, default_value = "deploy")]
     pub workflow: String,
+    /// Check the target, and with `server` (the default) have the API server validate the Service; traffic does not move.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "server", value_name = "STRATEGY")]
+    pub dry_run: Option<release::DryRun>,
 }
 
 #[derive(Debug, Args)]
@@ -124,7 +128,10 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
             let mut sel = selection(g);
             sel.image = d.image;
             sel.version = Some(d.version);
+            // Fails early on bad input; bluegreen::deploy plans again with the live state.
+            let p = release::prepare(&sel, &d.workflow)?;
             let cluster = g.target().connect().await?;
+            super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
             let o = bluegreen::DeployOptions {
                 timeout: d.timeout,
                 wait_lock: d.wait_lock,
@@ -139,6 +146,7 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
         BluegreenCommand::Switch(s) => {
             let p = release::prepare(&selection(g), &s.common.workflow)?;
             let cluster = g.target().connect().await?;
+            super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
             let o = switch_options(SwitchKind::Switch, &s.common, g.yes);
             let r = bluegreen::switch(
                 &cluster,
@@ -154,6 +162,7 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
         BluegreenCommand::Rollback(s) => {
             let p = release::prepare(&selection(g), &s.common.workflow)?;
             let cluster = g.target().connect().await?;
+            super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
             let o = switch_options(SwitchKind::Rollback, &s.common, g.yes);
             let r = bluegreen::rollback(&cluster, &p.resolved, &ui, &s.common.workflow, &o).await?;
             Ok(print_switch(&ui, &r))
@@ -161,17 +170,19 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
         BluegreenCommand::Status(_) => {
             let p = release::prepare(&selection(g), "deploy")?;
             let cluster = g.target().connect().await?;
+            super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
             let s = bluegreen::status(&cluster, &p.resolved).await?;
             if ui.is_text() {
                 crate::output::out(bluegreen::status_text(&s));
             } else {
-                ui.json(&s);
+                ui.document("BlueGreenStatus", &s);
             }
             Ok(ExitCode::Ok)
         }
         BluegreenCommand::Cleanup(c) => {
             let p = release::prepare(&selection(g), "deploy")?;
             let cluster = g.target().connect().await?;
+            super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
             let o = bluegreen::CleanupOptions {
                 keep: c.keep,
                 after: c.after,
@@ -183,10 +194,31 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
                 yes: g.yes,
             };
             let r = bluegreen::cleanup(&cluster, &p.resolved, &ui, &o).await?;
+            if !r.dry_run {
+                let rows: Vec<Row> = r
+                    .decisions
+                    .iter()
+                    .map(|d| {
+                        Row::new(
+                            format!("{} {}", d.action, d.deployment),
+                            d.result != "failed",
+                            format!("{} ({})", d.result, d.reason),
+                        )
+                    })
+                    .collect();
+                github::finish(
+                    &format!("pake bluegreen cleanup: {} in {}", r.app, r.env),
+                    r.ok,
+                    &rows,
+                    r.error
+                        .as_ref()
+                        .map(|e| (e.message.as_str(), e.fix.as_deref())),
+                );
+            }
             if ui.is_text() {
                 crate::output::out(bluegreen::cleanup_text(&r));
             } else {
-                ui.json(&r);
+                ui.document("CleanupReport", &r);
             }
             Ok(if r.ok { ExitCode::Ok } else { ExitCode::Failed })
         }
@@ -202,14 +234,44 @@ fn switch_options(kind: SwitchKind, c: &SwitchCommon, yes: bool) -> SwitchOption
         wait_lock: c.wait_lock,
         force_conflicts: c.force_conflicts,
         yes,
+        dry_run: c.dry_run,
     }
 }
 
 fn print_switch(ui: &Ui, r: &SwitchReport) -> ExitCode {
+    if r.dry_run.is_none() {
+        let mut rows: Vec<Row> = r
+            .checks
+            .iter()
+            .map(|c| Row::new(format!("{} {}", c.check, c.object), c.ok, &c.message))
+            .collect();
+        if let Some(n) = r.endpoints {
+            rows.push(Row::new(
+                format!("endpoints of Service {}", r.app),
+                r.ok,
+                format!("{n} ready endpoint(s) of {}", r.to),
+            ));
+        }
+        github::finish(
+            &format!(
+                "pake bluegreen {}: {} {} → {} in {}",
+                r.action.as_str(),
+                r.app,
+                r.from,
+                r.to,
+                r.env
+            ),
+            r.ok,
+            &rows,
+            r.error
+                .as_ref()
+                .map(|e| (e.message.as_str(), e.fix.as_deref())),
+        );
+    }
     if ui.is_text() {
         crate::output::out(bluegreen::switch_text(ui, r));
     } else {
-        ui.json(r);
+        ui.document("SwitchReport", r);
     }
     r.exit_code()
 }

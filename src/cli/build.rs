@@ -67,7 +67,55 @@ pub async fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
             }
         }
     } else {
-        ui.json(&report);
+        ui.document("BuildReport", &report);
     }
+    github_summary(&report);
     Ok(report.exit_code())
+}
+
+/// The step summary and annotations of a build in GitHub Actions.
+fn github_summary(r: &build::BuildReport) {
+    use crate::report::github::{self, Level, Location, Row};
+    let mut rows = Vec::new();
+    for (what, findings) in [
+        ("Dockerfile checks", &r.checks.dockerfile),
+        ("image checks", &r.checks.image),
+    ] {
+        let worst = findings.iter().map(|f| f.severity).max();
+        rows.push(Row::new(
+            what,
+            worst.is_none_or(|s| s < crate::checks::Severity::High),
+            format!("{} finding(s)", findings.len()),
+        ));
+        for f in findings {
+            let level = if f.severity >= crate::checks::Severity::High {
+                Level::Error
+            } else {
+                Level::Warning
+            };
+            let at = Location {
+                file: (what == "Dockerfile checks").then(|| r.dockerfile.clone()),
+                line: f.line,
+            };
+            github::annotate(level, &format!("pake build: {}", f.id), &at, &f.message);
+        }
+    }
+    if let Some(s) = &r.smoke {
+        rows.push(Row::new("smoke run", s.status == "passed", &s.status));
+    }
+    for t in [&r.scan, &r.sign].into_iter().flatten() {
+        rows.push(Row::new(&t.tool, t.status != "failed", &t.detail));
+    }
+    if let Some(p) = &r.push {
+        rows.push(Row::new("push", p.resolved, &p.reference));
+    }
+    github::summarize(
+        &format!("pake build: {}", r.image),
+        r.ok,
+        &rows,
+        r.failure
+            .as_ref()
+            .map(|f| (f.message.as_str(), f.fix.as_deref())),
+        false,
+    );
 }

@@ -11,9 +11,10 @@ use crate::workflow::{executor, release};
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// Server-side dry run: the API server validates everything, nothing is changed.
-    #[arg(long)]
-    pub dry_run: bool,
+    /// `server` (the default): the API server validates everything, nothing is changed;
+    /// `client`: render and the offline checks only, no cluster.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "server", value_name = "STRATEGY")]
+    pub dry_run: Option<release::DryRun>,
     /// Deploy this image reference instead of pake.yaml's (`repo:tag` or `repo@sha256:...`).
     #[arg(long, value_name = "REF")]
     pub image: Option<String>,
@@ -46,9 +47,13 @@ pub async fn run(g: &Global, a: DeployArgs) -> Result<ExitCode> {
     let mut sel = selection(g);
     sel.image = a.image.clone();
     let p = release::prepare(&sel, &a.workflow)?;
+    if a.dry_run == Some(release::DryRun::Client) {
+        return client_dry_run(g, &p);
+    }
     let cluster = g.target().connect().await?;
+    super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
     let p = release::follow_active(&cluster, &sel, &a.workflow, p, &ui).await?;
-    if !a.dry_run {
+    if a.dry_run.is_none() {
         // Only an interactive run of a protected environment shows the diff
         // summary before asking; everything else is decided without it.
         let summary = if p.resolved.protected && !g.yes && ui.interactive {
@@ -60,7 +65,7 @@ pub async fn run(g: &Global, a: DeployArgs) -> Result<ExitCode> {
         release::confirm_protected(&p.resolved, &ui, g.yes, "deploy", &summary)?;
     }
     let opts = executor::Options {
-        dry_run: a.dry_run,
+        dry_run: a.dry_run.is_some(),
         force_conflicts: a.force_conflicts,
         timeout: a.timeout,
         wait_lock: a.wait_lock,
@@ -71,19 +76,107 @@ pub async fn run(g: &Global, a: DeployArgs) -> Result<ExitCode> {
     Ok(report.exit_code())
 }
 
-/// `90s`, `5m`, `1h`, or plain seconds.
+/// `--dry-run=client`: what would be applied, rendered and put through the
+/// offline checks of `pake audit` (Pod Security Standards and the guide's
+/// checklist). No cluster is contacted.
+fn client_dry_run(g: &Global, p: &release::Prepared) -> Result<ExitCode> {
+    use crate::checks::audit::{self, AuditOptions};
+    let ui = g.ui();
+    super::announce(g, &p.project, &p.resolved, None);
+    let objects: Vec<(String, usize, serde_json::Value)> = p
+        .plan
+        .manifests()
+        .filter(|m| m.template != "pake.yaml#secrets")
+        .map(|m| (m.template.clone(), m.doc, m.object.clone()))
+        .collect();
+    let opts = AuditOptions {
+        level: crate::checks::pss::Level::Restricted,
+        version: crate::checks::pss::Version::Latest,
+        fail_on: crate::checks::Severity::High,
+        overrides: p.project.config.audit.checks.clone(),
+    };
+    let report = audit::audit_objects(&objects, &opts)?;
+    if ui.is_text() {
+        print!("{}", crate::report::audit::text(&report, &ui));
+        ui.line(format!(
+            "{} deploy of {} to {} (client dry run): {} objects rendered and checked offline; nothing was sent",
+            ui.mark(report.summary.passed),
+            p.resolved.app,
+            p.resolved.env,
+            p.plan.manifests().count()
+        ));
+    } else {
+        ui.document("AuditReport", &report);
+    }
+    Ok(if report.summary.passed {
+        ExitCode::Ok
+    } else {
+        ExitCode::Failed
+    })
+}
+
+/// kubectl's (Go's) durations: `90s`, `1m30s`, `2h`, `1.5h`, `500ms`, plus a
+/// plain number of seconds and `d` for days (pake's earlier spelling).
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (use e.g. 90s, 5m, 1h)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return Err(format!("invalid duration unit in {s:?} (use s, m, h or d)")),
-    };
-    Ok(Duration::from_secs(secs))
+    let bad = || format!("invalid duration {s:?} (use e.g. 90s, 1m30s, 2h)");
+    if s.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(n));
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            u => {
+                return Err(format!(
+                    "invalid duration unit {u:?} in {s:?} (use ns, us, ms, s, m, h or d)"
+                ));
+            }
+        };
+        rest = &rest[unit_len..];
+        total += n * unit;
+    }
+    if !total.is_finite() || total > 1e10 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubectl_durations() {
+        let d = |s| parse_duration(s).unwrap();
+        assert_eq!(d("90s"), Duration::from_secs(90));
+        assert_eq!(d("1m30s"), Duration::from_secs(90));
+        assert_eq!(d("2h"), Duration::from_secs(7200));
+        assert_eq!(d("1h2m3s"), Duration::from_secs(3723));
+        assert_eq!(d("1.5h"), Duration::from_secs(5400));
+        assert_eq!(d("500ms"), Duration::from_millis(500));
+        assert_eq!(d("45"), Duration::from_secs(45));
+        assert_eq!(d("2d"), Duration::from_secs(172800));
+        for bad in ["", "m", "5x", "1m30", "-5s", "1..5s", "99999999999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -23,6 +23,7 @@ pub async fn run(g: &Global, a: DiffArgs) -> Result<ExitCode> {
     sel.image = a.image.clone();
     let p = release::prepare(&sel, &a.workflow)?;
     let cluster = g.target().connect().await?;
+    super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
     let p = release::follow_active(&cluster, &sel, &a.workflow, p, &ui).await?;
     let diffs = diff::compute(&cluster, &p.resolved, &p.plan).await?;
     let changed = diffs.iter().filter(|d| d.change != "unchanged").count();
@@ -47,7 +48,10 @@ pub async fn run(g: &Global, a: DiffArgs) -> Result<ExitCode> {
         }
         ui.line(format!("{} connections would change", connectivity.len()));
     } else {
-        ui.json(&serde_json::json!({"changed": changed, "objects": diffs, "connectivity": connectivity}));
+        ui.document(
+            "DiffReport",
+            &serde_json::json!({"changed": changed, "objects": diffs, "connectivity": connectivity}),
+        );
     }
     // Like `kubectl diff`: exit 1 when there are differences.
     Ok(if changed == 0 && connectivity.is_empty() {

@@ -16,14 +16,24 @@ pub struct DoctorArgs {
 pub async fn run(g: &Global, a: DoctorArgs) -> Result<ExitCode> {
     only_formats(g, &[Format::Text, Format::Json], "doctor")?;
     let ui = g.ui();
-    let namespace = match &g.namespace {
-        Some(n) => Some(n.clone()),
-        None => crate::config::Project::load(g.config.as_deref())
-            .ok()
-            .and_then(|p| g.env.as_deref().and_then(|e| p.resolve(Some(e)).ok()))
-            .map(|r| r.namespace),
-    };
+    // The namespace of the selected environment (--env, else the default one), if any.
+    let resolved = crate::config::Project::load(g.config.as_deref())
+        .ok()
+        .and_then(|p| p.resolve(g.env.as_deref()).ok());
+    let namespace = g
+        .namespace
+        .clone()
+        .or_else(|| resolved.as_ref().map(|r| r.namespace.clone()));
     let report = crate::preflight::run(&g.target(), namespace.as_deref(), !a.no_docker).await;
+    eprintln!(
+        "{}context {} · namespace {}",
+        resolved
+            .as_ref()
+            .map(|r| format!("environment {} · ", r.env))
+            .unwrap_or_default(),
+        report.context.as_deref().unwrap_or("none"),
+        namespace.as_deref().unwrap_or("(the context's)")
+    );
     if ui.is_text() {
         for c in &report.checks {
             ui.line(format!("{} {:<14} {}", ui.mark(c.ok), c.name, c.detail));
@@ -32,7 +42,7 @@ pub async fn run(g: &Global, a: DoctorArgs) -> Result<ExitCode> {
             }
         }
     } else {
-        ui.json(&report);
+        ui.document("DoctorReport", &report);
     }
     // Every doctor check is about reaching the cluster or engine, or permissions: exit 3.
     Ok(if report.ok {

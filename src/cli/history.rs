@@ -19,6 +19,7 @@ pub async fn history(g: &Global, _a: HistoryArgs) -> Result<ExitCode> {
     let ui = g.ui();
     let p = release::prepare(&super::deploy::selection(g), "deploy")?;
     let cluster = g.target().connect().await?;
+    super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
     let r = &p.resolved;
     let mut revs = history::list(&cluster, &r.namespace, &r.app, &r.env).await?;
     // A pending revision whose run no longer holds the lock shows as interrupted.
@@ -58,7 +59,7 @@ pub async fn history(g: &Global, _a: HistoryArgs) -> Result<ExitCode> {
             .iter()
             .map(|v| serde_json::json!({"revision": v.revision, "time": v.time, "status": v.status, "action": v.action, "user": v.user, "image": v.image, "message": v.message, "hashes": v.hashes, "secretHashes": v.secret_hashes, "details": v.details}))
             .collect();
-        ui.json(&serde_json::json!({"app": r.app, "env": r.env, "namespace": r.namespace, "revisions": slim}));
+        ui.document("History", &serde_json::json!({"app": r.app, "env": r.env, "namespace": r.namespace, "revisions": slim}));
     }
     Ok(ExitCode::Ok)
 }
@@ -68,10 +69,16 @@ pub struct RollbackArgs {
     /// Revision to return to (default: the one before the current).
     #[arg(long, value_name = "N")]
     pub to_revision: Option<u32>,
+    /// Upper bound on each rollout wait (kubectl durations: 90s, 1m30s, 2h).
     #[arg(long, default_value = "5m", value_parser = super::deploy::parse_duration)]
     pub timeout: Duration,
+    /// Wait for a concurrent run's lock instead of failing at once.
     #[arg(long)]
     pub wait_lock: bool,
+    /// `server` (the default): restore as a server-side dry run, nothing is changed;
+    /// `client`: read the history and show what would be restored, no write.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "server", value_name = "STRATEGY")]
+    pub dry_run: Option<release::DryRun>,
 }
 
 pub async fn rollback(g: &Global, a: RollbackArgs) -> Result<ExitCode> {
@@ -79,6 +86,7 @@ pub async fn rollback(g: &Global, a: RollbackArgs) -> Result<ExitCode> {
     let ui = g.ui();
     let p = release::prepare(&super::deploy::selection(g), "deploy")?;
     let cluster = g.target().connect().await?;
+    super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
     let mut r = p.resolved.clone();
     let revs = history::list(&cluster, &r.namespace, &r.app, &r.env).await?;
     let current = revs
@@ -143,14 +151,39 @@ pub async fn rollback(g: &Global, a: RollbackArgs) -> Result<ExitCode> {
         ],
     };
     check_order(&plan, &plan.workflow)?;
-    release::confirm_protected(
-        &r,
-        &ui,
-        g.yes,
-        "roll back",
-        &format!("return to revision {} ({})", target.revision, target.image),
-    )?;
+    if a.dry_run == Some(release::DryRun::Client) {
+        let objects: Vec<String> = plan.manifests().map(|m| describe(&m.object)).collect();
+        if ui.is_text() {
+            ui.line(format!(
+                "rollback of {} in {} would restore revision {} ({}): {} objects (client dry run; nothing was sent)",
+                r.app,
+                r.env,
+                target.revision,
+                target.image,
+                objects.len()
+            ));
+            for o in &objects {
+                ui.line(format!("  {o}"));
+            }
+        } else {
+            ui.document(
+                "RollbackPlan",
+                &serde_json::json!({"app": r.app, "env": r.env, "namespace": r.namespace, "toRevision": target.revision, "image": target.image, "objects": objects, "dryRun": "client"}),
+            );
+        }
+        return Ok(ExitCode::Ok);
+    }
+    if a.dry_run.is_none() {
+        release::confirm_protected(
+            &r,
+            &ui,
+            g.yes,
+            "roll back",
+            &format!("return to revision {} ({})", target.revision, target.image),
+        )?;
+    }
     let opts = executor::Options {
+        dry_run: a.dry_run.is_some(),
         timeout: a.timeout,
         wait_lock: a.wait_lock,
         action: "rollback".into(),
@@ -160,4 +193,17 @@ pub async fn rollback(g: &Global, a: RollbackArgs) -> Result<ExitCode> {
     let report = executor::run(&cluster, &r, &ui, &plan, &opts).await?;
     crate::report::deploy::print(&ui, &report);
     Ok(report.exit_code())
+}
+
+/// `Kind namespace/name` of a manifest.
+fn describe(o: &serde_json::Value) -> String {
+    let ns = o["metadata"]["namespace"]
+        .as_str()
+        .map(|n| format!("{n}/"))
+        .unwrap_or_default();
+    format!(
+        "{} {ns}{}",
+        o["kind"].as_str().unwrap_or("?"),
+        o["metadata"]["name"].as_str().unwrap_or("?")
+    )
 }

@@ -7,20 +7,25 @@ pub mod build;
 pub mod deploy;
 pub mod diff;
 pub mod doctor;
+pub mod env;
+pub mod help;
 pub mod history;
 pub mod init;
 pub mod netpol;
 pub mod render;
 pub mod rotate;
+pub mod status;
 pub mod verify;
+pub mod version;
 
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+use crate::config::{Project, Resolved};
 use crate::error::{ExitCode, Result};
 use crate::kube::Target;
-use crate::output::{Format, Ui};
+use crate::output::{ColorChoice, Format, Ui};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,7 +33,8 @@ use crate::output::{Format, Ui};
     version,
     about = "Deploy a service to Kubernetes the hardened way, and prove each step.",
     long_about = None,
-    after_help = "Exit codes: 0 ok, 1 failed (after rollback), 2 usage or configuration error, 3 cluster unreachable or permission denied."
+    after_help = "Exit codes: 0 ok, 1 failed (after rollback), 2 usage or configuration error, 3 cluster unreachable or permission denied.\nTopics: `pake help environments|config|cluster|rbac|ci|output|exit-codes|...`",
+    disable_help_subcommand = true
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -40,14 +46,8 @@ pub struct Cli {
 /// Flags every command accepts.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
-    #[arg(
-        long,
-        global = true,
-        env = "KUBECONFIG",
-        hide_env_values = true,
-        value_name = "PATH"
-    )]
+    /// Path to one kubeconfig file (default: the files of $KUBECONFIG, merged like kubectl, then ~/.kube/config).
+    #[arg(long, global = true, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
     /// Kubeconfig context to use.
     #[arg(long, global = true, value_name = "NAME")]
@@ -55,11 +55,11 @@ pub struct Global {
     /// Namespace (default: from pake.yaml for the environment; `doctor` falls back to the context's).
     #[arg(short = 'n', long, global = true, value_name = "NAME")]
     pub namespace: Option<String>,
-    /// Environment from pake.yaml (dev, staging, prod, ...).
+    /// Environment from pake.yaml (default: `pake env use`, else defaultEnvironment, else the only one).
     #[arg(long, global = true, env = "PAKE_ENV", value_name = "ENV")]
     pub env: Option<String>,
-    /// Path to pake.yaml.
-    #[arg(long, global = true, value_name = "PATH")]
+    /// Path to pake.yaml (default: ./pake.yaml or the nearest parent's, up to the repository root).
+    #[arg(long, global = true, env = "PAKE_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Text)]
@@ -70,6 +70,9 @@ pub struct Global {
     /// No progress bars or spinners, even on a terminal.
     #[arg(long, global = true)]
     pub no_progress: bool,
+    /// Colour: auto (only on a terminal, off with NO_COLOR), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
     /// More logging (-v info, -vv debug, -vvv trace); logs go to stderr.
     #[arg(short = 'v', long = "verbose", global = true, action = ArgAction::Count)]
     pub verbose: u8,
@@ -83,8 +86,29 @@ impl Global {
         }
     }
     pub fn ui(&self) -> Ui {
-        Ui::new(self.output, self.no_progress)
+        Ui::new(self.output, self.no_progress, self.color)
     }
+}
+
+/// Every command that acts on an environment says so first (on stderr, so
+/// stdout stays the result): which environment and why, which kubeconfig
+/// context, which namespace.
+pub fn announce(g: &Global, project: &Project, r: &Resolved, context: Option<&str>) {
+    eprintln!("{}", context_line(g, project, r, context));
+}
+
+pub fn context_line(g: &Global, project: &Project, r: &Resolved, context: Option<&str>) -> String {
+    let source = project
+        .select_env(g.env.as_deref())
+        .map(|(_, s)| s.describe())
+        .unwrap_or("--env");
+    format!(
+        "environment {} ({source}{}) · context {} · namespace {}",
+        r.env,
+        if r.protected { ", protected" } else { "" },
+        context.unwrap_or("none (offline)"),
+        r.namespace
+    )
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +139,14 @@ pub enum Command {
     Netpol(netpol::NetpolArgs),
     /// Rotate one key of a Secret, restart every workload that uses it, and prove the new pods carry it.
     RotateSecret(rotate::RotateArgs),
+    /// List the environments and mark the current one; `pake env use NAME` chooses one for this checkout.
+    Env(env::EnvArgs),
+    /// Client version, commit and build date, and the API server's version when a cluster answers.
+    Version(version::VersionArgs),
+    /// One screen on a release: revision, image and digest, who and when, replicas ready, active version, rotations, lock.
+    Status(status::StatusArgs),
+    /// Help on a command or a topic (environments, config, cluster, rbac, ci, output, exit-codes, ...).
+    Help(help::HelpArgs),
 }
 
 /// Run the parsed command; returns the exit code to use.
@@ -135,11 +167,23 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bluegreen(a) => bluegreen::run(&g, a).await,
         Command::RotateSecret(a) => rotate::run(&g, a).await,
         Command::Netpol(a) => netpol::run(&g, a).await,
+        Command::Env(a) => env::run(&g, a).await,
+        Command::Version(a) => version::run(&g, a).await,
+        Command::Status(a) => status::run(&g, a).await,
+        Command::Help(a) => help::run(&g, a).await,
     }
 }
 
 /// Refuse an output format a command does not support (exit 2).
+/// `-o yaml` goes wherever `-o json` does.
 pub fn only_formats(g: &Global, allowed: &[Format], command: &str) -> Result<()> {
+    let mut allowed = allowed.to_vec();
+    if allowed.contains(&Format::Json) && !allowed.contains(&Format::Yaml) {
+        allowed.insert(
+            allowed.iter().position(|f| *f == Format::Json).unwrap() + 1,
+            Format::Yaml,
+        );
+    }
     if allowed.contains(&g.output) {
         Ok(())
     } else {

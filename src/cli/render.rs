@@ -17,6 +17,7 @@ pub struct RenderArgs {
 pub async fn run(g: &Global, a: RenderArgs) -> Result<ExitCode> {
     only_formats(g, &[Format::Text, Format::Json], "render")?;
     let p = release::prepare(&super::deploy::selection(g), &a.workflow)?;
+    super::announce(g, &p.project, &p.resolved, None);
     let ms: Vec<_> = p.plan.manifests().cloned().collect();
     match g.output {
         Format::Json => crate::output::out_line(serde_json::to_string_pretty(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": ms.iter().map(|m| &m.object).collect::<Vec<_>>()})).expect("json")),

@@ -8,6 +8,7 @@ use clap::{ArgGroup, Args};
 use super::{Global, only_formats};
 use crate::error::{Error, ExitCode, Result};
 use crate::output::Format;
+use crate::report::github::{self, Row};
 use crate::steps::rotate::{self, NewValue};
 
 #[derive(Debug, Args)]
@@ -75,6 +76,7 @@ pub async fn run(g: &Global, a: RotateArgs) -> Result<ExitCode> {
         yes: g.yes,
     };
     let cluster = g.target().connect().await?;
+    super::announce(g, &project, &resolved, Some(&cluster.context));
     let report = rotate::run(&cluster, &resolved, &ui, &opts).await?;
     if ui.is_text() {
         let mark = ui.mark(report.ok);
@@ -110,7 +112,32 @@ pub async fn run(g: &Global, a: RotateArgs) -> Result<ExitCode> {
             }
         }
     } else {
-        ui.json(&report);
+        ui.document("RotationReport", &report);
+    }
+    if !report.dry_run {
+        let rows: Vec<Row> = report
+            .workloads
+            .iter()
+            .map(|w| {
+                Row::new(
+                    format!("{} {}", w.kind.kind(), w.name),
+                    !matches!(w.action.as_str(), "failed" | "restore-failed"),
+                    w.message.clone().unwrap_or_else(|| w.action.clone()),
+                )
+            })
+            .collect();
+        github::finish(
+            &format!(
+                "pake rotate-secret: {}/{} in {}",
+                report.secret, report.key, report.env
+            ),
+            report.ok,
+            &rows,
+            report
+                .error
+                .as_ref()
+                .map(|e| (e.message.as_str(), e.fix.as_deref())),
+        );
     }
     Ok(report.exit_code())
 }

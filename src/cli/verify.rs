@@ -5,6 +5,7 @@ use clap::Args;
 use super::{Global, only_formats};
 use crate::error::{ExitCode, Result};
 use crate::output::Format;
+use crate::report::github::{self, Row};
 use crate::workflow::{executor, release};
 
 #[derive(Debug, Args)]
@@ -15,6 +16,7 @@ pub async fn run(g: &Global, _a: VerifyArgs) -> Result<ExitCode> {
     let ui = g.ui();
     let p = release::prepare(&super::deploy::selection(g), "deploy")?;
     let cluster = g.target().connect().await?;
+    super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
     let opts = executor::Options::default();
     let ctx = executor::Ctx {
         cluster: &cluster,
@@ -46,7 +48,17 @@ pub async fn run(g: &Global, _a: VerifyArgs) -> Result<ExitCode> {
             p.resolved.namespace
         ));
     } else {
-        ui.json(&serde_json::json!({"ok": ok, "namespace": p.resolved.namespace, "env": p.resolved.env, "checks": checks}));
+        ui.document("VerifyReport", &serde_json::json!({"ok": ok, "namespace": p.resolved.namespace, "env": p.resolved.env, "checks": checks}));
     }
+    let rows: Vec<Row> = checks
+        .iter()
+        .map(|c| Row::new(format!("{} {}", c.check, c.object), c.ok, &c.message))
+        .collect();
+    github::finish(
+        &format!("pake verify: {} → {}", p.resolved.app, p.resolved.env),
+        ok,
+        &rows,
+        None,
+    );
     Ok(if ok { ExitCode::Ok } else { ExitCode::Failed })
 }

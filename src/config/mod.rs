@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 pub mod domain;
+pub mod current;
+pub use current::EnvSource;
 
 pub const FILE_NAME: &str = "pake.yaml";
 
@@ -62,6 +64,10 @@ pub struct ProjectConfig {
     pub env: Vec<EnvVar>,
     #[serde(default)]
     pub environments: BTreeMap<String, EnvironmentOverride>,
+    /// The environment commands act on without `--env`/`PAKE_ENV` (after the
+    /// checkout's own choice, `pake env use`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_environment: Option<String>,
     #[serde(default)]
     pub audit: AuditConfig,
     /// Directory of templates, relative to pake.yaml (default `templates`).
@@ -377,11 +383,13 @@ pub struct Project {
 }
 
 impl Project {
-    /// Find pake.yaml: the given path, else `./pake.yaml`.
+    /// Load pake.yaml: the given path (`--config`/`PAKE_CONFIG`), else the one
+    /// in the current directory or its nearest parent (`current::discover`).
     pub fn load(path: Option<&Path>) -> Result<Self> {
-        let path = path
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from(FILE_NAME));
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => current::discover(Path::new("."))?,
+        };
         if let Err(e) = std::fs::metadata(&path) {
             return Err(Error::usage(format!("cannot read {}: {e}", path.display()))
                 .fix("run pake in the directory that holds pake.yaml, pass --config PATH, or create one with `pake init`"));
@@ -398,19 +406,12 @@ impl Project {
         }
     }
 
-    /// Apply the environment named by `--env` or `PAKE_ENV`.
+    /// Apply the environment named by `--env` or `PAKE_ENV`, else the
+    /// default one (`select_env`: `pake env use`, `defaultEnvironment`, the only one).
     pub fn resolve(&self, env: Option<&str>) -> Result<Resolved> {
         let c = &self.config;
         let known: Vec<&str> = c.environments.keys().map(String::as_str).collect();
-        let env = match env {
-            Some(e) => e.to_string(),
-            None => {
-                return Err(Error::usage("no environment selected").fix(format!(
-                    "pass --env NAME or set PAKE_ENV; known environments: {}",
-                    known.join(", ")
-                )));
-            }
-        };
+        let (env, _) = self.select_env(env)?;
         let o = c.environments.get(&env).ok_or_else(|| {
             Error::usage(format!(
                 "unknown environment {env:?} in {}",
@@ -462,10 +463,11 @@ pub fn parse(text: &str, path: &Path) -> Result<ProjectConfig> {
                 None => crate::input::show_path(path),
             };
             Error::usage(format!("{at}: {msg}")).fix(
-                "fix the field named above (`pake init` writes a commented example of every field)",
+                "fix the field named above (`pake help config` lists every field)",
             )
         })?;
     validate(&config, text, path)?;
+    current::check_default(&config, text, path)?;
     Ok(config)
 }
 

@@ -20,6 +20,7 @@ pub struct Engine {
 
 /// What the engine reports about itself.
 #[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EngineVersion {
     pub version: String,
     pub api_version: String,
@@ -33,12 +34,12 @@ impl Engine {
     pub async fn connect() -> Result<Self> {
         let docker = Docker::connect_with_defaults().map_err(|e| {
             Error::cluster(format!("cannot connect to the Docker engine: {e}"))
-                .fix("start the engine (`scripts/docker-engine` here) or set DOCKER_HOST")
+                .fix("start the Docker engine (e.g. `sudo systemctl start docker`) or set DOCKER_HOST; see `pake help build`")
         })?;
         let docker = docker.negotiate_version().await.map_err(|e| {
             Error::cluster(format!("the Docker engine does not answer: {e}"))
                 .on(describe_host())
-                .fix("start the engine (`scripts/docker-engine` here) or set DOCKER_HOST to a running one")
+                .fix("start the Docker engine (e.g. `sudo systemctl start docker`) or set DOCKER_HOST to a running one; see `pake help build`")
         })?;
         Ok(Engine { docker })
     }
@@ -82,7 +83,7 @@ pub fn engine_error(context: &str, e: bollard::errors::Error) -> Error {
             "{context}: the Docker engine does not answer: {e}"
         ))
         .on(describe_host())
-        .fix("start the engine (`scripts/docker-engine` here) or set DOCKER_HOST to a running one"),
+        .fix("start the Docker engine (e.g. `sudo systemctl start docker`) or set DOCKER_HOST to a running one; see `pake help build`"),
         other => Error::failed(format!("{context}: {other}")),
     }
 }

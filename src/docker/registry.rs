@@ -339,7 +339,7 @@ impl Engine {
                     } else if lower.contains("connection refused") || lower.contains("no such host")
                     {
                         format!(
-                            "check that the registry {registry} is up (`scripts/docker-engine registry` starts the local one)"
+                            "check that the registry {registry} is up and reachable from here (`pake help build`)"
                         )
                     } else {
                         "see the registry's answer above".into()

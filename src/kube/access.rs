@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 
 /// One permission pake needs: verb on group/resource, in a namespace or cluster-wide.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Permission {
     pub verb: &'static str,
     pub group: &'static str,

@@ -30,37 +30,50 @@ pub struct Cluster {
     pub client: Client,
     /// The context name in use ("in-cluster" when running in a pod).
     pub context: String,
-    /// The kubeconfig file the context came from, if any.
+    /// The kubeconfig file the context came from, or the merged $KUBECONFIG
+    /// list (joined like the variable), if any.
     pub kubeconfig: Option<PathBuf>,
     /// Namespace of the context (used when neither -n nor pake.yaml sets one).
     pub default_namespace: String,
 }
 
 impl Target {
-    /// The kubeconfig path in effect: the flag, else $KUBECONFIG (first entry), else ~/.kube/config.
-    pub fn kubeconfig_path(&self) -> Option<PathBuf> {
+    /// The kubeconfig files in effect, like kubectl: the `--kubeconfig` file;
+    /// else every entry of $KUBECONFIG (a `:`-separated list; missing files
+    /// skipped, as kubectl does); else ~/.kube/config.
+    pub fn kubeconfig_paths(&self) -> Vec<PathBuf> {
         if let Some(p) = &self.kubeconfig {
-            return Some(p.clone());
+            return vec![p.clone()];
         }
         if let Some(v) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
-            return std::env::split_paths(&v).next();
+            return std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect();
         }
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube").join("config"))
+        std::env::var_os("HOME")
+            .map(|h| vec![PathBuf::from(h).join(".kube").join("config")])
+            .unwrap_or_default()
+    }
+
+    /// The kubeconfig path in effect (the first one of a $KUBECONFIG list).
+    pub fn kubeconfig_path(&self) -> Option<PathBuf> {
+        self.kubeconfig_paths().into_iter().next()
+    }
+
+    /// Read and merge the kubeconfig files (first file wins per key, kube-rs's
+    /// `Kubeconfig::merge`, which follows kubectl's rules). `None` when none exists.
+    fn load_kubeconfig(&self) -> Result<Option<(Kubeconfig, PathBuf)>> {
+        merge_files(&self.kubeconfig_paths())
     }
 
     /// Load the kubeconfig and pick the context, without contacting the server.
     pub async fn config(&self) -> Result<(Config, String, Option<PathBuf>)> {
-        let path = self.kubeconfig_path();
         let opts = KubeConfigOptions {
             context: self.context.clone(),
             ..Default::default()
         };
-        match &path {
-            Some(p) if p.exists() => {
-                let kc = Kubeconfig::read_from(p).map_err(|e| {
-                    Error::cluster(format!("cannot read kubeconfig {}: {e}", p.display()))
-                        .fix("pass --kubeconfig PATH or set KUBECONFIG to a valid file")
-                })?;
+        match self.load_kubeconfig()? {
+            Some((kc, p)) => {
                 let context = self
                     .context
                     .clone()
@@ -83,17 +96,23 @@ impl Target {
                         Error::cluster(format!("kubeconfig {} context {context}: {e}", p.display()))
                             .fix("check the cluster, user and certificate entries of that context")
                     })?;
-                Ok((cfg, context, Some(p.clone())))
+                Ok((cfg, context, Some(p)))
             }
-            _ => {
+            None => {
                 if let Ok(cfg) = Config::incluster() {
                     return Ok((cfg, "in-cluster".into(), None));
                 }
-                let shown = path
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "~/.kube/config".into());
+                let all = self.kubeconfig_paths();
+                let shown = if all.is_empty() {
+                    "~/.kube/config".to_string()
+                } else {
+                    all.iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
                 Err(Error::cluster(format!("no kubeconfig found at {shown}"))
-                    .fix("pass --kubeconfig PATH, set KUBECONFIG, or for the local cluster: export KUBECONFIG=$(scripts/cluster env kubeconfig)"))
+                    .fix("pass --kubeconfig PATH or set KUBECONFIG (a file, or a list like kubectl's); see `pake help cluster`"))
             }
         }
     }
@@ -105,6 +124,7 @@ impl Target {
         // covers only 429/503/504 and may back off for minutes.
         cfg.default_retry = false;
         let default_namespace = cfg.default_namespace.clone();
+        crate::error::set_endpoint(&cfg.cluster_url.to_string(), &context);
         let builder = ::kube::client::ClientBuilder::try_from(cfg).map_err(|e| {
             Error::cluster(format!("cannot build a client for context {context}: {e}"))
         })?;
@@ -130,6 +150,33 @@ impl Target {
     }
 }
 
+/// Read and merge kubeconfig files in order (first file wins per key);
+/// missing files are skipped like kubectl does. Returns the merged config and
+/// how to show its source (the file, or the list joined like $KUBECONFIG).
+pub fn merge_files(all: &[PathBuf]) -> Result<Option<(Kubeconfig, PathBuf)>> {
+    // --kubeconfig names one file that must exist; a $KUBECONFIG list may name missing files.
+    let existing: Vec<&PathBuf> = all.iter().filter(|p| p.exists()).collect();
+    if existing.is_empty() {
+        return Ok(None);
+    }
+    let mut merged = Kubeconfig::default();
+    for p in &existing {
+        let kc = Kubeconfig::read_from(p).map_err(|e| {
+            Error::cluster(format!("cannot read kubeconfig {}: {e}", p.display()))
+                .fix("pass --kubeconfig PATH or set KUBECONFIG to valid files")
+        })?;
+        merged = merged
+            .merge(kc)
+            .map_err(|e| Error::cluster(format!("cannot merge kubeconfig {}: {e}", p.display())))?;
+    }
+    let shown = if existing.len() == 1 {
+        existing[0].clone()
+    } else {
+        PathBuf::from(std::env::join_paths(existing).unwrap_or_default())
+    };
+    Ok(Some((merged, shown)))
+}
+
 impl Cluster {
     /// The API server's version (`/version`).
     pub async fn version(&self) -> Result<k8s_openapi::apimachinery::pkg::version::Info> {
@@ -137,5 +184,49 @@ impl Cluster {
             .apiserver_version()
             .await
             .map_err(|e| Error::from_kube(format!("GET /version on context {}", self.context), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kc(current: &str, ctx: &str, server: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\n{current}clusters:\n- name: {ctx}\n  cluster:\n    server: {server}\ncontexts:\n- name: {ctx}\n  context:\n    cluster: {ctx}\n    user: {ctx}\nusers:\n- name: {ctx}\n  user:\n    token: t\n"
+        )
+    }
+
+    #[test]
+    fn kubeconfig_lists_merge_like_kubectl() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        let b = d.path().join("b");
+        std::fs::write(
+            &a,
+            kc("current-context: one\n", "one", "https://127.0.0.1:1"),
+        )
+        .unwrap();
+        // b redefines `one` (ignored: first file wins) and adds `two`.
+        let mut text = kc("current-context: two\n", "two", "https://127.0.0.1:2");
+        text = text.replace(
+            "contexts:\n",
+            "contexts:\n- name: one\n  context:\n    cluster: two\n    user: two\n",
+        );
+        std::fs::write(&b, text).unwrap();
+        let missing = d.path().join("missing");
+        let (m, shown) = merge_files(&[a.clone(), missing, b.clone()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.current_context.as_deref(), Some("one"));
+        let names: Vec<&str> = m.contexts.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["one", "two"]);
+        let one = m.contexts.iter().find(|c| c.name == "one").unwrap();
+        assert_eq!(one.context.as_ref().unwrap().cluster, "one");
+        assert_eq!(
+            shown,
+            PathBuf::from(std::env::join_paths([&a, &b]).unwrap())
+        );
+        assert!(merge_files(&[d.path().join("nope")]).unwrap().is_none());
     }
 }

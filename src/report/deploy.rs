@@ -8,7 +8,7 @@ use crate::workflow::executor::Report;
 
 pub fn print(ui: &Ui, r: &Report) {
     if !ui.is_text() {
-        ui.json(r);
+        ui.document("DeployReport", r);
     } else {
         let what = if r.dry_run {
             format!("{} (dry run)", r.action)
@@ -63,6 +63,18 @@ pub fn print(ui: &Ui, r: &Report) {
             .open(path)
     {
         let _ = f.write_all(markdown(r).as_bytes());
+    }
+    if let Some(e) = &r.error {
+        let text = match &e.fix {
+            Some(f) => format!("{}\nfix: {f}", e.message),
+            None => e.message.clone(),
+        };
+        super::github::annotate(
+            super::github::Level::Error,
+            &format!("pake {}: {} → {}", r.action, r.app, r.env),
+            &super::github::Location::default(),
+            &text,
+        );
     }
 }
 

@@ -2,5 +2,6 @@
 
 pub mod audit;
 pub mod deploy;
+pub mod github;
 pub mod netpol;
 pub mod sarif;

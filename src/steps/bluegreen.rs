@@ -83,6 +83,7 @@ fn check_version(v: &str) -> Result<()> {
 
 /// One verified switch, as recorded in history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SwitchRecord {
     pub revision: u32,
     pub from: String,
@@ -593,7 +594,7 @@ pub enum SwitchKind {
 }
 
 impl SwitchKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             SwitchKind::Switch => "switch",
             SwitchKind::Rollback => "rollback",
@@ -611,6 +612,8 @@ pub struct SwitchOptions {
     pub wait_lock: bool,
     pub force_conflicts: bool,
     pub yes: bool,
+    /// Check the target and (server) dry-run apply the Service; no traffic moves, no lock.
+    pub dry_run: Option<release::DryRun>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -655,6 +658,8 @@ pub struct SwitchReport {
     pub error: Option<ErrorReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub switch_back_error: Option<ErrorReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<release::DryRun>,
 }
 
 impl SwitchReport {
@@ -959,6 +964,7 @@ pub async fn switch(
         duration_ms: 0,
         error: None,
         switch_back_error: None,
+        dry_run: o.dry_run,
     };
     if from == to {
         ui.line(format!(
@@ -974,6 +980,11 @@ pub async fn switch(
     // Render both Services before anything changes: a template error is exit 2.
     let svc_to = active_service(r, to, workflow)?;
     let svc_back = active_service(r, &from, workflow)?;
+    if let Some(mode) = o.dry_run {
+        dry_run_switch(cluster, r, ui, to, &svc_to, o, mode, &mut report).await?;
+        report.duration_ms = started.elapsed().as_millis();
+        return Ok(report);
+    }
     release::confirm_protected(
         r,
         ui,
@@ -1026,6 +1037,67 @@ pub async fn switch(
     }
     report.duration_ms = started.elapsed().as_millis();
     Ok(report)
+}
+
+/// `--dry-run`: the target's checks (read-only), and with `server` the
+/// Service applied as a server-side dry run. No lock, no confirmation, no
+/// smoke test, no traffic change.
+#[allow(clippy::too_many_arguments)]
+async fn dry_run_switch(
+    cluster: &Cluster,
+    r: &Resolved,
+    ui: &Ui,
+    to: &str,
+    svc_to: &Value,
+    o: &SwitchOptions,
+    mode: release::DryRun,
+    report: &mut SwitchReport,
+) -> Result<()> {
+    let opts = executor::Options::default();
+    let ctx = Ctx {
+        cluster,
+        resolved: r,
+        ui,
+        opts: &opts,
+    };
+    let step = ui.step(&format!("checks on {to} (dry run)"));
+    let (checks, _) = precheck(&ctx, to).await?;
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    report.checks = checks;
+    if failed > 0 {
+        step.fail(&format!(
+            "{failed} of {} checks failed",
+            report.checks.len()
+        ));
+        let f = report
+            .checks
+            .iter()
+            .find(|c| !c.ok)
+            .expect("a failed check");
+        report.error = Some(
+            (&Error::failed(format!(
+                "a switch of {} to {to} would be refused: {} — {}",
+                r.app, f.check, f.message
+            ))
+            .on(f.object.clone()))
+                .into(),
+        );
+        return Ok(());
+    }
+    step.done(&format!("{} checks passed", report.checks.len()));
+    if mode == release::DryRun::Server {
+        let step = ui.step(&format!("Service {} -> {to} (server-side dry run)", r.app));
+        match apply::apply(cluster, svc_to, true, o.force_conflicts).await {
+            Ok(_) => step.done("the API server accepts it"),
+            Err(e) => {
+                step.fail(&e.message);
+                report.error = Some((&e).into());
+                return Ok(());
+            }
+        }
+    }
+    report.ok = true;
+    Ok(())
 }
 
 /// Everything before the change: the target's health and the smoke test.
@@ -1267,6 +1339,18 @@ pub fn switch_text(ui: &Ui, r: &SwitchReport) -> String {
         SwitchKind::Switch => "switch",
         SwitchKind::Rollback => "rollback",
     };
+    if let (true, Some(mode)) = (r.ok, r.dry_run) {
+        out.push_str(&format!(
+            "{} {what} of {} in {} from {} to {} would go ahead ({} dry run; nothing was changed)\n",
+            ui.mark(true),
+            r.app,
+            r.env,
+            r.from,
+            r.to,
+            mode.as_str(),
+        ));
+        return out;
+    }
     if r.ok && r.changed {
         out.push_str(&format!(
             "{} {what} of {} in {}: Service {} now serves {} only ({} ready endpoint(s), verified in {:.2}s){}\n",

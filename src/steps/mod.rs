@@ -9,6 +9,7 @@ pub mod namespace;
 pub mod policies;
 pub mod rotate;
 pub mod secrets;
+pub mod status;
 pub mod verify;
 
 use serde_json::Value;

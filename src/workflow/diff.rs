@@ -13,6 +13,7 @@ use crate::secret::REDACTED;
 use crate::workflow::definition::{Plan, StepKind};
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObjectDiff {
     pub object: String,
     /// create | update | unchanged

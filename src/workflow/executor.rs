@@ -61,6 +61,7 @@ pub struct Ctx<'a> {
 
 /// What happened to one object.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObjectResult {
     pub object: String,
     /// created | configured | unchanged | deleted | restored
@@ -69,6 +70,7 @@ pub struct ObjectResult {
 
 /// A verification result: one check on one object.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CheckResult {
     pub check: String,
     pub object: String,
@@ -105,6 +107,7 @@ impl CheckResult {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StepReport {
     pub name: String,
     pub kind: StepKind,
@@ -117,6 +120,7 @@ pub struct StepReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorReport {
     /// Exit code class of the error.
     pub kind: ExitCode,
@@ -138,6 +142,7 @@ impl From<&Error> for ErrorReport {
 
 /// The final report (`-o json` prints it whole).
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
     pub ok: bool,
     pub action: String,

@@ -6,6 +6,25 @@ use crate::error::{Error, Result};
 use crate::output::Ui;
 use crate::workflow::definition::{self, Plan};
 
+/// `--dry-run=server|client` in kubectl's spelling (bare `--dry-run` is `server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DryRun {
+    /// Everything the API server would check (admission, validation, conflicts); nothing is changed.
+    Server,
+    /// Only what pake can check without a write: render, offline checks, read-only reads.
+    Client,
+}
+
+impl DryRun {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DryRun::Server => "server",
+            DryRun::Client => "client",
+        }
+    }
+}
+
 /// Inputs common to deploy, diff, render, rollback.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {

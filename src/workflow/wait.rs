@@ -102,6 +102,7 @@ pub enum RolloutState {
 
 /// Why a rollout cannot succeed, on which object, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RolloutFailure {
     /// The object that shows the failure, e.g. "Pod pake-prod/backend-7d9f-x2k4q".
     pub object: String,

@@ -345,6 +345,7 @@ pub fn check_ids(level: Level, version: Version) -> Vec<&'static str> {
 
 /// One violated check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Violation {
     /// Upstream check ID, e.g. `runAsNonRoot`.
     pub check: &'static str,
@@ -356,6 +357,7 @@ pub struct Violation {
 
 /// The result of evaluating one pod at one level and version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Verdict {
     pub level: Level,
     pub version: Version,

@@ -1,0 +1,27 @@
+//! `pake status`: current revision, image and digest, who and when, replicas
+//! ready, active blue-green version, last rotation per secret, lock holder.
+
+use clap::Args;
+
+use super::{Global, only_formats};
+use crate::error::{ExitCode, Result};
+use crate::output::Format;
+use crate::workflow::release;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {}
+
+pub async fn run(g: &Global, _a: StatusArgs) -> Result<ExitCode> {
+    only_formats(g, &[Format::Text, Format::Json], "status")?;
+    let ui = g.ui();
+    let p = release::prepare(&super::deploy::selection(g), "deploy")?;
+    let cluster = g.target().connect().await?;
+    super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
+    let s = crate::steps::status::status(&cluster, &p.resolved).await?;
+    if ui.is_text() {
+        print!("{}", crate::steps::status::text(&s));
+    } else {
+        ui.document("ReleaseStatus", &s);
+    }
+    Ok(ExitCode::Ok)
+}
