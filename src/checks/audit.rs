@@ -309,7 +309,7 @@ pub fn audit_paths(paths: &[PathBuf], opts: &AuditOptions) -> Result<AuditReport
 pub fn audit_text(source: &str, text: &str, opts: &AuditOptions) -> Result<AuditReport> {
     let mut objects = Vec::new();
     let skipped = parse_yaml_file(source, text, &mut objects)?;
-    let mut report = audit_source_objects(&objects, opts)?;
+    let mut report = audit_source_objects(&objects, opts, Vec::new())?;
     report.summary.files = 1;
     report.summary.skipped_documents = skipped;
     Ok(finish(report, opts))
@@ -1018,7 +1018,7 @@ mod tests {
     fn findings_and_violations_point_at_the_offending_field() {
         let mut out = Vec::new();
         parse_yaml_file("m.yaml", LINED, &mut out).unwrap();
-        let r = audit_source_objects(&out, &AuditOptions::default()).unwrap();
+        let r = audit_source_objects(&out, &AuditOptions::default(), Vec::new()).unwrap();
         let d = &r.results[1];
         assert_eq!(d.line, Some(9), "the object still starts at apiVersion");
         let line = |id: &str| d.findings.iter().find(|f| f.id == id).and_then(|f| f.line);
@@ -1067,7 +1067,7 @@ mod tests {
             fail_on: Severity::Critical,
             ..AuditOptions::default()
         };
-        let r = finish(audit_source_objects(&out, &opts).unwrap(), &opts);
+        let r = finish(audit_source_objects(&out, &opts, Vec::new()).unwrap(), &opts);
         assert!(r.results[0].pss.is_none());
         let f = &r.results[0].findings[0];
         assert_eq!((f.id.as_str(), f.line), (depth::NOT_EVALUATED, Some(1)));
@@ -1086,7 +1086,7 @@ mod tests {
                 reason: "a CRD we evaluate elsewhere".into(),
             },
         );
-        let r = finish(audit_source_objects(&out, &opts).unwrap(), &opts);
+        let r = finish(audit_source_objects(&out, &opts, Vec::new()).unwrap(), &opts);
         assert!(r.summary.passed);
         assert!(!r.overrides[0].unknown);
     }

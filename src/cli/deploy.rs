@@ -94,6 +94,7 @@ fn client_dry_run(g: &Global, p: &release::Prepared) -> Result<ExitCode> {
         version: crate::checks::pss::Version::Latest,
         fail_on: crate::checks::Severity::High,
         overrides: p.project.config.audit.checks.clone(),
+        protected: p.resolved.protected,
     };
     let report = audit::audit_objects(&objects, &opts)?;
     if ui.is_text() {

@@ -68,6 +68,9 @@ async fn graph(g: &Global, s: &Source, draw: Option<&std::path::Path>) -> Result
     let out = match g.output {
         Format::Text => crate::report::netpol::text(&edges),
         Format::Json => crate::report::netpol::json(&edges) + "\n",
+        Format::Yaml => crate::output::to_yaml(
+            &serde_json::from_str(&crate::report::netpol::json(&edges)).expect("edges are JSON"),
+        ),
         Format::Dot => crate::report::netpol::dot(&nodes, &edges),
         Format::Md => crate::report::netpol::mermaid(&nodes, &edges),
         Format::Csv => crate::report::netpol::csv(&edges),
@@ -76,7 +79,7 @@ async fn graph(g: &Global, s: &Source, draw: Option<&std::path::Path>) -> Result
                 .fix("use -o text, json, dot, md or csv"));
         }
     };
-    print!("{out}");
+    crate::output::out(out);
     if let Some(path) = draw {
         load::draw(&crate::report::netpol::dot(&nodes, &edges), path)?;
         eprintln!("graph written to {}", path.display());
