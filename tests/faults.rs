@@ -628,8 +628,8 @@ impl Drop for SecondCluster {
     }
 }
 
-/// The API server dies and comes back while pake waits for a rollout: pake
-/// rides it out (connection refused, 5xx and the 403s of an API server whose
+/// The API server dies and comes back while pake waits for a rollout, then
+/// etcd does: pake rides it out (connection refused, 5xx and the 403s of an API server whose
 /// authorization caches are still syncing are retried) and verifies.
 #[tokio::test]
 async fn api_server_restart_mid_wait_is_ridden_out() {
@@ -676,6 +676,13 @@ async fn api_server_restart_mid_wait_is_ridden_out() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let out = cluster.cmd(&["up"]);
     assert!(out.status.success(), "restart: {}", k8s::text(&out));
+    // And etcd too, while pake keeps waiting.
+    let pid = cluster.pid("etcd");
+    // SAFETY: kill(2) on the etcd process of the cluster this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let out = cluster.cmd(&["up"]);
+    assert!(out.status.success(), "etcd restart: {}", k8s::text(&out));
     // Now let the pods schedule.
     let admin = k8s::client(&kc, k8s::ADMIN).await;
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(admin.clone());
