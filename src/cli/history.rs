@@ -115,10 +115,14 @@ pub async fn rollback(g: &Global, a: RollbackArgs) -> Result<ExitCode> {
                 ))
             })?,
     };
-    if matches!(target.status.as_str(), "failed") {
+    if !matches!(target.status.as_str(), "deployed" | "superseded") {
         return Err(Error::usage(format!(
-            "revision {} failed; roll back to a revision that was deployed",
-            target.revision
+            "revision {} is {} (it never finished a deploy); roll back to a revision that was deployed",
+            target.revision, target.status
+        ))
+        .fix(format!(
+            "`pake history --env {}` lists the revisions; pick one that is deployed or superseded",
+            r.env
         )));
     }
     r.image_ref = target.image.clone();

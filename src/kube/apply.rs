@@ -224,3 +224,36 @@ pub fn strip_server_fields(mut v: Value) -> Value {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(message: &str, causes: &[&str]) -> ::kube::core::Status {
+        serde_json::from_value(serde_json::json!({
+            "code": 409, "message": message, "reason": "Conflict",
+            "details": {"causes": causes.iter().map(|m| serde_json::json!({"reason": "FieldManagerConflict", "message": m, "field": ".spec.replicas"})).collect::<Vec<_>>()}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn conflict_managers_are_read_from_causes_and_message() {
+        let s = status(
+            "Apply failed with 2 conflicts: conflicts with \"pake\" using apps/v1:\n- .spec.template.spec.containers[name=\"app\"].image\n- .spec.replicas",
+            &["conflict with \"pake\" using apps/v1"],
+        );
+        assert_eq!(conflict_managers(&s), ["pake"]);
+        let s = status(
+            "Apply failed with 2 conflicts: conflicts with \"kubectl-edit\" using apps/v1:\n- .spec.replicas\nconflicts with \"pake\" using apps/v1:\n- .spec.template",
+            &[],
+        );
+        assert_eq!(conflict_managers(&s), ["kubectl-edit", "pake"]);
+        let obj = serde_json::json!({"kind": "Deployment", "metadata": {"name": "web", "namespace": "ns"}});
+        let e = conflict_error(&obj, &s);
+        assert!(e.message.contains("is pake itself"), "{}", e.message);
+        assert!(e.fix.unwrap().contains("\"kubectl-edit\""));
+        let own = conflict_error(&obj, &status("conflicts with \"pake\" using v1", &[]));
+        assert!(own.fix.unwrap().contains("owned by pake itself"));
+    }
+}
