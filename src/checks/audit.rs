@@ -1067,7 +1067,10 @@ mod tests {
             fail_on: Severity::Critical,
             ..AuditOptions::default()
         };
-        let r = finish(audit_source_objects(&out, &opts, Vec::new()).unwrap(), &opts);
+        let r = finish(
+            audit_source_objects(&out, &opts, Vec::new()).unwrap(),
+            &opts,
+        );
         assert!(r.results[0].pss.is_none());
         let f = &r.results[0].findings[0];
         assert_eq!((f.id.as_str(), f.line), (depth::NOT_EVALUATED, Some(1)));
@@ -1086,7 +1089,10 @@ mod tests {
                 reason: "a CRD we evaluate elsewhere".into(),
             },
         );
-        let r = finish(audit_source_objects(&out, &opts, Vec::new()).unwrap(), &opts);
+        let r = finish(
+            audit_source_objects(&out, &opts, Vec::new()).unwrap(),
+            &opts,
+        );
         assert!(r.summary.passed);
         assert!(!r.overrides[0].unknown);
     }

@@ -98,7 +98,7 @@ fn client_dry_run(g: &Global, p: &release::Prepared) -> Result<ExitCode> {
     };
     let report = audit::audit_objects(&objects, &opts)?;
     if ui.is_text() {
-        print!("{}", crate::report::audit::text(&report, &ui));
+        crate::output::out(crate::report::audit::text(&report, &ui));
         ui.line(format!(
             "{} deploy of {} to {} (client dry run): {} objects rendered and checked offline; nothing was sent",
             ui.mark(report.summary.passed),

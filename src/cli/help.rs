@@ -119,9 +119,9 @@ pub async fn run(_g: &Global, a: HelpArgs) -> Result<ExitCode> {
     let mut cmd = super::Cli::command();
     if a.topic.is_empty() {
         cmd.print_help().ok();
-        println!("\nHelp topics (`pake help TOPIC`):");
+        crate::output::out_line("\nHelp topics (`pake help TOPIC`):");
         for (n, line, _) in TOPICS {
-            println!("  {n:<15} {line}");
+            crate::output::out_line(format!("  {n:<15} {line}"));
         }
         return Ok(ExitCode::Ok);
     }
@@ -135,13 +135,13 @@ pub async fn run(_g: &Global, a: HelpArgs) -> Result<ExitCode> {
         // The built-in page too, when there is one for this command.
         c.print_long_help().ok();
         if let Some(page) = topic(&a.topic.join(" ")) {
-            println!("\n{page}");
+            crate::output::out_line(format!("\n{page}"));
         }
         return Ok(ExitCode::Ok);
     }
     match topic(&a.topic.join(" ")) {
         Some(page) => {
-            print!("{page}");
+            crate::output::out(page);
             Ok(ExitCode::Ok)
         }
         None => Err(

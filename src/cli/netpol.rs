@@ -176,19 +176,17 @@ async fn explain(g: &Global, a: ExplainArgs) -> Result<ExitCode> {
         .filter_map(|d| engine.allow_snippet(*d, &src, &dst, port))
         .collect();
     if g.output == Format::Json {
-        println!(
-            "{}",
+        crate::output::out_line(
             serde_json::to_string_pretty(&serde_json::json!({
                 "allowed": allowed, "port": port.map(|(p, n)| format!("{n}/{}", p.as_str())),
                 "verdict": v, "denied": denied, "fix": snippets,
             }))
-            .expect("verdict serializes")
+            .expect("verdict serializes"),
         );
     } else {
-        print!(
-            "{}",
-            explain_text(&v, &what, allowed, &snippets, &engine, &src, &dst)
-        );
+        crate::output::out(explain_text(
+            &v, &what, allowed, &snippets, &engine, &src, &dst,
+        ));
     }
     Ok(if allowed {
         ExitCode::Ok

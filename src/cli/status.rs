@@ -19,7 +19,7 @@ pub async fn run(g: &Global, _a: StatusArgs) -> Result<ExitCode> {
     super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
     let s = crate::steps::status::status(&cluster, &p.resolved).await?;
     if ui.is_text() {
-        print!("{}", crate::steps::status::text(&s));
+        crate::output::out(crate::steps::status::text(&s));
     } else {
         ui.document("ReleaseStatus", &s);
     }

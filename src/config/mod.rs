@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub mod domain;
 pub mod current;
+pub mod domain;
 pub use current::EnvSource;
 
 pub const FILE_NAME: &str = "pake.yaml";
@@ -462,9 +462,8 @@ pub fn parse(text: &str, path: &Path) -> Result<ProjectConfig> {
                 Some(l) => format!("{}:{l}", crate::input::show_path(path)),
                 None => crate::input::show_path(path),
             };
-            Error::usage(format!("{at}: {msg}")).fix(
-                "fix the field named above (`pake help config` lists every field)",
-            )
+            Error::usage(format!("{at}: {msg}"))
+                .fix("fix the field named above (`pake help config` lists every field)")
         })?;
     validate(&config, text, path)?;
     current::check_default(&config, text, path)?;
