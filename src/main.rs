@@ -3,6 +3,7 @@
 use clap::Parser;
 
 fn main() {
+    pake::kube::stats::start();
     // A closed pipe must not kill pake half way through a deploy (a write to
     // a dropped API connection, or `pake deploy | head`): SIGPIPE is ignored,
     // writes report EPIPE, and output to a closed stdout is dropped quietly
@@ -49,6 +50,9 @@ fn main() {
             "pake: {} API requests",
             pake::kube::API_REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
         ));
+        for (verb, resource, n) in pake::kube::stats::by_kind() {
+            pake::output::err_line(format!("pake: api {verb} {resource} {n}"));
+        }
         let retried = pake::kube::retry::RETRIES.load(std::sync::atomic::Ordering::Relaxed);
         if retried > 0 {
             pake::output::err_line(format!("pake: {retried} retried after a transient error"));

@@ -3,9 +3,11 @@
 
 pub mod access;
 pub mod apply;
+pub mod connect;
 pub mod fields;
 pub mod list;
 pub mod retry;
+pub mod stats;
 
 use std::path::PathBuf;
 
@@ -14,8 +16,8 @@ use ::kube::{Client, Config};
 
 use crate::error::{Error, Result};
 
-/// API requests sent by this process (all clients).
-pub static API_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// API requests sent by this process (all clients); by verb and resource in [`stats`].
+pub use stats::API_REQUESTS;
 
 /// Where to find the cluster: the kubectl-style global flags.
 #[derive(Debug, Clone, Default)]
@@ -125,7 +127,7 @@ impl Target {
         cfg.default_retry = false;
         let default_namespace = cfg.default_namespace.clone();
         crate::error::set_endpoint(&cfg.cluster_url.to_string(), &context);
-        let builder = ::kube::client::ClientBuilder::try_from(cfg).map_err(|e| {
+        let builder = connect::builder(cfg).map_err(|e| {
             Error::cluster(format!("cannot build a client for context {context}: {e}"))
         })?;
         // Count API requests, every attempt (reported with PAKE_API_STATS=1;
@@ -134,7 +136,7 @@ impl Target {
         let client = builder
             .with_layer(&tower::util::MapRequestLayer::new(
                 |req: http::Request<::kube::client::Body>| {
-                    API_REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    stats::record(req.method(), req.uri());
                     req
                 },
             ))
