@@ -37,6 +37,25 @@ pub struct Cluster {
     pub kubeconfig: Option<PathBuf>,
     /// Namespace of the context (used when neither -n nor pake.yaml sets one).
     pub default_namespace: String,
+    /// Namespaces this run has seen exist (a GET answered, or pake created
+    /// them): asking again within one run repeats what we know.
+    pub known_namespaces: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+}
+
+impl Cluster {
+    /// Remember that `namespace` exists (for the rest of this run).
+    pub fn namespace_seen(&self, namespace: &str) {
+        if let Ok(mut k) = self.known_namespaces.lock() {
+            k.insert(namespace.to_string());
+        }
+    }
+
+    /// Whether this run already saw `namespace` exist.
+    pub fn namespace_known(&self, namespace: &str) -> bool {
+        self.known_namespaces
+            .lock()
+            .is_ok_and(|k| k.contains(namespace))
+    }
 }
 
 impl Target {
@@ -148,6 +167,7 @@ impl Target {
             context,
             kubeconfig,
             default_namespace,
+            known_namespaces: Default::default(),
         })
     }
 }

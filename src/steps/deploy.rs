@@ -19,7 +19,7 @@ pub async fn verify(
 ) -> Result<Vec<CheckResult>> {
     let ns = &ctx.resolved.namespace;
     let mut out = Vec::new();
-    for (m, _) in applied {
+    for (m, live) in applied {
         let wl = match m.kind() {
             "Deployment" => wait::Workload::Deployment,
             "StatefulSet" => wait::Workload::StatefulSet,
@@ -27,11 +27,12 @@ pub async fn verify(
             _ => continue,
         };
         progress(&format!("waiting for {} to roll out", m.describe()));
-        wait::rollout(
+        wait::rollout_from(
             &ctx.cluster.client,
             wl,
             ns,
             m.name(),
+            Some(live),
             ctx.opts.timeout,
             progress,
         )

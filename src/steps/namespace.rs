@@ -11,12 +11,22 @@ use crate::kube::Cluster;
 use crate::render::Manifest;
 use crate::workflow::executor::{CheckResult, Ctx};
 
+/// Whether the namespace exists: asked once per run (a namespace seen to
+/// exist is remembered, see `Cluster::namespace_seen`).
 pub async fn exists(cluster: &Cluster, name: &str) -> Result<bool> {
+    if cluster.namespace_known(name) {
+        return Ok(true);
+    }
     let api: Api<Namespace> = Api::all(cluster.client.clone());
-    api.get_opt(name)
+    let found = api
+        .get_opt(name)
         .await
         .map(|o| o.is_some())
-        .map_err(|e| Error::from_kube(format!("GET Namespace {name}"), e))
+        .map_err(|e| Error::from_kube(format!("GET Namespace {name}"), e))?;
+    if found {
+        cluster.namespace_seen(name);
+    }
+    Ok(found)
 }
 
 /// The PSS labels the guide requires, checked on a live Namespace object.

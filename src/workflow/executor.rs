@@ -430,6 +430,7 @@ pub async fn run(
             .map(|m| m.object.clone())
             .unwrap_or_else(|| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": resolved.namespace}}));
         apply::apply(cluster, &ns, false, opts.force_conflicts).await?;
+        cluster.namespace_seen(&resolved.namespace);
     }
 
     let lock_name = format!("pake-lock-{}-{}", resolved.app, resolved.env);

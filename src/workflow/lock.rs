@@ -258,8 +258,16 @@ pub async fn acquire(
         Error::from_kube(format!("{what} {object}"), e).on(object.clone())
     };
     let mut create_retried = false;
+    // Most runs find no Lease: try the create first and read the Lease only
+    // when it exists (409), instead of a GET before every create.
+    let mut assume_absent = true;
     loop {
-        let current = match api.get_opt(name).await {
+        let read = if std::mem::take(&mut assume_absent) {
+            Ok(None)
+        } else {
+            api.get_opt(name).await
+        };
+        let current = match read {
             Ok(c) => c,
             Err(e) if is_forbidden(&e) && namespace_absent(client, namespace).await => {
                 return Err(namespace_missing(&object, namespace));

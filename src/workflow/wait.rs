@@ -1045,6 +1045,40 @@ pub async fn rollout(
     timeout: Duration,
     on_progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<()> {
+    rollout_from(
+        client,
+        workload,
+        namespace,
+        name,
+        None,
+        timeout,
+        on_progress,
+    )
+    .await
+}
+
+/// The workload from an apply response, if it is a whole object (it has a
+/// uid and a spec); anything else is read from the server instead.
+fn known_as<T: serde::de::DeserializeOwned>(known: Option<&serde_json::Value>) -> Option<T> {
+    let v = known?;
+    if v["metadata"]["uid"].as_str().is_none_or(str::is_empty) || v["spec"].is_null() {
+        return None;
+    }
+    serde_json::from_value(v.clone()).ok()
+}
+
+/// [`rollout`], starting from `known`: the workload as the server returned it
+/// (the apply's response), so no GET repeats what that response says. The
+/// watches that follow start from their own LIST, so nothing newer is missed.
+pub async fn rollout_from(
+    client: &::kube::Client,
+    workload: Workload,
+    namespace: &str,
+    name: &str,
+    known: Option<&serde_json::Value>,
+    timeout: Duration,
+    on_progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<()> {
     let start = Instant::now();
     let object = format!("{workload} {namespace}/{name}");
     let not_found = || {
@@ -1062,11 +1096,14 @@ pub async fn rollout(
     let live = match workload {
         Workload::Deployment => {
             let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-            let d = api
-                .get_opt(name)
-                .await
-                .map_err(|e| Error::from_kube(&get_ctx, e))?
-                .ok_or_else(not_found)?;
+            let d = match known_as::<Deployment>(known) {
+                Some(d) => d,
+                None => api
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| Error::from_kube(&get_ctx, e))?
+                    .ok_or_else(not_found)?,
+            };
             streams.push(object_stream(api, name, "the Deployment", |d| {
                 Live::Deployment(d)
             }));
@@ -1074,11 +1111,14 @@ pub async fn rollout(
         }
         Workload::StatefulSet => {
             let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-            let s = api
-                .get_opt(name)
-                .await
-                .map_err(|e| Error::from_kube(&get_ctx, e))?
-                .ok_or_else(not_found)?;
+            let s = match known_as::<StatefulSet>(known) {
+                Some(s) => s,
+                None => api
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| Error::from_kube(&get_ctx, e))?
+                    .ok_or_else(not_found)?,
+            };
             streams.push(object_stream(api, name, "the StatefulSet", |s| {
                 Live::StatefulSet(s)
             }));
@@ -1086,11 +1126,14 @@ pub async fn rollout(
         }
         Workload::DaemonSet => {
             let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
-            let d = api
-                .get_opt(name)
-                .await
-                .map_err(|e| Error::from_kube(&get_ctx, e))?
-                .ok_or_else(not_found)?;
+            let d = match known_as::<DaemonSet>(known) {
+                Some(d) => d,
+                None => api
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| Error::from_kube(&get_ctx, e))?
+                    .ok_or_else(not_found)?,
+            };
             streams.push(object_stream(api, name, "the DaemonSet", |d| {
                 Live::DaemonSet(d)
             }));
@@ -1318,6 +1361,23 @@ fn deadline_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_apply_response_stands_in_for_the_get() {
+        let full = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "w", "uid": "u1", "generation": 2},
+            "spec": {"selector": {"matchLabels": {"app": "w"}}, "template": {}}});
+        let d: Deployment = known_as(Some(&full)).expect("whole object");
+        assert_eq!(d.metadata.uid.as_deref(), Some("u1"));
+        // Without a uid (a client-side object) or a spec: read from the server.
+        let mut no_uid = full.clone();
+        no_uid["metadata"]["uid"] = serde_json::Value::Null;
+        assert!(known_as::<Deployment>(Some(&no_uid)).is_none());
+        let mut no_spec = full.clone();
+        no_spec["spec"] = serde_json::Value::Null;
+        assert!(known_as::<Deployment>(Some(&no_spec)).is_none());
+        assert!(known_as::<Deployment>(None).is_none());
+    }
     use serde_json::json;
 
     fn deployment(
