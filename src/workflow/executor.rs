@@ -36,6 +36,10 @@ pub struct Options {
     pub action: String,
     /// Free-form details recorded in history.
     pub details: Value,
+    /// No-op detection: object (`Kind ns/name`) -> hash of the manifest the
+    /// last deployed revision applied. Set by `run` from history; empty
+    /// means every object is applied.
+    pub last_applied: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Options {
@@ -47,6 +51,7 @@ impl Default for Options {
             wait_lock: false,
             action: "deploy".into(),
             details: Value::Null,
+            last_applied: Default::default(),
         }
     }
 }
@@ -254,6 +259,55 @@ pub async fn apply_manifest(
     Ok((applied, result))
 }
 
+/// No-op detection: skip the server-side apply of `object` only when all of
+/// these hold (when in doubt, apply): not a dry run, no forced take-over, not
+/// a Secret (its values are resolved per run); the manifest's hash is the
+/// one the last deployed revision recorded for this object; the live object
+/// still has pake's apply entry in managedFields; and every field pake sets
+/// has exactly that value live (same list lengths, same scalars). Another
+/// writer that changed one of pake's fields, or a manifest that drops a
+/// field, therefore always gets a PATCH.
+fn unchanged_since_last(ctx: &Ctx<'_>, object: &Value, live: &Value) -> bool {
+    if ctx.opts.dry_run || ctx.opts.force_conflicts || object["kind"] == "Secret" {
+        return false;
+    }
+    let key = describe(
+        object["kind"].as_str().unwrap_or(""),
+        object["metadata"]["namespace"].as_str(),
+        object["metadata"]["name"].as_str().unwrap_or(""),
+    );
+    ctx.opts.last_applied.get(&key) == Some(&history::object_hash(object))
+        && applied_by_pake(live)
+        && holds(object, live)
+}
+
+/// The live object has a server-side apply entry of pake's field manager.
+fn applied_by_pake(live: &Value) -> bool {
+    live["metadata"]["managedFields"]
+        .as_array()
+        .is_some_and(|m| {
+            m.iter().any(|e| {
+                e["manager"] == apply::FIELD_MANAGER
+                    && e["operation"] == "Apply"
+                    && e["subresource"].as_str().is_none_or(str::is_empty)
+            })
+        })
+}
+
+/// Every field of `desired` has the same value in `live` (objects: each key
+/// recursively; lists: same length, item by item; anything else: equal).
+fn holds(desired: &Value, live: &Value) -> bool {
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => d
+            .iter()
+            .all(|(k, v)| l.get(k).is_some_and(|lv| holds(v, lv))),
+        (Value::Array(d), Value::Array(l)) => {
+            d.len() == l.len() && d.iter().zip(l).all(|(a, b)| holds(a, b))
+        }
+        (d, l) => d == l,
+    }
+}
+
 /// Server-side apply of `object` whose live state before the apply was
 /// `previous`: the applied object, what happened, and whether it changed.
 pub async fn apply_prepared(
@@ -261,6 +315,23 @@ pub async fn apply_prepared(
     object: &Value,
     previous: Option<Value>,
 ) -> Result<(Value, ObjectResult, bool)> {
+    if let Some(live) = previous
+        .as_ref()
+        .filter(|live| unchanged_since_last(ctx, object, live))
+    {
+        // Nothing to do: pake applied exactly this before and the live object
+        // still holds it (journalled as unchanged: rollback leaves it alone).
+        let who = describe(
+            object["kind"].as_str().unwrap_or(""),
+            object["metadata"]["namespace"].as_str(),
+            object["metadata"]["name"].as_str().unwrap_or(""),
+        );
+        let result = ObjectResult {
+            object: who,
+            action: "unchanged".into(),
+        };
+        return Ok((live.clone(), result, false));
+    }
     let applied = match apply::apply(
         ctx.cluster,
         object,
@@ -498,6 +569,20 @@ pub async fn run(
             let _ = guard.release().await;
             return Err(e);
         }
+    };
+    // No-op detection needs what the last deployed revision applied; any
+    // other latest record (failed, interrupted, a switch...) means apply all.
+    let run_opts = Options {
+        last_applied: prior
+            .last()
+            .filter(|r| r.status == "deployed")
+            .map(|r| r.hashes.clone())
+            .unwrap_or_default(),
+        ..opts.clone()
+    };
+    let ctx = Ctx {
+        opts: &run_opts,
+        ..ctx
     };
     let revision = rev.revision;
     report.revision = Some(revision);
@@ -885,5 +970,42 @@ pub async fn rollback(ctx: &Ctx<'_>, journal: &mut Journal) -> Result<Vec<Object
     match first_err {
         Some(e) => Err(e),
         None => Ok(restored),
+    }
+}
+
+#[cfg(test)]
+mod noop_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn holds_means_every_desired_field_is_live() {
+        let desired = json!({"metadata": {"name": "a", "labels": {"app": "a"}},
+            "spec": {"ports": [{"port": 80}], "type": "ClusterIP"}});
+        let live = json!({"metadata": {"name": "a", "labels": {"app": "a", "x": "y"}, "uid": "u"},
+            "spec": {"ports": [{"port": 80, "protocol": "TCP"}], "type": "ClusterIP", "clusterIP": "10.0.0.1"}});
+        assert!(holds(&desired, &live));
+        let mut changed = live.clone();
+        changed["spec"]["ports"][0]["port"] = json!(81);
+        assert!(!holds(&desired, &changed));
+        let mut more = live.clone();
+        more["spec"]["ports"] = json!([{"port": 80}, {"port": 81}]);
+        assert!(
+            !holds(&desired, &more),
+            "a list of another length is a change"
+        );
+        let mut gone = live.clone();
+        gone["metadata"]["labels"] = json!({"x": "y"});
+        assert!(!holds(&desired, &gone));
+    }
+
+    #[test]
+    fn only_pakes_own_apply_counts() {
+        let by = |manager: &str, op: &str, sub: Option<&str>| json!({"metadata": {"managedFields": [{"manager": manager, "operation": op, "subresource": sub}]}});
+        assert!(applied_by_pake(&by("pake", "Apply", None)));
+        assert!(!applied_by_pake(&by("pake", "Update", None)));
+        assert!(!applied_by_pake(&by("pake", "Apply", Some("status"))));
+        assert!(!applied_by_pake(&by("kubectl", "Apply", None)));
+        assert!(!applied_by_pake(&json!({"metadata": {}})));
     }
 }
