@@ -444,3 +444,75 @@ async fn dry_run_changes_nothing() {
         .unwrap();
     assert!(cms.items.is_empty());
 }
+
+/// No-op detection: a re-deploy with a new image patches only the Deployment
+/// (and the history); an object another writer changed since is patched back.
+#[tokio::test]
+async fn unchanged_objects_are_not_patched_again_unless_changed_live() {
+    let Some(kc) = k8s::kubeconfig("noop_detection") else {
+        return;
+    };
+    let app = format!("noop-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let p = k8s::project(&k8s::pake_yaml(&app, NS, ""), &[]);
+    let out = deploy(&kc, p.path(), &[], &[]);
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    let stats = [("PAKE_API_STATS", "1")];
+    let requests = |out: &std::process::Output| {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with("pake: api PATCH "))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+
+    let out = deploy(&kc, p.path(), &["--image", "pake-test/noop:2"], &stats);
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    let patched = requests(&out);
+    assert!(
+        patched.contains(&"pake: api PATCH deployments 1".to_string()),
+        "{patched:?}"
+    );
+    for kind in [
+        "serviceaccounts",
+        "roles",
+        "rolebindings",
+        "networkpolicies",
+        "services",
+        "poddisruptionbudgets",
+    ] {
+        assert!(
+            !patched.iter().any(|l| l.contains(&format!(" {kind} "))),
+            "{kind} patched again although unchanged: {patched:?}"
+        );
+    }
+
+    // Another writer removes a label pake set: the next run patches it back.
+    let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(admin.clone(), NS);
+    let name = format!("{app}-sa");
+    let patch = serde_json::json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": null}}});
+    sa.patch(
+        &name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    let out = deploy(&kc, p.path(), &["--image", "pake-test/noop:3"], &stats);
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    let patched = requests(&out);
+    assert!(
+        patched.contains(&"pake: api PATCH serviceaccounts 1".to_string()),
+        "{patched:?}"
+    );
+    let live = sa.get(&name).await.unwrap();
+    assert_eq!(
+        live.metadata
+            .labels
+            .unwrap_or_default()
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str),
+        Some("pake")
+    );
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
