@@ -516,3 +516,38 @@ async fn unchanged_objects_are_not_patched_again_unless_changed_live() {
     );
     k8s::cleanup_app(&admin, NS, &app).await;
 }
+
+/// `--history-max`: a deploy prunes history to the newest N records.
+#[tokio::test]
+async fn history_is_pruned_to_history_max() {
+    let Some(kc) = k8s::kubeconfig("history_max") else {
+        return;
+    };
+    let app = format!("hmax-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let p = k8s::project(&k8s::pake_yaml(&app, NS, ""), &[]);
+    for i in 1..=4 {
+        let tag = format!("pake-test/hmax:{i}");
+        let out = deploy(&kc, p.path(), &["--image", &tag, "--history-max", "2"], &[]);
+        assert!(out.status.success(), "{}", k8s::text(&out));
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), NS);
+    let lp = ListParams::default().labels(&format!("pake.dev/history=true,pake.dev/app={app}"));
+    let mut revs: Vec<String> = cms
+        .list(&lp)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(|c| {
+            c.metadata
+                .labels
+                .as_ref()?
+                .get("pake.dev/revision")
+                .cloned()
+        })
+        .collect();
+    revs.sort();
+    assert_eq!(revs, ["3", "4"]);
+    k8s::cleanup_app(&admin, NS, &app).await;
+}

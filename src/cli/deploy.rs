@@ -24,6 +24,10 @@ pub struct DeployArgs {
     /// Wait for a concurrent run's lock instead of failing at once.
     #[arg(long)]
     pub wait_lock: bool,
+    /// Revisions kept in history (default: pake.yaml's historyMax, else 10;
+    /// 0 keeps all). Switch and rotation records are always kept.
+    #[arg(long, value_name = "N")]
+    pub history_max: Option<usize>,
     /// Take over fields owned by another field manager.
     #[arg(long)]
     pub force_conflicts: bool,
@@ -69,6 +73,10 @@ pub async fn run(g: &Global, a: DeployArgs) -> Result<ExitCode> {
         force_conflicts: a.force_conflicts,
         timeout: a.timeout,
         wait_lock: a.wait_lock,
+        history_max: a
+            .history_max
+            .or(p.project.config.history_max)
+            .unwrap_or(crate::workflow::history::DEFAULT_HISTORY_MAX),
         ..Default::default()
     };
     let report = executor::run(&cluster, &p.resolved, &ui, &p.plan, &opts).await?;

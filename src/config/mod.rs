@@ -76,6 +76,9 @@ pub struct ProjectConfig {
     /// Directory of workflow files, relative to pake.yaml (default `workflows`).
     #[serde(default)]
     pub workflows: Option<PathBuf>,
+    /// Revisions kept in history (default 10; 0 keeps all); `--history-max` overrides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_max: Option<usize>,
 }
 
 fn default_port() -> u16 {

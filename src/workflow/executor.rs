@@ -40,6 +40,9 @@ pub struct Options {
     /// last deployed revision applied. Set by `run` from history; empty
     /// means every object is applied.
     pub last_applied: std::collections::BTreeMap<String, String>,
+    /// Revisions kept in history after a successful run (0 keeps all);
+    /// see `history::to_prune` for the records that are always kept.
+    pub history_max: usize,
 }
 
 impl Default for Options {
@@ -52,6 +55,7 @@ impl Default for Options {
             action: "deploy".into(),
             details: Value::Null,
             last_applied: Default::default(),
+            history_max: history::DEFAULT_HISTORY_MAX,
         }
     }
 }
@@ -628,6 +632,22 @@ pub async fn run(
                 &prior,
             )
             .await?;
+            // Prune after the new record is written; a failure here leaves
+            // only extra history behind, so it is a warning, not a failed run.
+            let mut all = prior.clone();
+            all.push(rev.clone());
+            if let Err(e) = history::prune(
+                cluster,
+                &resolved.namespace,
+                &resolved.app,
+                &resolved.env,
+                &all,
+                opts.history_max,
+            )
+            .await
+            {
+                ui.line(format!("warning: history not pruned: {e}"));
+            }
         }
         Err(e) => {
             report.error = Some((&e).into());

@@ -100,6 +100,70 @@ pub async fn next_revision(
         .unwrap_or(1))
 }
 
+/// How many revisions `pake deploy` keeps by default (like Helm's --history-max).
+pub const DEFAULT_HISTORY_MAX: usize = 10;
+/// The action of a blue-green switch record (steps::bluegreen::ACTION_SWITCH).
+const SWITCH_ACTION: &str = "switch";
+
+/// The revisions history pruning deletes so that `keep` remain (0 keeps all),
+/// oldest first. Never pruned, whatever their age, are the records others
+/// still read back: blue-green switches (which version serves traffic),
+/// rotations and, once any rotation exists, every record carrying secret
+/// hashes (a deploy keeps a rotated value only while history knows the
+/// value from before it), and pending/interrupted records (recovery).
+pub fn to_prune(revs: &[Revision], keep: usize) -> Vec<u32> {
+    if keep == 0 || revs.len() <= keep {
+        return Vec::new();
+    }
+    let mut sorted: Vec<&Revision> = revs.iter().collect();
+    sorted.sort_by_key(|r| r.revision);
+    let rotated = revs.iter().any(|r| r.action == ROTATION_ACTION);
+    let still_read = |r: &Revision| {
+        r.action == SWITCH_ACTION
+            || r.action == ROTATION_ACTION
+            || matches!(
+                r.status.as_str(),
+                super::recovery::PENDING | super::recovery::INTERRUPTED
+            )
+            || (rotated
+                && (!r.secret_hashes.is_empty() || r.details.get("previousHashes").is_some()))
+    };
+    let excess = sorted.len() - keep;
+    sorted
+        .into_iter()
+        .take(excess)
+        .filter(|r| !still_read(r))
+        .map(|r| r.revision)
+        .collect()
+}
+
+/// Delete the revisions [`to_prune`] names; returns them.
+pub async fn prune(
+    cluster: &Cluster,
+    namespace: &str,
+    app: &str,
+    env: &str,
+    revs: &[Revision],
+    keep: usize,
+) -> Result<Vec<u32>> {
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), namespace);
+    let doomed = to_prune(revs, keep);
+    for n in &doomed {
+        let name = cm_name(app, env, *n);
+        match api.delete(&name, &Default::default()).await {
+            Ok(_) => {}
+            Err(::kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                return Err(Error::from_kube(
+                    format!("prune revision {n}: DELETE ConfigMap {namespace}/{name}"),
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(doomed)
+}
+
 /// Store (or update) a revision.
 pub async fn record(
     cluster: &Cluster,
@@ -271,4 +335,87 @@ pub async fn fingerprint_key(
         }
     }
     Err(Error::failed(format!("could not read or create {object}")))
+}
+
+#[cfg(test)]
+mod prune_tests {
+    use super::*;
+
+    fn rev(n: u32, action: &str, status: &str) -> Revision {
+        Revision {
+            revision: n,
+            status: status.into(),
+            action: action.into(),
+            time: String::new(),
+            user: String::new(),
+            image: String::new(),
+            message: String::new(),
+            manifests: Vec::new(),
+            hashes: BTreeMap::new(),
+            secret_hashes: BTreeMap::new(),
+            details: Value::Null,
+        }
+    }
+
+    fn deploys(n: u32) -> Vec<Revision> {
+        (1..=n)
+            .map(|i| rev(i, "deploy", if i == n { "deployed" } else { "superseded" }))
+            .collect()
+    }
+
+    #[test]
+    fn keeps_the_newest_and_zero_keeps_all() {
+        assert_eq!(to_prune(&deploys(12), 10), vec![1, 2]);
+        assert!(to_prune(&deploys(10), 10).is_empty());
+        assert!(to_prune(&deploys(30), 0).is_empty());
+        assert_eq!(to_prune(&deploys(4), 1), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn blue_green_switches_are_kept_and_still_read_back() {
+        let mut revs = deploys(12);
+        revs[1] = rev(2, SWITCH_ACTION, "switch");
+        revs[1].details = serde_json::json!({"from": "v1", "to": "v2"});
+        let doomed = to_prune(&revs, 3);
+        assert!(!doomed.contains(&2), "{doomed:?}");
+        let kept: Vec<Revision> = revs
+            .into_iter()
+            .filter(|r| !doomed.contains(&r.revision))
+            .collect();
+        // What blue-green reads: the switch to the active version and where it came from.
+        let sw = crate::steps::bluegreen::switches(&kept);
+        assert_eq!(sw.len(), 1);
+        assert_eq!(
+            crate::steps::bluegreen::rollback_target(&kept, "v2").as_deref(),
+            Some("v1")
+        );
+    }
+
+    #[test]
+    fn rotations_and_the_values_before_them_are_kept() {
+        let mut revs = deploys(12);
+        // Revision 2 deployed the value from before the rotation in revision 3.
+        revs[1]
+            .secret_hashes
+            .insert("db/password".into(), "old".into());
+        revs[2] = rev(3, ROTATION_ACTION, ROTATION_ACTION);
+        revs[2]
+            .secret_hashes
+            .insert("db/password".into(), "new".into());
+        revs[4] = rev(5, "deploy", super::super::recovery::INTERRUPTED);
+        let doomed = to_prune(&revs, 3);
+        for kept in [2, 3, 5] {
+            assert!(!doomed.contains(&kept), "{kept} pruned: {doomed:?}");
+        }
+        assert!(doomed.contains(&1) && doomed.contains(&4), "{doomed:?}");
+        let kept: Vec<Revision> = revs
+            .into_iter()
+            .filter(|r| !doomed.contains(&r.revision))
+            .collect();
+        // The deploy after the rotation still keeps the rotated value.
+        assert_eq!(
+            crate::steps::secrets::keep_rotated(&kept, "db/password", "new", "old"),
+            Some(3)
+        );
+    }
 }
