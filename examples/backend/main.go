@@ -16,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -31,7 +32,11 @@ var commit = "unknown"
 
 func main() {
 	healthcheck := flag.Bool("healthcheck", false, "GET /health on the local server and exit 0 if it answers 200")
+	get := flag.String("get", "", "GET this URL, print the body, exit 0 if it answers 200 (a client for in-cluster checks: the image has no curl)")
 	flag.Parse()
+	if *get != "" {
+		os.Exit(fetch(*get))
+	}
 
 	if c := os.Getenv("GIT_COMMIT"); c != "" {
 		commit = c
@@ -48,6 +53,13 @@ func main() {
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]string{"status": "ok"})
+	})
+	// The version this pod runs: PAKE_VERSION, which pake's Deployment sets from the pod's
+	// `version` label (blue-green checks ask it through a Service).
+	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		host, _ := os.Hostname()
+		_ = json.NewEncoder(w).Encode(map[string]string{"version": os.Getenv("PAKE_VERSION"), "pod": host, "commit": commit})
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
@@ -88,6 +100,23 @@ func check(url string) int {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		fmt.Fprintln(os.Stderr, "healthcheck: status", resp.StatusCode)
+		return 1
+	}
+	return 0
+}
+
+// fetch GETs url, copies the body to stdout and returns the exit code (0 on 200).
+func fetch(url string) int {
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "get:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(os.Stdout, io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "get: status", resp.StatusCode)
 		return 1
 	}
 	return 0

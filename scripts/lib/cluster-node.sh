@@ -229,6 +229,9 @@ node_netns_up() {
   ns sysctl -qw net.ipv4.ip_forward=1
   ns sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || log "note: net.bridge.bridge-nf-call-iptables not settable in ${NODE_NETNS}"
   ns sysctl -qw net.ipv4.conf.all.rp_filter=0 2>/dev/null || true
+  # Service IPs from the namespace itself (kube-proxy's output-hook DNAT needs a route to
+  # start from); the pods have their default route to the bridge.
+  ns ip route replace "${SERVICE_CIDR}" dev "${NODE_BRIDGE}" src "${NODE_POD_GATEWAY}"
   # The machine reaches the pods through the namespace (more specific than the guard route).
   ip route replace "${NODE_POD_SUBNET}" via "${NODE_NS_IP}" dev "${NODE_VETH_HOST}"
 }
