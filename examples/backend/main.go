@@ -49,6 +49,26 @@ func main() {
 		os.Exit(check("http://" + net.JoinHostPort("127.0.0.1", port) + "/health"))
 	}
 
+	// Fault injection for the real-node tests (tests/realnode.rs): how the kubelet's real
+	// failure modes look to pake. Unset in every normal deployment.
+	switch os.Getenv("PAKE_EXAMPLE_FAULT") {
+	case "write-root":
+		// Under readOnlyRootFilesystem this fails with "read-only file system".
+		if err := os.WriteFile("/fault-probe", []byte("x"), 0o600); err != nil {
+			log.Fatalf("fault write-root: %v", err)
+		}
+	case "oom":
+		// Touch memory until the container's memory limit kills it (OOMKilled).
+		var hog [][]byte
+		for {
+			b := make([]byte, 8<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			hog = append(hog, b)
+		}
+	}
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

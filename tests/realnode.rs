@@ -1,0 +1,378 @@
+//! `pake deploy` on the local cluster's real node (`pake-node-0`: a kubelet on containerd,
+//! see docs/local-cluster.md): containers really start, images are really pulled from the
+//! local registry, probes are real HTTP requests, and the kubelet's real failure modes must
+//! end a deploy fast, with the guide's fix, and roll back.
+//!
+//! Needs the local cluster with its real node (`scripts/cluster up`, as root) and the Docker
+//! engine with the local registry (`scripts/docker-engine`, `scripts/docker-engine registry`):
+//! PAKE_TEST_KUBECONFIG and PAKE_TEST_DOCKER=1. Without either, or when the cluster has no
+//! Ready node `pake-node-0` (e.g. `PAKE_CLUSTER_REAL_NODE=0`), every test prints SKIP and why.
+
+mod k8s;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams};
+
+const NS: &str = "pake-test";
+const NODE: &str = "pake-node-0";
+const REPO: &str = "127.0.0.1:5000/pake-test/realnode";
+/// A failure must end the deploy well before this (the wait's own deadline is longer).
+const FAST: Duration = Duration::from_secs(90);
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The kubeconfig, when the cluster has a Ready real node and Docker tests are on.
+async fn real_cluster(test: &str) -> Option<PathBuf> {
+    let kc = k8s::kubeconfig(test)?;
+    if std::env::var("PAKE_TEST_DOCKER").ok().as_deref() != Some("1") {
+        eprintln!(
+            "SKIP {test}: PAKE_TEST_DOCKER is not 1 (the real-node tests build and push an image)"
+        );
+        return None;
+    }
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let node = Api::<Node>::all(admin).get_opt(NODE).await.ok().flatten();
+    let ready = node
+        .and_then(|n| n.status)
+        .and_then(|s| s.conditions)
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    if !ready {
+        eprintln!(
+            "SKIP {test}: no Ready real node {NODE} in this cluster (scripts/cluster up starts one as root; PAKE_CLUSTER_REAL_NODE=0 clusters have none)"
+        );
+        return None;
+    }
+    Some(kc)
+}
+
+/// The example backend built by `pake build --push` into the local registry, once per run:
+/// its digest reference.
+fn image() -> String {
+    static IMAGE: Mutex<Option<String>> = Mutex::new(None);
+    let mut guard = IMAGE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = guard.as_ref() {
+        return i.clone();
+    }
+    let example = repo_root().join("examples/backend");
+    let st = Command::new(example.join("prepare")).status().unwrap();
+    assert!(st.success(), "examples/backend/prepare failed");
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        "main.go",
+        "go.mod",
+        "Dockerfile.production",
+        ".dockerignore",
+    ] {
+        std::fs::copy(example.join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("pake.yaml"),
+        format!(
+            "app: realnode\nimage: {REPO}\nport: 8000\nbuild:\n  dockerfile: Dockerfile.production\nenvironments:\n  test:\n    namespace: {NS}\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pake"))
+        .current_dir(dir.path())
+        .args(["--env", "test", "build", "--push", "-t", "realnode-test"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pake build --push: {}",
+        k8s::text(&out)
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(".pake/build.json")).unwrap())
+            .unwrap();
+    let reference = record["reference"].as_str().unwrap().to_string();
+    assert!(reference.contains("@sha256:"), "{record}");
+    *guard = Some(reference.clone());
+    reference
+}
+
+/// pake.yaml for `app` on the real node, small requests (several tests share the node).
+fn pake_yaml(app: &str, extra: &str) -> String {
+    format!(
+        "app: {app}
+image: {REPO}
+tag: \"1\"
+port: 8000
+replicas: 1
+network:
+  allowFrom: [frontend]
+nodeSelector:
+  pake.dev/node: real
+tolerations:
+  - {{key: pake.dev/node, operator: Equal, value: real, effect: NoSchedule}}
+resources:
+  requests: {{cpu: 10m, memory: 32Mi, ephemeral-storage: 64Mi}}
+  limits: {{cpu: 500m, memory: 64Mi, ephemeral-storage: 256Mi}}
+{extra}environments:
+  test:
+    namespace: {NS}
+"
+    )
+}
+
+fn deploy(kc: &Path, dir: &Path, image: &str, timeout: &str) -> (std::process::Output, Duration) {
+    let t0 = Instant::now();
+    let out = k8s::pake(
+        kc,
+        dir,
+        &[
+            "--context",
+            k8s::DEPLOYER,
+            "--env",
+            "test",
+            "deploy",
+            "--image",
+            image,
+            "--timeout",
+            timeout,
+        ],
+        &[],
+    );
+    (out, t0.elapsed())
+}
+
+async fn image_of(client: &kube::Client, name: &str) -> Option<String> {
+    let d = Api::<Deployment>::namespaced(client.clone(), NS)
+        .get_opt(name)
+        .await
+        .unwrap()?;
+    d.spec?.template.spec?.containers.first()?.image.clone()
+}
+
+/// A first, good revision of `app` on the real node; returns its image.
+async fn good_revision(kc: &Path, dir: &Path) -> String {
+    let img = image();
+    let (out, _) = deploy(kc, dir, &img, "120s");
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    img
+}
+
+/// After a failed deploy: exit 1, rolled back to `good`, fast, the expected words shown.
+async fn assert_failed_and_rolled_back(
+    admin: &kube::Client,
+    app: &str,
+    out: &std::process::Output,
+    took: Duration,
+    good: &str,
+    expect: &[&str],
+) {
+    let t = k8s::text(out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("rolled back"), "{t}");
+    for e in expect {
+        assert!(
+            t.to_ascii_lowercase().contains(&e.to_ascii_lowercase()),
+            "expected {e:?} in:\n{t}"
+        );
+    }
+    assert!(took < FAST, "took {took:?}:\n{t}");
+    assert_eq!(
+        image_of(admin, &format!("{app}-v1")).await.as_deref(),
+        Some(good)
+    );
+}
+
+#[tokio::test]
+async fn app_runs_on_the_real_node_and_answers_its_probes() {
+    let Some(kc) = real_cluster("app_runs_on_the_real_node").await else {
+        return;
+    };
+    let app = format!("rn-ok-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let p = k8s::project(&pake_yaml(&app, ""), &[]);
+    good_revision(&kc, p.path()).await;
+    let pods = Api::<Pod>::namespaced(admin.clone(), NS)
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .unwrap();
+    assert_eq!(pods.items.len(), 1);
+    let pod = &pods.items[0];
+    assert_eq!(pod.spec.as_ref().unwrap().node_name.as_deref(), Some(NODE));
+    let status = pod.status.as_ref().unwrap();
+    let cs = &status.container_statuses.as_ref().unwrap()[0];
+    assert!(
+        cs.ready
+            && cs
+                .container_id
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("containerd://")
+    );
+    // The pod's own address answers from this machine (the node's network namespace routes it).
+    let ip = status.pod_ip.clone().unwrap();
+    let body = http_get(&ip, 8000, "/health");
+    assert!(
+        body.starts_with("HTTP/1.1 200") && body.contains("\"ok\""),
+        "{body}"
+    );
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+/// A minimal HTTP/1.1 GET (no client library in the test dependencies).
+fn http_get(ip: &str, port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = format!("{ip}:{port}").parse().unwrap();
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn missing_image_fails_fast_and_rolls_back() {
+    let Some(kc) = real_cluster("missing_image").await else {
+        return;
+    };
+    let app = format!("rn-pull-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let p = k8s::project(&pake_yaml(&app, ""), &[]);
+    let good = good_revision(&kc, p.path()).await;
+    let (out, took) = deploy(&kc, p.path(), &format!("{REPO}:no-such-tag"), "120s");
+    assert_failed_and_rolled_back(&admin, &app, &out, took, &good, &["ImagePull"]).await;
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+#[tokio::test]
+async fn write_to_read_only_root_fails_fast_with_the_log_line() {
+    let Some(kc) = real_cluster("write_to_read_only_root").await else {
+        return;
+    };
+    let app = format!("rn-rofs-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let good_dir = k8s::project(&pake_yaml(&app, ""), &[]);
+    let good = good_revision(&kc, good_dir.path()).await;
+    // Revision 2: same image, the app writes to / at start.
+    let bad = k8s::project(
+        &pake_yaml(
+            &app,
+            "env:\n  - name: PAKE_EXAMPLE_FAULT\n    value: write-root\n",
+        ),
+        &[],
+    );
+    let (out, took) = deploy(&kc, bad.path(), &good, "120s");
+    assert_failed_and_rolled_back(
+        &admin,
+        &app,
+        &out,
+        took,
+        &good,
+        &["read-only file system", "emptyDir"],
+    )
+    .await;
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+#[tokio::test]
+async fn memory_over_the_limit_is_oomkilled_and_rolled_back() {
+    let Some(kc) = real_cluster("oomkilled").await else {
+        return;
+    };
+    let app = format!("rn-oom-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let good_dir = k8s::project(&pake_yaml(&app, ""), &[]);
+    let good = good_revision(&kc, good_dir.path()).await;
+    let bad = k8s::project(
+        &pake_yaml(&app, "env:\n  - name: PAKE_EXAMPLE_FAULT\n    value: oom\n"),
+        &[],
+    );
+    let (out, took) = deploy(&kc, bad.path(), &good, "120s");
+    assert_failed_and_rolled_back(&admin, &app, &out, took, &good, &["OOMKilled"]).await;
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+#[tokio::test]
+async fn readiness_that_never_passes_ends_at_the_deadline_and_rolls_back() {
+    let Some(kc) = real_cluster("never_ready").await else {
+        return;
+    };
+    let app = format!("rn-unready-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let good_dir = k8s::project(&pake_yaml(&app, ""), &[]);
+    let good = good_revision(&kc, good_dir.path()).await;
+    // Revision 2: the probes ask a path the app does not serve (404): never ready.
+    let bad = k8s::project(&pake_yaml(&app, "healthPath: /no-such-path\n"), &[]);
+    let (out, took) = deploy(&kc, bad.path(), &good, "25s");
+    assert_failed_and_rolled_back(&admin, &app, &out, took, &good, &["ready"]).await;
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+#[tokio::test]
+async fn root_image_under_run_as_non_root_fails_fast_and_rolls_back() {
+    let Some(kc) = real_cluster("root_image").await else {
+        return;
+    };
+    let app = format!("rn-root-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let good_dir = k8s::project(&pake_yaml(&app, ""), &[]);
+    let good = good_revision(&kc, good_dir.path()).await;
+    let root_image = root_image(&good);
+    // pake's template pins uid 1000, which hides the image's user; a project template that
+    // leaves the uid to the image (runAsNonRoot only) meets the kubelet's own check.
+    let tpl = std::fs::read_to_string(repo_root().join("templates/k8s/deployment.yaml"))
+        .unwrap()
+        .replace("            runAsUser: 1000\n", "")
+        .replace("        runAsUser: 1000\n", "")
+        // containerd refuses a group without a user ("user group ... is specified without user").
+        .replace("            runAsGroup: 1000\n", "")
+        .replace("        runAsGroup: 1000\n", "");
+    assert!(!tpl.contains("runAsUser") && !tpl.contains("runAsGroup"));
+    let bad = k8s::project(
+        &pake_yaml(&app, ""),
+        &[("templates/k8s/deployment.yaml", &tpl)],
+    );
+    let (out, took) = deploy(&kc, bad.path(), &root_image, "120s");
+    assert_failed_and_rolled_back(
+        &admin,
+        &app,
+        &out,
+        took,
+        &good,
+        &["CreateContainerConfigError", "USER 1000:1000"],
+    )
+    .await;
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+/// The good image with `USER 0:0` on top, pushed as `REPO:root` (docker CLI: pake build
+/// refuses a root USER, which is the point).
+fn root_image(good: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {good}\nUSER 0:0\n"),
+    )
+    .unwrap();
+    let tag = format!("{REPO}:root");
+    for args in [
+        vec!["build", "-q", "-t", tag.as_str(), "."],
+        vec!["push", "-q", tag.as_str()],
+    ] {
+        let out = Command::new("docker")
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "docker {args:?}: {}", k8s::text(&out));
+    }
+    tag
+}
