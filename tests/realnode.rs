@@ -376,3 +376,98 @@ fn root_image(good: &str) -> String {
     }
     tag
 }
+
+fn verify_json(kc: &Path, dir: &Path) -> serde_json::Value {
+    let out = k8s::pake(
+        kc,
+        dir,
+        &[
+            "--context",
+            k8s::DEPLOYER,
+            "--env",
+            "test",
+            "verify",
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn posture_checks(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "RUNTIME-POSTURE")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn verify_proves_the_runtime_posture_from_inside_the_process() {
+    let Some(kc) = real_cluster("verify_runtime_posture").await else {
+        return;
+    };
+    let app = format!("rn-posture-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let p = k8s::project(&pake_yaml(&app, ""), &[]);
+    good_revision(&kc, p.path()).await;
+    let checks = posture_checks(&verify_json(&kc, p.path()));
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    let c = &checks[0];
+    assert_eq!(c["ok"], true, "{c}");
+    assert!(c.get("not_provable").is_none(), "{c}");
+    let m = c["message"].as_str().unwrap();
+    for seen in [
+        "Uid 1000 1000 1000 1000",
+        "Gid 1000 1000 1000 1000",
+        "CapEff 0000000000000000",
+        "NoNewPrivs 1",
+        "Seccomp 2",
+        "/ mounted ro",
+    ] {
+        assert!(m.contains(seen), "{seen:?} not in {m}");
+    }
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+/// On a kwok node nothing runs: the posture is "not provable", never a pass. Needs only
+/// the local cluster (no real node, no Docker).
+#[tokio::test]
+async fn verify_on_a_simulated_node_says_not_provable() {
+    let Some(kc) = k8s::kubeconfig("verify_simulated_node") else {
+        return;
+    };
+    let app = format!("rn-kwok-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let p = k8s::project(&k8s::pake_yaml(&app, NS, ""), &[]);
+    let out = k8s::pake(
+        &kc,
+        p.path(),
+        &[
+            "--context",
+            k8s::DEPLOYER,
+            "--env",
+            "test",
+            "deploy",
+            "--timeout",
+            "60s",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    let checks = posture_checks(&verify_json(&kc, p.path()));
+    assert_eq!(checks.len(), 2, "{checks:?}");
+    for c in &checks {
+        assert_eq!(c["not_provable"], true, "{c}");
+        let m = c["message"].as_str().unwrap();
+        assert!(
+            m.starts_with("not provable: simulated node kwok-node-"),
+            "{m}"
+        );
+    }
+    k8s::cleanup_app(&admin, NS, &app).await;
+}

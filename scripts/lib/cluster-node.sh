@@ -24,7 +24,7 @@ NODE_TAINT_KEY="pake.dev/node"
 CLUSTER_DNS_IP=198.19.0.10
 REGISTRY_PORT=5000
 NODE_COMPONENTS=(relay-apiserver relay-registry containerd kubelet kube-proxy kube-network-policies)
-NODE_DEBIAN_PACKAGES=(containerd runc containernetworking-plugins nftables iptables conntrack socat jq)
+NODE_DEBIAN_PACKAGES=(containerd runc containernetworking-plugins nftables iptables conntrack socat jq busybox-static)
 
 # Per-instance names and addresses, derived from the state dir so that two instances never
 # pick the same ones. Index 0 is the default instance; others get 1..62.
@@ -52,6 +52,8 @@ NODE_PKI="${PKI}/node"
 
 PAUSE_IMAGE="pake.local/pause:1"
 COREDNS_IMAGE="pake.local/coredns:${COREDNS_VERSION:-v1.14.7}"
+# `pake verify`'s runtime posture probe (an ephemeral container): Debian's static busybox.
+PROBE_IMAGE="pake.local/probe:1"
 
 node_enabled() { [[ "${REAL_NODE}" == 1 ]]; }
 
@@ -481,6 +483,7 @@ node_start_containerd() {
   wait_until containerd 60 containerd_healthy
   node_import_image "${PAUSE_IMAGE}" 65535:65535 "$(node_bin_dir)/pause"
   node_import_image "${COREDNS_IMAGE}" 65532:65532 "$(node_bin_dir)/coredns"
+  node_import_image "${PROBE_IMAGE}" 1000:1000 /bin/busybox
 }
 
 node_start_kubelet() {

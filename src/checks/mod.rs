@@ -8,6 +8,7 @@ pub mod audit;
 pub mod dockerfile;
 pub mod guide;
 pub mod image;
+pub mod posture;
 pub mod pss;
 
 use serde::{Deserialize, Serialize};

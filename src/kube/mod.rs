@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod debug;
 pub mod list;
 
 use std::path::PathBuf;

@@ -49,6 +49,113 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Vec<CheckResult>> {
     ))
 }
 
+/// Where the probe image comes from: `PAKE_PROBE_IMAGE`, else the one the local
+/// cluster's real node has (scripts/cluster imports it). It needs `/busybox` with
+/// `sh` and `cat`; it runs as uid 1000 with nothing else.
+pub fn probe_image() -> String {
+    std::env::var("PAKE_PROBE_IMAGE")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "pake.local/probe:1".to_string())
+}
+
+/// The guide's "Check security context" proven from inside each running
+/// container on a real node: an ephemeral container in the container's PID
+/// namespace reads the process's `/proc/1/status` and `/proc/1/mountinfo`
+/// (uid/gid 1000, no effective capabilities, no_new_privs, seccomp filter,
+/// read-only root). Pods on simulated (kwok) nodes run nothing: "not provable".
+pub async fn runtime_posture(ctx: &Ctx<'_>) -> Result<Vec<CheckResult>> {
+    use crate::checks::posture::{self, RUNTIME_POSTURE};
+    use crate::kube::debug::{ProbeError, run_in_pod};
+    let r = ctx.resolved;
+    let c = ctx.cluster;
+    let pods = list_json_selected(
+        c,
+        "v1",
+        "Pod",
+        &r.namespace,
+        Some(&format!("app={}", r.app)),
+    )
+    .await?;
+    let image = probe_image();
+    let script = format!(
+        "cat /proc/1/status; echo {}; cat /proc/1/mountinfo",
+        posture::SEPARATOR
+    );
+    let mut out = Vec::new();
+    for pod in pods.iter().filter(|p| {
+        p["metadata"]["deletionTimestamp"].is_null() && p["status"]["phase"] == "Running"
+    }) {
+        let name = pod["metadata"]["name"].as_str().unwrap_or("");
+        let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
+        let simulated = simulated_node(c, node).await?;
+        for ctr in pod["spec"]["containers"].as_array().into_iter().flatten() {
+            let cname = ctr["name"].as_str().unwrap_or("");
+            let who = format!("Pod {}/{name} container {cname}", r.namespace);
+            if simulated {
+                out.push(CheckResult::not_provable(
+                    RUNTIME_POSTURE,
+                    &who,
+                    format!("simulated node {node} (kwok): no process runs there"),
+                ));
+                continue;
+            }
+            let probe = run_in_pod(
+                c,
+                &r.namespace,
+                name,
+                cname,
+                &image,
+                &["/busybox", "sh", "-c", &script],
+                1000,
+                std::time::Duration::from_secs(60),
+            )
+            .await;
+            match probe {
+                Ok(text) => {
+                    let props = posture::evaluate(&text, 1000);
+                    let seen: Vec<String> = props.iter().map(|p| p.seen.clone()).collect();
+                    let bad: Vec<&str> = props.iter().filter(|p| !p.ok).map(|p| p.name).collect();
+                    out.push(if bad.is_empty() {
+                        CheckResult::pass(
+                            RUNTIME_POSTURE,
+                            &who,
+                            format!("from inside the running process: {}", seen.join(", ")),
+                        )
+                    } else {
+                        CheckResult::fail(
+                            RUNTIME_POSTURE,
+                            &who,
+                            format!("the running process violates {}: {}", bad.join(", "), seen.join(", ")),
+                            "apply the guide's securityContext (runAsUser/runAsGroup 1000, drop ALL, allowPrivilegeEscalation false, seccomp RuntimeDefault, readOnlyRootFilesystem) and check what mutates it (admission webhooks, the image's USER)",
+                        )
+                    });
+                }
+                Err(ProbeError::Unavailable(why)) => out.push(CheckResult::not_provable(
+                    RUNTIME_POSTURE,
+                    &who,
+                    format!("the probe image {image} could not run ({why}); set PAKE_PROBE_IMAGE to an image with /busybox that this cluster can pull"),
+                )),
+                Err(ProbeError::Failed(e)) => return Err(e),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A kwok node (annotation `kwok.x-k8s.io/node: fake`) runs no containers.
+async fn simulated_node(c: &crate::kube::Cluster, node: &str) -> Result<bool> {
+    if node.is_empty() {
+        return Ok(false);
+    }
+    let n = crate::kube::apply::get(
+        c,
+        &serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}),
+    )
+    .await?;
+    Ok(n.is_some_and(|n| n["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"))
+}
+
 /// Pure: every check of the guide's Kubernetes checklist over live objects.
 ///
 /// Reuses the two check engines `pake audit` uses — the exact PodSecurity
