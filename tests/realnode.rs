@@ -471,3 +471,95 @@ async fn verify_on_a_simulated_node_says_not_provable() {
     }
     k8s::cleanup_app(&admin, NS, &app).await;
 }
+
+/// A pod on the real node that GETs `url` every 20 ms for `seconds` and prints a summary
+/// (`backend -get URL -for D`); labelled app=frontend, the client the app's policy admits.
+async fn start_load(admin: &kube::Client, name: &str, image: &str, url: &str, seconds: u32) {
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"app": "frontend", "pake.dev/test": "realnode"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": false,
+            "nodeSelector": {"pake.dev/node": "real"},
+            "tolerations": [{"key": "pake.dev/node", "operator": "Equal", "value": "real", "effect": "NoSchedule"}],
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "load",
+                "image": image,
+                "command": ["/app/backend"],
+                "args": ["-get", url, "-for", format!("{seconds}s")],
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+                "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}}
+            }]
+        }
+    }))
+    .unwrap();
+    let api = Api::<Pod>::namespaced(admin.clone(), NS);
+    api.create(&Default::default(), &pod).await.unwrap();
+    let running = kube::runtime::wait::await_condition(api, name, |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref())
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|ph| ph != "Pending")
+    });
+    tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("load pod did not start")
+        .unwrap();
+}
+
+/// Wait for the load pod to end; its summary.
+async fn load_summary(admin: &kube::Client, name: &str) -> serde_json::Value {
+    let api = Api::<Pod>::namespaced(admin.clone(), NS);
+    let done = kube::runtime::wait::await_condition(api.clone(), name, |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref())
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
+    });
+    tokio::time::timeout(Duration::from_secs(120), done)
+        .await
+        .expect("load pod did not finish")
+        .unwrap();
+    let log = api.logs(name, &Default::default()).await.unwrap();
+    let _ = api.delete(name, &Default::default()).await;
+    serde_json::from_str(log.trim()).unwrap_or_else(|e| panic!("{e}: {log}"))
+}
+
+fn pake_ok(kc: &Path, dir: &Path, args: &[&str]) {
+    let mut all = vec!["--context", k8s::DEPLOYER, "--env", "test"];
+    all.extend_from_slice(args);
+    let out = k8s::pake(kc, dir, &all, &[]);
+    assert!(out.status.success(), "pake {args:?}: {}", k8s::text(&out));
+}
+
+#[tokio::test]
+async fn bluegreen_switch_and_rollback_move_real_traffic_without_losing_a_request() {
+    let Some(kc) = real_cluster("bluegreen_real_traffic").await else {
+        return;
+    };
+    let app = format!("rn-bg-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let p = k8s::project(
+        &pake_yaml(&app, "").replace("replicas: 1", "replicas: 2"),
+        &[],
+    );
+    let img = good_revision(&kc, p.path()).await;
+    pake_ok(
+        &kc,
+        p.path(),
+        &["bluegreen", "deploy", "v2", "--image", &img],
+    );
+
+    let load = format!("{app}-load");
+    let url = format!("http://{app}:8000/version");
+    start_load(&admin, &load, &img, &url, 30).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    pake_ok(&kc, p.path(), &["bluegreen", "switch", "v2"]);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    pake_ok(&kc, p.path(), &["bluegreen", "rollback"]);
+    let s = load_summary(&admin, &load).await;
+    assert_eq!(s["failed"], 0, "{s}");
+    assert!(s["requests"].as_u64().unwrap() > 100, "{s}");
+    // Real answers through the Service: v1, then v2 after the switch, then v1 again.
+    assert_eq!(s["versions"], serde_json::json!(["v1", "v2", "v1"]), "{s}");
+    k8s::cleanup_app(&admin, NS, &app).await;
+}

@@ -33,7 +33,11 @@ var commit = "unknown"
 func main() {
 	healthcheck := flag.Bool("healthcheck", false, "GET /health on the local server and exit 0 if it answers 200")
 	get := flag.String("get", "", "GET this URL, print the body, exit 0 if it answers 200 (a client for in-cluster checks: the image has no curl)")
+	load := flag.Duration("for", 0, "with -get: GET the URL every 20ms for this long, print a JSON summary (requests, failed, the \"version\" each answer reported, in order of change) and exit 0 if none failed")
 	flag.Parse()
+	if *get != "" && *load > 0 {
+		os.Exit(loadTest(*get, *load))
+	}
 	if *get != "" {
 		os.Exit(fetch(*get))
 	}
@@ -137,6 +141,48 @@ func fetch(url string) int {
 	_, _ = io.Copy(os.Stdout, io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
 		fmt.Fprintln(os.Stderr, "get: status", resp.StatusCode)
+		return 1
+	}
+	return 0
+}
+
+// loadTest GETs url every 20ms for d and prints one JSON line: how many requests, how many
+// failed (error or not 200), and the sequence of versions the answers reported (each change
+// once), e.g. ["v1","v2"].
+func loadTest(url string, d time.Duration) int {
+	// A new connection per request, as separate clients would: a kept-alive connection
+	// stays with the pod it first reached, whatever the Service selects later.
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	var requests, failed int
+	var versions []string
+	var errs []string
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		requests++
+		resp, err := client.Get(url)
+		if err != nil {
+			failed++
+			errs = append(errs, err.Error())
+			continue
+		}
+		var body struct {
+			Version string `json:"version"`
+		}
+		derr := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || derr != nil {
+			failed++
+			errs = append(errs, fmt.Sprintf("status %d %v", resp.StatusCode, derr))
+			continue
+		}
+		if len(versions) == 0 || versions[len(versions)-1] != body.Version {
+			versions = append(versions, body.Version)
+		}
+	}
+	if len(errs) > 5 {
+		errs = errs[:5]
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"requests": requests, "failed": failed, "versions": versions, "errors": errs})
+	if failed > 0 {
 		return 1
 	}
 	return 0

@@ -87,13 +87,10 @@ pub fn evaluate(probe_output: &str, want_id: u32) -> Vec<Property> {
 
 /// Mount options of the last mount on `/` (the one the process sees).
 fn root_mount_options(mountinfo: &str) -> Option<String> {
-    mountinfo
-        .lines()
-        .rev()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 5 && f[4] == "/").then(|| f[5].to_string())
-        })
+    mountinfo.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 5 && f[4] == "/").then(|| f[5].to_string())
+    })
 }
 
 #[cfg(test)]
