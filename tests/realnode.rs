@@ -563,3 +563,90 @@ async fn bluegreen_switch_and_rollback_move_real_traffic_without_losing_a_reques
     assert_eq!(s["versions"], serde_json::json!(["v1", "v2", "v1"]), "{s}");
     k8s::cleanup_app(&admin, NS, &app).await;
 }
+
+fn secret_checks(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "SECRET-IN-PROCESS")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn rotation_reaches_the_process_compared_by_keyed_fingerprint() {
+    let Some(kc) = real_cluster("rotation_reaches_the_process").await else {
+        return;
+    };
+    let app = format!("rn-rot-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let extra = format!(
+        "secrets:\n  - name: {app}-creds\n    keys:\n      password:\n        generate: {{bytes: 32}}\nenv:\n  - name: APP_PASSWORD\n    secretKeyRef: {{name: {app}-creds, key: password}}\n"
+    );
+    let p = k8s::project(&pake_yaml(&app, &extra), &[]);
+    good_revision(&kc, p.path()).await;
+    let verify = |expect_ok: bool| {
+        let out = k8s::pake(
+            &kc,
+            p.path(),
+            &[
+                "--context",
+                k8s::DEPLOYER,
+                "--env",
+                "test",
+                "verify",
+                "-o",
+                "json",
+            ],
+            &[],
+        );
+        assert_eq!(out.status.success(), expect_ok, "{}", k8s::text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        secret_checks(&v)
+    };
+    let creds = format!("{app}-creds");
+    let before = verify(true);
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0]["ok"], true, "{before:?}");
+
+    // A new value the running process does not have: verify must fail.
+    pake_ok(&kc, p.path(), &["rotate-secret", &creds, "--no-restart"]);
+    let stale = verify(false);
+    assert_eq!(stale[0]["ok"], false, "{stale:?}");
+    assert!(
+        stale[0]["message"].as_str().unwrap().contains("differ"),
+        "{stale:?}"
+    );
+
+    // The rotation with its restart reaches the new process; the old pod is gone.
+    pake_ok(&kc, p.path(), &["rotate-secret", &creds]);
+    let after = verify(true);
+    assert_eq!(after[0]["ok"], true, "{after:?}");
+    let pods = Api::<Pod>::namespaced(admin.clone(), NS)
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .unwrap();
+    assert!(
+        pods.items
+            .iter()
+            .all(|p| p.metadata.deletion_timestamp.is_none()
+                && !before[0]["object"]
+                    .as_str()
+                    .unwrap()
+                    .contains(p.metadata.name.as_deref().unwrap())),
+        "an old pod is still there"
+    );
+    // The probe's key Secret is gone again.
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admin.clone(), NS)
+        .list(&ListParams::default().labels("pake.dev/purpose=probe-key"))
+        .await
+        .unwrap();
+    assert!(
+        secrets
+            .items
+            .iter()
+            .all(|s| !s.metadata.labels.as_ref().unwrap()["app"].eq(&app))
+    );
+    k8s::cleanup_app(&admin, NS, &app).await;
+}

@@ -33,6 +33,7 @@ pub async fn run_in_pod(
     target: &str,
     image: &str,
     command: &[&str],
+    env: &[serde_json::Value],
     uid: u32,
     timeout: Duration,
 ) -> std::result::Result<String, ProbeError> {
@@ -46,6 +47,7 @@ pub async fn run_in_pod(
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": command,
+        "env": env,
         "targetContainerName": target,
         "terminationMessagePolicy": "File",
         "securityContext": {
