@@ -11,6 +11,7 @@ pub mod guide;
 pub mod image;
 pub mod lines;
 pub mod netpol;
+pub mod posture;
 pub mod pss;
 pub mod secrets;
 

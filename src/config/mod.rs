@@ -68,6 +68,12 @@ pub struct ProjectConfig {
     /// checkout's own choice, `pake env use`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_environment: Option<String>,
+    /// Pod nodeSelector (e.g. `pake.dev/node: real` for the local cluster's real node).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Pod tolerations, as in the Pod spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
     #[serde(default)]
     pub audit: AuditConfig,
     /// Directory of templates, relative to pake.yaml (default `templates`).
@@ -328,6 +334,30 @@ pub struct EnvironmentOverride {
     /// Protected environments need `--yes` (or an interactive confirmation).
     #[serde(default)]
     pub protected: bool,
+    /// Replaces the project's nodeSelector for this environment.
+    #[serde(default)]
+    pub node_selector: Option<BTreeMap<String, String>>,
+    /// Replaces the project's tolerations for this environment.
+    #[serde(default)]
+    pub tolerations: Option<Vec<Toleration>>,
+}
+
+/// A pod toleration, with the Pod spec's field names; rendered into the pod template as is.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Toleration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `Equal` (the default) or `Exists`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`; empty matches all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toleration_seconds: Option<i64>,
 }
 
 /// Per-project changes to checks: turn off or change severity, with a reason.
@@ -369,6 +399,8 @@ pub struct Resolved {
     pub ingress: Option<IngressConfig>,
     pub env_vars: Vec<EnvVar>,
     pub protected: bool,
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<Toleration>,
     /// Directory holding pake.yaml.
     pub root: PathBuf,
     pub templates_dir: PathBuf,
@@ -446,6 +478,14 @@ impl Project {
             ingress: o.ingress.clone().or_else(|| c.ingress.clone()),
             env_vars: c.env.clone(),
             protected: o.protected,
+            node_selector: o
+                .node_selector
+                .clone()
+                .unwrap_or_else(|| c.node_selector.clone()),
+            tolerations: o
+                .tolerations
+                .clone()
+                .unwrap_or_else(|| c.tolerations.clone()),
             templates_dir: root.join(c.templates.clone().unwrap_or_else(|| "templates".into())),
             workflows_dir: root.join(c.workflows.clone().unwrap_or_else(|| "workflows".into())),
             root,

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod apply;
 pub mod fields;
+pub mod debug;
 pub mod list;
 pub mod retry;
 

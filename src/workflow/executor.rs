@@ -78,9 +78,23 @@ pub struct CheckResult {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// Nothing could be proven either way (e.g. what runs inside a container on a
+    /// simulated node): `ok` is true so it fails nothing, and it is never shown as a pass.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_provable: bool,
 }
 
 impl CheckResult {
+    pub fn not_provable(check: &str, object: impl Into<String>, why: impl Into<String>) -> Self {
+        CheckResult {
+            check: check.into(),
+            object: object.into(),
+            ok: true,
+            message: format!("not provable: {}", why.into()),
+            fix: None,
+            not_provable: true,
+        }
+    }
     pub fn pass(check: &str, object: impl Into<String>, message: impl Into<String>) -> Self {
         CheckResult {
             check: check.into(),
@@ -88,6 +102,7 @@ impl CheckResult {
             ok: true,
             message: message.into(),
             fix: None,
+            not_provable: false,
         }
     }
     pub fn fail(
@@ -102,6 +117,7 @@ impl CheckResult {
             ok: false,
             message: message.into(),
             fix: Some(fix.into()),
+            not_provable: false,
         }
     }
 }
