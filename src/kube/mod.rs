@@ -3,8 +3,8 @@
 
 pub mod access;
 pub mod apply;
-pub mod fields;
 pub mod debug;
+pub mod fields;
 pub mod list;
 pub mod retry;
 
