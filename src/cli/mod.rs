@@ -94,7 +94,7 @@ impl Global {
 /// stdout stays the result): which environment and why, which kubeconfig
 /// context, which namespace.
 pub fn announce(g: &Global, project: &Project, r: &Resolved, context: Option<&str>) {
-    eprintln!("{}", context_line(g, project, r, context));
+    crate::output::err_line(context_line(g, project, r, context));
 }
 
 pub fn context_line(g: &Global, project: &Project, r: &Resolved, context: Option<&str>) -> String {
