@@ -419,7 +419,7 @@ async fn verify_proves_the_runtime_posture_from_inside_the_process() {
     assert_eq!(checks.len(), 1, "{checks:?}");
     let c = &checks[0];
     assert_eq!(c["ok"], true, "{c}");
-    assert!(c.get("not_provable").is_none(), "{c}");
+    assert!(c.get("notProvable").is_none(), "{c}");
     let m = c["message"].as_str().unwrap();
     for seen in [
         "Uid 1000 1000 1000 1000",
@@ -462,7 +462,7 @@ async fn verify_on_a_simulated_node_says_not_provable() {
     let checks = posture_checks(&verify_json(&kc, p.path()));
     assert_eq!(checks.len(), 2, "{checks:?}");
     for c in &checks {
-        assert_eq!(c["not_provable"], true, "{c}");
+        assert_eq!(c["notProvable"], true, "{c}");
         let m = c["message"].as_str().unwrap();
         assert!(
             m.starts_with("not provable: simulated node kwok-node-"),
