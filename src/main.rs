@@ -1,14 +1,12 @@
 //! The `pake` binary: parse arguments, run the command, print errors, exit.
 
-use clap::Parser;
-
 fn main() {
     // Die quietly on a closed pipe (`pake render | head`), like other CLI tools.
     #[cfg(unix)]
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = pake::cli::Cli::parse();
+    let cli = pake::cli::parse();
     let color = cli.global.color;
     init_tracing(cli.global.verbose, color);
     let rt = tokio::runtime::Builder::new_multi_thread()

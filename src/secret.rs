@@ -11,13 +11,17 @@ use std::fmt;
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
 
 pub const REDACTED: &str = "<redacted>";
 
-/// Secret bytes. Never printed, never serialized, zeroed on drop.
-pub struct SecretValue(Vec<u8>);
+/// Secret bytes. Never printed, never serialized, zeroed on drop (`zeroize`,
+/// whose writes the optimizer cannot remove; the whole capacity is cleared).
+#[derive(Clone)]
+pub struct SecretValue(Zeroizing<Vec<u8>>);
 
 impl SecretValue {
     /// `n` random bytes from the OS CSPRNG, base64 encoded (what the guide's
@@ -27,14 +31,14 @@ impl SecretValue {
         getrandom::fill(&mut raw)
             .map_err(|e| Error::failed(format!("OS random number generator failed: {e}")))?;
         let encoded = base64::engine::general_purpose::STANDARD.encode(&raw);
-        zero(&mut raw);
-        Ok(SecretValue(encoded.into_bytes()))
+        raw.zeroize();
+        Ok(SecretValue(Zeroizing::new(encoded.into_bytes())))
     }
 
     /// The value of an environment variable. The variable's name is safe to show; its value is not.
     pub fn from_env(var: &str) -> Result<Self> {
         match std::env::var_os(var) {
-            Some(v) if !v.is_empty() => Ok(SecretValue(v.into_encoded_bytes())),
+            Some(v) if !v.is_empty() => Ok(SecretValue(Zeroizing::new(v.into_encoded_bytes()))),
             Some(_) => Err(
                 Error::usage(format!("environment variable {var} is empty")).fix(format!(
                     "export {var} from your secret store (e.g. a CI secret) before running pake"
@@ -50,10 +54,12 @@ impl SecretValue {
 
     /// The contents of a file (a trailing newline is kept, as kubectl's --from-file does).
     pub fn from_file(path: &std::path::Path) -> Result<Self> {
-        std::fs::read(path).map(SecretValue).map_err(|e| {
-            Error::usage(format!("cannot read secret file {}: {e}", path.display()))
-                .fix("check the path in pake.yaml or on the command line, and its permissions")
-        })
+        std::fs::read(path)
+            .map(SecretValue::from_bytes)
+            .map_err(|e| {
+                Error::usage(format!("cannot read secret file {}: {e}", path.display()))
+                    .fix("check the path in pake.yaml or on the command line, and its permissions")
+            })
     }
 
     /// The standard output of a command run through `sh -c` (e.g. `vault kv get -field=password ...`),
@@ -68,14 +74,14 @@ impl SecretValue {
             .map_err(|e| Error::usage(format!("cannot run secret command `{cmd}`: {e}")))?;
         if !out.status.success() {
             let mut o = out.stdout;
-            zero(&mut o);
+            o.zeroize();
             return Err(Error::failed(format!(
                 "secret command `{cmd}` failed with {}",
                 out.status
             ))
             .fix("run the command by hand and check that it prints only the secret value"));
         }
-        let mut v = out.stdout;
+        let mut v = Zeroizing::new(out.stdout);
         if v.last() == Some(&b'\n') {
             v.pop();
         }
@@ -89,7 +95,7 @@ impl SecretValue {
 
     /// Wrap bytes that are already secret (e.g. read back from the cluster).
     pub fn from_bytes(v: Vec<u8>) -> Self {
-        SecretValue(v)
+        SecretValue(Zeroizing::new(v))
     }
 
     /// The bytes, for building an API request body. Do not log them.
@@ -124,22 +130,10 @@ impl SecretValue {
     }
 }
 
-impl Clone for SecretValue {
-    fn clone(&self) -> Self {
-        SecretValue(self.0.clone())
-    }
-}
-
 impl PartialEq for SecretValue {
+    /// Constant time in the contents (`subtle`); lengths are not secret.
     fn eq(&self, other: &Self) -> bool {
-        // Constant-time enough for our use: lengths are not secret.
-        self.0.len() == other.0.len()
-            && self
-                .0
-                .iter()
-                .zip(&other.0)
-                .fold(0u8, |a, (x, y)| a | (x ^ y))
-                == 0
+        self.0.as_slice().ct_eq(other.0.as_slice()).into()
     }
 }
 
@@ -152,19 +146,6 @@ impl fmt::Debug for SecretValue {
 impl fmt::Display for SecretValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(REDACTED)
-    }
-}
-
-impl Drop for SecretValue {
-    fn drop(&mut self) {
-        zero(&mut self.0);
-    }
-}
-
-fn zero(v: &mut [u8]) {
-    for b in v.iter_mut() {
-        // volatile so the compiler cannot drop the writes as dead stores
-        unsafe { std::ptr::write_volatile(b, 0) };
     }
 }
 
@@ -195,6 +176,14 @@ mod tests {
             SecretValue::from_bytes(b"demo2".to_vec()).fingerprint(&k1)
         );
         assert!(!v.fingerprint(&k1).contains(&v.sha256()));
+    }
+
+    #[test]
+    fn equality_compares_contents() {
+        let a = SecretValue::from_bytes(b"same".to_vec());
+        assert_eq!(a, SecretValue::from_bytes(b"same".to_vec()));
+        assert_ne!(a, SecretValue::from_bytes(b"samf".to_vec()));
+        assert_ne!(a, SecretValue::from_bytes(b"same!".to_vec()));
     }
 
     #[test]

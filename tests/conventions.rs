@@ -592,3 +592,41 @@ fn every_document_has_the_header_and_camel_case_keys() {
         assert_camel_case(&v, kind);
     }
 }
+
+#[test]
+fn completions_man_pages_and_kubectl_plugin_mode() {
+    let d = tempfile::tempdir().unwrap();
+    let out = pake_as_typed(d.path(), &["completion", "bash"], &[]);
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && t.contains("_pake()") && t.contains("rotate-secret"),
+        "{t}"
+    );
+    for shell in ["zsh", "fish", "powershell"] {
+        let out = pake_as_typed(d.path(), &["completion", shell], &[]);
+        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
+    }
+    let man = d.path().join("man/man1");
+    let out = pake_as_typed(d.path(), &["man", "--dir", man.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    for page in [
+        "pake.1",
+        "pake-deploy.1",
+        "pake-env.1",
+        "pake-bluegreen-switch.1",
+    ] {
+        let text =
+            std::fs::read_to_string(man.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page}");
+    }
+    // A `kubectl-pake` link on PATH is a kubectl plugin; its usage says so.
+    let link = d.path().join("kubectl-pake");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_pake"), &link).unwrap();
+    let out = Command::new(&link)
+        .arg("deploy")
+        .arg("--help")
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert!(t.contains("Usage: kubectl pake deploy"), "{t}");
+}
