@@ -307,6 +307,7 @@ async fn the_commands_pake_is_known_by_work_as_written() {
                 .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", k8s::text(&out)));
             assert_eq!(v["kind"], kind, "{args:?}");
             assert_camel_case(&v, kind);
+            conforms_to_schema(p.path(), &v);
         }
     }
     // The Service of the default environment now serves v2.
@@ -590,6 +591,7 @@ fn every_document_has_the_header_and_camel_case_keys() {
         assert_eq!(v["apiVersion"], "pake.dev/v1", "{args:?}");
         assert_eq!(v["kind"], kind, "{args:?}");
         assert_camel_case(&v, kind);
+        conforms_to_schema(p.path(), &v);
     }
 }
 
@@ -629,4 +631,134 @@ fn completions_man_pages_and_kubectl_plugin_mode() {
         .unwrap();
     let t = String::from_utf8_lossy(&out.stdout);
     assert!(t.contains("Usage: kubectl pake deploy"), "{t}");
+}
+
+/// The keys of `v` that `schema` does not allow (a small walker over the
+/// properties/`$ref`/`anyOf` that schemars emits; enough to catch a field the
+/// schema does not know, or one it refuses).
+fn unknown_keys(
+    root: &serde_json::Value,
+    schema: &serde_json::Value,
+    v: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    let schema = match schema["$ref"].as_str() {
+        Some(r) => {
+            let name = r.trim_start_matches("#/$defs/");
+            &root["$defs"][name]
+        }
+        None => schema,
+    };
+    if let Some(alts) = schema["anyOf"].as_array().or(schema["oneOf"].as_array()) {
+        for a in alts {
+            if a["type"] != "null" {
+                unknown_keys(root, a, v, path, out);
+            }
+        }
+        return;
+    }
+    match v {
+        serde_json::Value::Object(m) => {
+            let props = schema["properties"].as_object();
+            for (k, val) in m {
+                match props.and_then(|p| p.get(k)) {
+                    Some(s) => unknown_keys(root, s, val, &format!("{path}.{k}"), out),
+                    None => match &schema["additionalProperties"] {
+                        serde_json::Value::Bool(false) => out.push(format!("{path}.{k}")),
+                        serde_json::Value::Object(_) => unknown_keys(
+                            root,
+                            &schema["additionalProperties"],
+                            val,
+                            &format!("{path}.{k}"),
+                            out,
+                        ),
+                        _ => {}
+                    },
+                }
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                unknown_keys(root, &schema["items"], x, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn schemas_are_generated_published_and_used_by_init() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let d = tempfile::tempdir().unwrap();
+    let out = pake_as_typed(d.path(), &["schema", "config"], &[]);
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The published copy is what the binary generates (regenerate with
+    // `pake schema config > schemas/pake.schema.json`).
+    let published: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("schemas/pake.schema.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(schema, published, "schemas/pake.schema.json is stale");
+    assert_eq!(schema["additionalProperties"], false);
+    // Every pake.yaml pake ships passes; a literal secret value does not.
+    for f in ["examples/backend/pake.yaml", "templates/pake.yaml"] {
+        let text = std::fs::read_to_string(root.join(f)).unwrap();
+        let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let mut bad = Vec::new();
+        unknown_keys(&schema, &schema, &v, "", &mut bad);
+        assert!(bad.is_empty(), "{f}: {bad:?}");
+    }
+    let v: serde_json::Value = serde_saphyr::from_str(
+        "app: a\nimage: i\nsecrets:\n  - name: s\n    keys:\n      password:\n        value: hunter2\nreplicaz: 3\nenvironments:\n  dev: {namespace: d}\n",
+    )
+    .unwrap();
+    let mut bad = Vec::new();
+    unknown_keys(&schema, &schema, &v, "", &mut bad);
+    assert_eq!(bad, [".secrets[0].keys.password.value", ".replicaz"]);
+    // init writes the yaml-language-server line.
+    let out = pake_as_typed(d.path(), &["init", "--app", "demo"], &[]);
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    let written = std::fs::read_to_string(d.path().join("pake.yaml")).unwrap();
+    assert!(
+        written.starts_with("# yaml-language-server: $schema=https://"),
+        "{written}"
+    );
+    for name in [
+        "deploy-report",
+        "audit-report",
+        "build-report",
+        "release-status",
+    ] {
+        let out = pake_as_typed(d.path(), &["schema", name], &[]);
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            s["properties"]["apiVersion"]["const"], "pake.dev/v1",
+            "{name}"
+        );
+        assert_eq!(s["required"][1], "kind", "{name}");
+    }
+}
+
+/// A document whose kind has a schema (`pake schema`) uses only keys it declares.
+fn conforms_to_schema(dir: &Path, v: &serde_json::Value) {
+    let name = match v["kind"].as_str() {
+        Some("DeployReport") => "deploy-report",
+        Some("AuditReport") => "audit-report",
+        Some("BuildReport") => "build-report",
+        Some("ReleaseStatus") => "release-status",
+        _ => return,
+    };
+    let out = pake_as_typed(dir, &["schema", name], &[]);
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut bad = Vec::new();
+    unknown_keys(&schema, &schema, v, "", &mut bad);
+    assert!(bad.is_empty(), "{name}: keys outside the schema: {bad:?}");
+    for req in schema["required"].as_array().unwrap() {
+        assert!(
+            v.get(req.as_str().unwrap()).is_some(),
+            "{name}: {req} missing"
+        );
+    }
 }

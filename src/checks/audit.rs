@@ -57,7 +57,7 @@ pub struct SourceObject {
 }
 
 /// The whole audit, as `-o json` prints it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditReport {
     pub results: Vec<ObjectResult>,
@@ -68,7 +68,7 @@ pub struct AuditReport {
     pub summary: Summary,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectResult {
     pub source: String,
@@ -85,7 +85,7 @@ pub struct ObjectResult {
     pub findings: Vec<FindingOut>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PssResult {
     pub level: Level,
@@ -98,7 +98,7 @@ pub struct PssResult {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ViolationOut {
     pub check: &'static str,
@@ -109,7 +109,7 @@ pub struct ViolationOut {
     pub suppressed: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FindingOut {
     pub id: String,
@@ -123,14 +123,14 @@ pub struct FindingOut {
     pub overridden: Option<SeverityOverride>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SeverityOverride {
     pub from: Severity,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Suppressed {
     pub id: String,
@@ -141,7 +141,7 @@ pub struct Suppressed {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppliedOverride {
     pub id: String,
@@ -156,7 +156,7 @@ pub struct AppliedOverride {
     pub unknown: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub files: usize,

@@ -14,6 +14,7 @@ pub mod history;
 pub mod init;
 pub mod render;
 pub mod rotate;
+pub mod schema;
 pub mod status;
 pub mod verify;
 pub mod version;
@@ -149,6 +150,8 @@ pub enum Command {
     Completion(completion::CompletionArgs),
     /// The man page (or, with --dir, one page per command).
     Man(completion::ManArgs),
+    /// JSON Schema of pake.yaml (`config`) or of a report (`deploy-report`, `audit-report`, ...).
+    Schema(schema::SchemaArgs),
 }
 
 /// Parse the command line. Run as `kubectl-pake` (a kubectl plugin: a link
@@ -189,6 +192,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Help(a) => help::run(&g, a).await,
         Command::Completion(a) => completion::completion(&g, a).await,
         Command::Man(a) => completion::man(&g, a).await,
+        Command::Schema(a) => schema::run(&g, a).await,
     }
 }
 

@@ -75,7 +75,7 @@ impl Default for Options {
 }
 
 /// Everything `pake build` did, for `-o json` and for tests.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildReport {
     pub ok: bool,
@@ -110,14 +110,14 @@ pub struct BuildReport {
     pub failure: Option<Failure>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Checks {
     pub dockerfile: Vec<Finding>,
     pub image: Vec<Finding>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Durations {
     pub checks: u64,
@@ -131,7 +131,7 @@ pub struct Durations {
     pub total: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Failure {
     /// Which stage failed: checks, engine, context, build, image-checks, smoke, scan, push, sign, record.
@@ -142,7 +142,7 @@ pub struct Failure {
     pub exit_code: i32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SmokeResult {
     /// `passed` or `failed`.
@@ -166,7 +166,7 @@ pub struct SmokeResult {
     pub removed: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ToolResult {
     /// `passed`, `failed` or `skipped`.
@@ -175,7 +175,7 @@ pub struct ToolResult {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PushResult {
     pub digest: String,
