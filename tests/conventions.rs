@@ -762,3 +762,58 @@ fn conforms_to_schema(dir: &Path, v: &serde_json::Value) {
         );
     }
 }
+
+/// docs/init.md lists exactly what `pake init` writes.
+#[test]
+fn docs_init_lists_exactly_what_init_writes() {
+    let doc =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/init.md"))
+            .unwrap();
+    let table = &doc[doc.find("## What it writes").unwrap()..doc.find("## Output").unwrap()];
+    let mut documented: Vec<String> = table
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect();
+    documented.sort();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("My_App");
+    std::fs::create_dir(&dir).unwrap();
+    let out = pake_as_typed(&dir, &["init"], &[]);
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    let mut written: Vec<String> = walkdir::WalkDir::new(&dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            e.path()
+                .strip_prefix(&dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    written.sort();
+    assert_eq!(documented, written);
+    let count = written.len() - 1; // .gitignore is only appended to
+    assert!(
+        table.contains("Seventeen files") && count == 17,
+        "{count} files"
+    );
+    // The folder name became a DNS label.
+    let cfg = std::fs::read_to_string(dir.join("pake.yaml")).unwrap();
+    assert!(cfg.contains("\napp: my-app\n"), "{cfg}");
+    // The deployer roles are the ones pake ships.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for f in [
+        "deployer-cluster.yaml",
+        "deployer-role.yaml",
+        "deployer-rolebinding.yaml",
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(dir.join("templates/rbac").join(f)).unwrap(),
+            std::fs::read_to_string(root.join("templates/rbac").join(f)).unwrap()
+        );
+    }
+}
