@@ -817,3 +817,41 @@ fn docs_init_lists_exactly_what_init_writes() {
         );
     }
 }
+
+#[test]
+fn github_actions_annotations_and_step_summary() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: evil\nspec:\n  containers:\n    - name: c\n      image: x:1\n      securityContext:\n        privileged: true\n",
+    )
+    .unwrap();
+    let summary = d.path().join("summary.md");
+    let out = pake_as_typed(
+        d.path(),
+        &["audit", "pod.yaml", "-o", "json"],
+        &[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", k8s::text(&out));
+    // stdout stays one JSON document; annotations go to stderr.
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "AuditReport");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("::error file=pod.yaml,line=")
+                && l.contains("title=pake audit%3A")),
+        "{err}"
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.starts_with("### pake audit: 1 objects in 1 files ❌"),
+        "{md}"
+    );
+    // Outside GitHub Actions: no workflow commands.
+    let out = pake_as_typed(d.path(), &["audit", "pod.yaml"], &[]);
+    assert!(!k8s::text(&out).contains("::error"), "{}", k8s::text(&out));
+}
