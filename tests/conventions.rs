@@ -238,6 +238,10 @@ async fn the_commands_pake_is_known_by_work_as_written() {
             "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-system",
         ),
         (
+            &["bluegreen", "switch", "v2", "--dry-run"],
+            "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-system",
+        ),
+        (
             &["bluegreen", "switch", "v2"],
             "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-system",
         ),
@@ -247,6 +251,13 @@ async fn the_commands_pake_is_known_by_work_as_written() {
         ),
     ];
     let mut failure = None;
+    let selected = |admin: kube::Client, app: String| async move {
+        kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(admin, "pake-system")
+            .get(&app)
+            .await
+            .ok()
+            .and_then(|s| s.spec?.selector?.get("version").cloned())
+    };
     for (args, header) in &steps {
         let (ok, text, first) = run(args);
         if !ok || first != *header {
@@ -255,6 +266,14 @@ async fn the_commands_pake_is_known_by_work_as_written() {
                 args.join(" ")
             ));
             break;
+        }
+        // A dry run moves no traffic.
+        if args.contains(&"--dry-run") {
+            let now = selected(admin.clone(), app.clone()).await;
+            if now.as_deref() != Some("v1") || !text.contains("would go ahead") {
+                failure = Some(format!("dry run switched to {now:?}:\n{text}"));
+                break;
+            }
         }
     }
     // A protected environment chosen for the checkout is never reached
