@@ -66,6 +66,10 @@ pub fn with_header(kind: &str, v: &impl serde::Serialize) -> serde_json::Value {
     doc.insert("kind".into(), kind.into());
     match body {
         serde_json::Value::Object(m) => {
+            debug_assert!(
+                !m.contains_key("apiVersion") && !m.contains_key("kind"),
+                "a {kind} field collides with the document header"
+            );
             for (k, v) in m {
                 if k != "apiVersion" && k != "kind" {
                     doc.insert(k, v);
@@ -316,11 +320,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_comes_first_and_wins() {
-        let v = with_header(
-            "DeployReport",
-            &serde_json::json!({"kind": "x", "ok": true, "apiVersion": "y"}),
-        );
+    fn header_comes_first() {
+        let v = with_header("DeployReport", &serde_json::json!({"ok": true}));
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["apiVersion", "kind", "ok"]);
         assert_eq!(v["kind"], "DeployReport");

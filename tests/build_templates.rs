@@ -149,8 +149,9 @@ fn a_root_dockerfile_is_refused_without_contacting_the_engine() {
         .collect();
     assert!(ids.contains(&"DOCKERFILE-USER-ROOT"), "{ids:?}");
     assert_eq!(
-        v["apiVersion"],
+        v["engineApiVersion"],
         serde_json::Value::Null,
         "the engine was never asked"
     );
+    assert_eq!(v["apiVersion"], "pake.dev/v1");
 }

@@ -93,6 +93,8 @@ pub struct BuildReport {
     pub context_excluded: usize,
     /// `classic` (the engine's first builder, served down to API 1.41).
     pub builder: String,
+    /// The engine's API version (`apiVersion` is the document header's).
+    #[serde(rename = "engineApiVersion")]
     pub api_version: Option<String>,
     pub checks: Checks,
     /// Static-check errors overridden by `--force`.
