@@ -127,7 +127,7 @@ fn violation_field(obj: &Value, check: &str, detail: &str) -> FieldPath {
 }
 
 /// The whole audit, as `-o json` prints it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditReport {
     pub results: Vec<ObjectResult>,
@@ -141,7 +141,7 @@ pub struct AuditReport {
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectResult {
     pub source: String,
@@ -158,7 +158,7 @@ pub struct ObjectResult {
     pub findings: Vec<FindingOut>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PssResult {
     pub level: Level,
@@ -171,7 +171,7 @@ pub struct PssResult {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ViolationOut {
     pub check: &'static str,
@@ -185,7 +185,7 @@ pub struct ViolationOut {
     pub suppressed: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FindingOut {
     pub id: String,
@@ -203,14 +203,14 @@ pub struct FindingOut {
     pub overridden: Option<SeverityOverride>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SeverityOverride {
     pub from: Severity,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Suppressed {
     pub id: String,
@@ -223,7 +223,7 @@ pub struct Suppressed {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppliedOverride {
     pub id: String,
@@ -238,7 +238,7 @@ pub struct AppliedOverride {
     pub unknown: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub files: usize,

@@ -21,7 +21,7 @@ pub const FILE_NAME: &str = "pake.yaml";
 pub const NEVER_HARDCODE: &str = "Never Hardcode Secrets: a secret value written into pake.yaml or a template ends up in git history, CI logs and every copy of the repository. Reference it instead: `fromEnv: VAR` (e.g. a CI secret), `fromFile: PATH`, `fromCommand: \"vault kv get -field=password ...\"`, or `generate: {bytes: 32}`; pods read it through `valueFrom.secretKeyRef`.";
 
 /// The whole of pake.yaml.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProjectConfig {
     /// Application name: the `app` label and the base of object names.
@@ -101,7 +101,7 @@ fn default_health_path() -> String {
 }
 
 /// Requests and limits (the guide's defaults).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Resources {
     #[serde(default)]
@@ -119,7 +119,7 @@ impl Default for Resources {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ResourceList {
     pub cpu: String,
@@ -150,7 +150,7 @@ impl ResourceList {
 }
 
 /// How `pake build` builds the image.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BuildConfig {
     #[serde(default = "default_dockerfile")]
@@ -184,7 +184,7 @@ fn default_context() -> PathBuf {
 }
 
 /// A Kubernetes Secret pake creates from external sources.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretSpec {
     pub name: String,
@@ -193,7 +193,7 @@ pub struct SecretSpec {
 }
 
 /// Where a secret value comes from. Exactly one field is set.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,12 +208,14 @@ pub struct SecretSource {
     /// Generate random bytes (base64) the first time; keep the existing value afterwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate: Option<Generate>,
-    /// Refused: present only so we can explain why.
+    /// Refused: present only so we can explain why (absent from the schema,
+    /// so editors flag it too).
     #[serde(default, skip_serializing)]
+    #[schemars(skip)]
     pub value: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Generate {
     #[serde(default = "default_bytes")]
@@ -225,7 +227,7 @@ fn default_bytes() -> usize {
 }
 
 /// A container environment variable: a plain value (not for secrets) or a reference.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvVar {
     pub name: String,
@@ -236,7 +238,7 @@ pub struct EnvVar {
     pub secret_key_ref: Option<SecretKeyRef>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretKeyRef {
     pub name: String,
@@ -244,7 +246,7 @@ pub struct SecretKeyRef {
 }
 
 /// NetworkPolicy allows on top of the default deny.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NetworkConfig {
     /// Apps allowed to reach this one on its port (the guide: frontend -> backend:8000).
@@ -275,7 +277,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EgressRule {
     /// `app` label of the destination pods in the same namespace.
@@ -293,7 +295,7 @@ fn tcp() -> String {
     "TCP".into()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IngressConfig {
     pub host: String,
@@ -316,7 +318,7 @@ fn default_ingress_class() -> String {
 }
 
 /// What an environment may override.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvironmentOverride {
     #[serde(default)]
@@ -361,14 +363,14 @@ pub struct Toleration {
 }
 
 /// Per-project changes to checks: turn off or change severity, with a reason.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuditConfig {
     #[serde(default)]
     pub checks: BTreeMap<String, CheckOverride>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CheckOverride {
     #[serde(default = "yes")]

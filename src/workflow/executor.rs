@@ -60,7 +60,7 @@ pub struct Ctx<'a> {
 }
 
 /// What happened to one object.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectResult {
     pub object: String,
@@ -69,7 +69,7 @@ pub struct ObjectResult {
 }
 
 /// A verification result: one check on one object.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckResult {
     pub check: String,
@@ -122,7 +122,7 @@ impl CheckResult {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StepReport {
     pub name: String,
@@ -135,7 +135,7 @@ pub struct StepReport {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorReport {
     /// Exit code class of the error.
@@ -157,7 +157,7 @@ impl From<&Error> for ErrorReport {
 }
 
 /// The final report (`-o json` prints it whole).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub ok: bool,
