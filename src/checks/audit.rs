@@ -399,7 +399,8 @@ fn audit_source_objects(
             .on(guide::object_ref(&o.object))
             .fix("fix the object's structure (the API server would reject it too)"));
         }
-        let pss = match pss::pod_of(&o.object) {
+        let obj = &o.object;
+        let pss = match pss::pod_of(obj) {
             None => None,
             Some(Ok(pod)) => {
                 let v = pss::evaluate(opts.level, opts.version, &pod);
@@ -413,7 +414,7 @@ fn audit_source_objects(
                         .into_iter()
                         .map(|x| ViolationOut {
                             line: o
-                                .line_of(&violation_field(&o.object, x.check, &x.detail))
+                                .line_of(&violation_field(obj, x.check, &x.detail))
                                 .or(o.line),
                             check: x.check,
                             reason: x.reason,
@@ -426,8 +427,7 @@ fn audit_source_objects(
             Some(Err(e)) => return Err(decode_error(o, &e)),
         };
         let meta = |k: &str| {
-            o.object
-                .get("metadata")
+            obj.get("metadata")
                 .and_then(|m| m.get(k))
                 .and_then(Value::as_str)
                 .map(input::escape_control)
@@ -435,8 +435,7 @@ fn audit_source_objects(
         results.push(ObjectResult {
             source: o.source.clone(),
             document: o.document,
-            kind: o
-                .object
+            kind: obj
                 .get("kind")
                 .and_then(Value::as_str)
                 .map(input::escape_control)

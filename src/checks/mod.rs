@@ -89,6 +89,7 @@ pub struct Finding {
     /// The offending field inside the object (for manifests), which `pake
     /// audit` turns into `line`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
     pub field: Option<FieldPath>,
 }
 

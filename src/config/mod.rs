@@ -345,7 +345,7 @@ pub struct EnvironmentOverride {
 }
 
 /// A pod toleration, with the Pod spec's field names; rendered into the pod template as is.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Toleration {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -183,7 +183,8 @@ pub struct Report {
 }
 
 /// A dead run's revision, as this run found it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Interrupted {
     pub revision: u32,
     pub action: String,
