@@ -7,7 +7,7 @@
 use std::fmt;
 
 /// Process exit codes (documented in README.md and docs/).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ExitCode {
     /// Everything passed.

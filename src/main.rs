@@ -1,7 +1,5 @@
 //! The `pake` binary: parse arguments, run the command, print errors, exit.
 
-use clap::Parser;
-
 fn main() {
     pake::kube::stats::start();
     // A closed pipe must not kill pake half way through a deploy (a write to
@@ -12,7 +10,7 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
-    let cli = pake::cli::Cli::parse();
+    let cli = pake::cli::parse();
     let color = cli.global.color;
     init_tracing(cli.global.verbose, color);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -108,6 +108,10 @@ pub fn with_header(kind: &str, v: &impl serde::Serialize) -> serde_json::Value {
     doc.insert("kind".into(), kind.into());
     match body {
         serde_json::Value::Object(m) => {
+            debug_assert!(
+                !m.contains_key("apiVersion") && !m.contains_key("kind"),
+                "a {kind} field collides with the document header"
+            );
             for (k, v) in m {
                 if k != "apiVersion" && k != "kind" {
                     doc.insert(k, v);
@@ -238,6 +242,87 @@ impl Ui {
     }
 }
 
+/// Byte progress (build context, push): an indicatif bar on a terminal,
+/// a plain line at each quarter otherwise (CI logs). Cheap to clone, Send.
+#[derive(Clone)]
+pub struct ByteProgress {
+    pb: Option<ProgressBar>,
+    name: String,
+    total: u64,
+    quarter: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    text: bool,
+}
+
+impl Ui {
+    pub fn bytes(&self, name: &str, total: u64) -> ByteProgress {
+        let pb = self.progress.then(|| {
+            let pb = ProgressBar::new(total);
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                )
+                .unwrap()
+                .progress_chars("=> "),
+            );
+            pb.set_message(name.to_string());
+            pb
+        });
+        ByteProgress {
+            pb,
+            name: name.to_string(),
+            total,
+            quarter: Default::default(),
+            text: self.is_text(),
+        }
+    }
+}
+
+impl ByteProgress {
+    /// `done` bytes of `total` so far.
+    pub fn set(&self, done: u64) {
+        if let Some(pb) = &self.pb {
+            pb.set_position(done);
+            return;
+        }
+        if !self.text || self.total == 0 {
+            return;
+        }
+        let q = ((done.min(self.total) * 4) / self.total) as u8;
+        let prev = self
+            .quarter
+            .fetch_max(q, std::sync::atomic::Ordering::Relaxed);
+        if q > prev && q > 0 {
+            eprintln!(
+                "  {}: {}% ({} of {})",
+                self.name,
+                q * 25,
+                human_bytes(done),
+                human_bytes(self.total)
+            );
+        }
+    }
+    pub fn finish(&self) {
+        if let Some(pb) = &self.pb {
+            pb.finish_and_clear();
+        }
+    }
+}
+
+/// `1.5 GiB`, `12.0 MiB`, `512 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
 /// Progress of one step. Finish it with `done` or `fail`.
 pub struct StepProgress {
     pb: Option<ProgressBar>,
@@ -279,11 +364,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_comes_first_and_wins() {
-        let v = with_header(
-            "DeployReport",
-            &serde_json::json!({"kind": "x", "ok": true, "apiVersion": "y"}),
-        );
+    fn header_comes_first() {
+        let v = with_header("DeployReport", &serde_json::json!({"ok": true}));
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["apiVersion", "kind", "ok"]);
         assert_eq!(v["kind"], "DeployReport");

@@ -11,13 +11,17 @@ use std::fmt;
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
 
 pub const REDACTED: &str = "<redacted>";
 
-/// Secret bytes. Never printed, never serialized, zeroed on drop.
-pub struct SecretValue(Vec<u8>);
+/// Secret bytes. Never printed, never serialized, zeroed on drop (`zeroize`,
+/// whose writes the optimizer cannot remove; the whole capacity is cleared).
+#[derive(Clone)]
+pub struct SecretValue(Zeroizing<Vec<u8>>);
 
 impl SecretValue {
     /// `n` random bytes from the OS CSPRNG, base64 encoded (what the guide's
@@ -27,14 +31,14 @@ impl SecretValue {
         getrandom::fill(&mut raw)
             .map_err(|e| Error::failed(format!("OS random number generator failed: {e}")))?;
         let encoded = base64::engine::general_purpose::STANDARD.encode(&raw);
-        zero(&mut raw);
-        Ok(SecretValue(encoded.into_bytes()))
+        raw.zeroize();
+        Ok(SecretValue(Zeroizing::new(encoded.into_bytes())))
     }
 
     /// The value of an environment variable. The variable's name is safe to show; its value is not.
     pub fn from_env(var: &str) -> Result<Self> {
         match std::env::var_os(var) {
-            Some(v) if !v.is_empty() => Ok(SecretValue(v.into_encoded_bytes())),
+            Some(v) if !v.is_empty() => Ok(SecretValue(Zeroizing::new(v.into_encoded_bytes()))),
             Some(_) => Err(
                 Error::usage(format!("environment variable {var} is empty")).fix(format!(
                     "export {var} from your secret store (e.g. a CI secret) before running pake"
@@ -65,7 +69,7 @@ impl SecretValue {
             MAX_SECRET_SIZE,
             "a Kubernetes Secret holds at most 1 MiB: store a smaller value (or a reference to the data) in it",
         )
-        .map(SecretValue)
+        .map(SecretValue::from_bytes)
     }
 
     /// The standard output of a command run through `sh -c` (e.g. `vault kv get -field=password ...`),
@@ -80,7 +84,7 @@ impl SecretValue {
     pub fn from_command_with_timeout(cmd: &str, timeout: std::time::Duration) -> Result<Self> {
         let out = run_bounded(cmd, timeout)?;
         let (status, mut v) = match out {
-            Bounded::Exited(status, v) => (status, v),
+            Bounded::Exited(status, v) => (status, Zeroizing::new(v)),
             Bounded::TimedOut => {
                 return Err(Error::failed(format!(
                     "secret command `{cmd}` did not finish within {}s and was stopped",
@@ -98,7 +102,6 @@ impl SecretValue {
             }
         };
         if !status.success() {
-            zero(&mut v);
             return Err(
                 Error::failed(format!("secret command `{cmd}` failed with {status}"))
                     .fix("run the command by hand and check that it prints only the secret value"),
@@ -117,7 +120,7 @@ impl SecretValue {
 
     /// Wrap bytes that are already secret (e.g. read back from the cluster).
     pub fn from_bytes(v: Vec<u8>) -> Self {
-        SecretValue(v)
+        SecretValue(Zeroizing::new(v))
     }
 
     /// The bytes, for building an API request body. Do not log them.
@@ -229,7 +232,7 @@ fn run_bounded(cmd: &str, timeout: std::time::Duration) -> Result<Bounded> {
                 .and_then(|r| r.join().ok())
                 .unwrap_or((Ok(0), Vec::new()));
             if buf.len() as u64 > MAX_SECRET_SIZE {
-                zero(&mut buf);
+                buf.zeroize();
                 kill_group();
                 let _ = child.wait();
                 return Ok(Bounded::TooLong);
@@ -265,15 +268,15 @@ fn run_bounded(cmd: &str, timeout: std::time::Duration) -> Result<Bounded> {
     };
     let Some(status) = status else {
         let _ = child.wait();
-        zero(&mut buf);
+        buf.zeroize();
         return Ok(Bounded::TimedOut);
     };
     if buf.len() as u64 > MAX_SECRET_SIZE {
-        zero(&mut buf);
+        buf.zeroize();
         return Ok(Bounded::TooLong);
     }
     if let Err(e) = r {
-        zero(&mut buf);
+        buf.zeroize();
         return Err(Error::failed(format!(
             "cannot read the output of secret command `{cmd}`: {e}"
         )));
@@ -281,22 +284,10 @@ fn run_bounded(cmd: &str, timeout: std::time::Duration) -> Result<Bounded> {
     Ok(Bounded::Exited(status, buf))
 }
 
-impl Clone for SecretValue {
-    fn clone(&self) -> Self {
-        SecretValue(self.0.clone())
-    }
-}
-
 impl PartialEq for SecretValue {
+    /// Constant time in the contents (`subtle`); lengths are not secret.
     fn eq(&self, other: &Self) -> bool {
-        // Constant-time enough for our use: lengths are not secret.
-        self.0.len() == other.0.len()
-            && self
-                .0
-                .iter()
-                .zip(&other.0)
-                .fold(0u8, |a, (x, y)| a | (x ^ y))
-                == 0
+        self.0.as_slice().ct_eq(other.0.as_slice()).into()
     }
 }
 
@@ -309,19 +300,6 @@ impl fmt::Debug for SecretValue {
 impl fmt::Display for SecretValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(REDACTED)
-    }
-}
-
-impl Drop for SecretValue {
-    fn drop(&mut self) {
-        zero(&mut self.0);
-    }
-}
-
-fn zero(v: &mut [u8]) {
-    for b in v.iter_mut() {
-        // volatile so the compiler cannot drop the writes as dead stores
-        unsafe { std::ptr::write_volatile(b, 0) };
     }
 }
 
@@ -352,6 +330,14 @@ mod tests {
             SecretValue::from_bytes(b"demo2".to_vec()).fingerprint(&k1)
         );
         assert!(!v.fingerprint(&k1).contains(&v.sha256()));
+    }
+
+    #[test]
+    fn equality_compares_contents() {
+        let a = SecretValue::from_bytes(b"same".to_vec());
+        assert_eq!(a, SecretValue::from_bytes(b"same".to_vec()));
+        assert_ne!(a, SecretValue::from_bytes(b"samf".to_vec()));
+        assert_ne!(a, SecretValue::from_bytes(b"same!".to_vec()));
     }
 
     #[test]

@@ -256,7 +256,7 @@ fn example_builds_and_passes_every_check() {
     let commit = j["gitCommit"].as_str().unwrap();
     let tag = j["tags"][0].as_str().unwrap();
     assert!(
-        tag.starts_with("pake-example/backend:")
+        tag.starts_with("127.0.0.1:5000/pake-example/backend:")
             && commit.starts_with(tag.split(':').nth(1).unwrap().trim_end_matches("-dirty")),
         "tagged with the git commit: {tag} vs {commit}"
     );
@@ -278,7 +278,7 @@ fn example_builds_and_passes_every_check() {
         .unwrap();
     assert_eq!(record.image_id, j["imageId"].as_str().unwrap());
     assert_eq!(record.digest, None, "not pushed");
-    assert!(leftovers("pake-example/backend").is_empty());
+    assert!(leftovers("127.0.0.1:5000/pake-example/backend").is_empty());
 }
 
 #[test]

@@ -153,4 +153,5 @@ fn a_root_dockerfile_is_refused_without_contacting_the_engine() {
         serde_json::Value::Null,
         "the engine was never asked"
     );
+    assert_eq!(v["apiVersion"], "pake.dev/v1");
 }

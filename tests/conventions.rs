@@ -208,6 +208,9 @@ async fn the_commands_pake_is_known_by_work_as_written() {
         .replace("namespace: pake-staging", "namespace: pake-test")
         .replace("namespace: pake-prod", "namespace: pake-staging")
         .replace("namespace: pake-dev", "namespace: pake-system");
+    // This test is about the command line, not about containers running: keep
+    // dev off the real node (whose kubelet would pull an image nobody pushed).
+    let yaml = without_real_node(&yaml);
     std::fs::write(&cfg, yaml).unwrap();
     let kcfg = deployer_kubeconfig(&kc, p.path());
     let env = [
@@ -238,6 +241,10 @@ async fn the_commands_pake_is_known_by_work_as_written() {
             "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-system",
         ),
         (
+            &["bluegreen", "switch", "v2", "--dry-run"],
+            "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-system",
+        ),
+        (
             &["bluegreen", "switch", "v2"],
             "environment dev (defaultEnvironment in pake.yaml) · context pake-local-deployer · namespace pake-system",
         ),
@@ -247,6 +254,13 @@ async fn the_commands_pake_is_known_by_work_as_written() {
         ),
     ];
     let mut failure = None;
+    let selected = |admin: kube::Client, app: String| async move {
+        kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(admin, "pake-system")
+            .get(&app)
+            .await
+            .ok()
+            .and_then(|s| s.spec?.selector?.get("version").cloned())
+    };
     for (args, header) in &steps {
         let (ok, text, first) = run(args);
         if !ok || first != *header {
@@ -255,6 +269,14 @@ async fn the_commands_pake_is_known_by_work_as_written() {
                 args.join(" ")
             ));
             break;
+        }
+        // A dry run moves no traffic.
+        if args.contains(&"--dry-run") {
+            let now = selected(admin.clone(), app.clone()).await;
+            if now.as_deref() != Some("v1") || !text.contains("would go ahead") {
+                failure = Some(format!("dry run switched to {now:?}:\n{text}"));
+                break;
+            }
         }
     }
     // A protected environment chosen for the checkout is never reached
@@ -307,6 +329,7 @@ async fn the_commands_pake_is_known_by_work_as_written() {
                 .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", k8s::text(&out)));
             assert_eq!(v["kind"], kind, "{args:?}");
             assert_camel_case(&v, kind);
+            conforms_to_schema(p.path(), &v);
         }
     }
     // The Service of the default environment now serves v2.
@@ -529,6 +552,31 @@ fn fix_lines_point_at_pake_help_not_repository_paths() {
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
+/// pake.yaml without the `nodeSelector`/`tolerations` that send the example's
+/// `dev` to the local cluster's real node.
+fn without_real_node(yaml: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in yaml.lines() {
+        let t = line.trim_start();
+        let indent = line.len() - t.len();
+        if indent == 4 && (t.starts_with("nodeSelector:") || t.starts_with("tolerations:")) {
+            skipping = true;
+            continue;
+        }
+        if skipping && (indent > 4 || t.is_empty()) {
+            continue;
+        }
+        skipping = false;
+        if t.starts_with("# The local cluster's real node") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// The text of one `.fix(...)` call: up to its closing parenthesis, strings and
 /// nested calls included, so a comment after the call is not read as part of it.
 fn fix_call(text: &str) -> &str {
@@ -614,5 +662,267 @@ fn every_document_has_the_header_and_camel_case_keys() {
         assert_eq!(v["apiVersion"], "pake.dev/v1", "{args:?}");
         assert_eq!(v["kind"], kind, "{args:?}");
         assert_camel_case(&v, kind);
+        conforms_to_schema(p.path(), &v);
     }
+}
+
+#[test]
+fn completions_man_pages_and_kubectl_plugin_mode() {
+    let d = tempfile::tempdir().unwrap();
+    let out = pake_as_typed(d.path(), &["completion", "bash"], &[]);
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && t.contains("_pake()") && t.contains("rotate-secret"),
+        "{t}"
+    );
+    for shell in ["zsh", "fish", "powershell"] {
+        let out = pake_as_typed(d.path(), &["completion", shell], &[]);
+        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
+    }
+    let man = d.path().join("man/man1");
+    let out = pake_as_typed(d.path(), &["man", "--dir", man.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    for page in [
+        "pake.1",
+        "pake-deploy.1",
+        "pake-env.1",
+        "pake-bluegreen-switch.1",
+    ] {
+        let text =
+            std::fs::read_to_string(man.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page}");
+    }
+    // A `kubectl-pake` link on PATH is a kubectl plugin; its usage says so.
+    let link = d.path().join("kubectl-pake");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_pake"), &link).unwrap();
+    let out = Command::new(&link)
+        .arg("deploy")
+        .arg("--help")
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert!(t.contains("Usage: kubectl pake deploy"), "{t}");
+}
+
+/// The keys of `v` that `schema` does not allow (a small walker over the
+/// properties/`$ref`/`anyOf` that schemars emits; enough to catch a field the
+/// schema does not know, or one it refuses).
+fn unknown_keys(
+    root: &serde_json::Value,
+    schema: &serde_json::Value,
+    v: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    let schema = match schema["$ref"].as_str() {
+        Some(r) => {
+            let name = r.trim_start_matches("#/$defs/");
+            &root["$defs"][name]
+        }
+        None => schema,
+    };
+    if let Some(alts) = schema["anyOf"].as_array().or(schema["oneOf"].as_array()) {
+        for a in alts {
+            if a["type"] != "null" {
+                unknown_keys(root, a, v, path, out);
+            }
+        }
+        return;
+    }
+    match v {
+        serde_json::Value::Object(m) => {
+            let props = schema["properties"].as_object();
+            for (k, val) in m {
+                match props.and_then(|p| p.get(k)) {
+                    Some(s) => unknown_keys(root, s, val, &format!("{path}.{k}"), out),
+                    None => match &schema["additionalProperties"] {
+                        serde_json::Value::Bool(false) => out.push(format!("{path}.{k}")),
+                        serde_json::Value::Object(_) => unknown_keys(
+                            root,
+                            &schema["additionalProperties"],
+                            val,
+                            &format!("{path}.{k}"),
+                            out,
+                        ),
+                        _ => {}
+                    },
+                }
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                unknown_keys(root, &schema["items"], x, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn schemas_are_generated_published_and_used_by_init() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let d = tempfile::tempdir().unwrap();
+    let out = pake_as_typed(d.path(), &["schema", "config"], &[]);
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The published copy is what the binary generates (regenerate with
+    // `pake schema config > schemas/pake.schema.json`).
+    let published: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("schemas/pake.schema.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(schema, published, "schemas/pake.schema.json is stale");
+    assert_eq!(schema["additionalProperties"], false);
+    // Every pake.yaml pake ships passes; a literal secret value does not.
+    for f in ["examples/backend/pake.yaml", "templates/pake.yaml"] {
+        let text = std::fs::read_to_string(root.join(f)).unwrap();
+        let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let mut bad = Vec::new();
+        unknown_keys(&schema, &schema, &v, "", &mut bad);
+        assert!(bad.is_empty(), "{f}: {bad:?}");
+    }
+    let v: serde_json::Value = serde_saphyr::from_str(
+        "app: a\nimage: i\nsecrets:\n  - name: s\n    keys:\n      password:\n        value: hunter2\nreplicaz: 3\nenvironments:\n  dev: {namespace: d}\n",
+    )
+    .unwrap();
+    let mut bad = Vec::new();
+    unknown_keys(&schema, &schema, &v, "", &mut bad);
+    assert_eq!(bad, [".secrets[0].keys.password.value", ".replicaz"]);
+    // init writes the yaml-language-server line.
+    let out = pake_as_typed(d.path(), &["init", "--app", "demo"], &[]);
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    let written = std::fs::read_to_string(d.path().join("pake.yaml")).unwrap();
+    assert!(
+        written.starts_with("# yaml-language-server: $schema=https://"),
+        "{written}"
+    );
+    for name in [
+        "deploy-report",
+        "audit-report",
+        "build-report",
+        "release-status",
+    ] {
+        let out = pake_as_typed(d.path(), &["schema", name], &[]);
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            s["properties"]["apiVersion"]["const"], "pake.dev/v1",
+            "{name}"
+        );
+        assert_eq!(s["required"][1], "kind", "{name}");
+    }
+}
+
+/// A document whose kind has a schema (`pake schema`) uses only keys it declares.
+fn conforms_to_schema(dir: &Path, v: &serde_json::Value) {
+    let name = match v["kind"].as_str() {
+        Some("DeployReport") => "deploy-report",
+        Some("AuditReport") => "audit-report",
+        Some("BuildReport") => "build-report",
+        Some("ReleaseStatus") => "release-status",
+        _ => return,
+    };
+    let out = pake_as_typed(dir, &["schema", name], &[]);
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut bad = Vec::new();
+    unknown_keys(&schema, &schema, v, "", &mut bad);
+    assert!(bad.is_empty(), "{name}: keys outside the schema: {bad:?}");
+    for req in schema["required"].as_array().unwrap() {
+        assert!(
+            v.get(req.as_str().unwrap()).is_some(),
+            "{name}: {req} missing"
+        );
+    }
+}
+
+/// docs/init.md lists exactly what `pake init` writes.
+#[test]
+fn docs_init_lists_exactly_what_init_writes() {
+    let doc =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/init.md"))
+            .unwrap();
+    let table = &doc[doc.find("## What it writes").unwrap()..doc.find("## Output").unwrap()];
+    let mut documented: Vec<String> = table
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect();
+    documented.sort();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("My_App");
+    std::fs::create_dir(&dir).unwrap();
+    let out = pake_as_typed(&dir, &["init"], &[]);
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    let mut written: Vec<String> = walkdir::WalkDir::new(&dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            e.path()
+                .strip_prefix(&dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    written.sort();
+    assert_eq!(documented, written);
+    let count = written.len() - 1; // .gitignore is only appended to
+    assert!(
+        table.contains("Seventeen files") && count == 17,
+        "{count} files"
+    );
+    // The folder name became a DNS label.
+    let cfg = std::fs::read_to_string(dir.join("pake.yaml")).unwrap();
+    assert!(cfg.contains("\napp: my-app\n"), "{cfg}");
+    // The deployer roles are the ones pake ships.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for f in [
+        "deployer-cluster.yaml",
+        "deployer-role.yaml",
+        "deployer-rolebinding.yaml",
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(dir.join("templates/rbac").join(f)).unwrap(),
+            std::fs::read_to_string(root.join("templates/rbac").join(f)).unwrap()
+        );
+    }
+}
+
+#[test]
+fn github_actions_annotations_and_step_summary() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: evil\nspec:\n  containers:\n    - name: c\n      image: x:1\n      securityContext:\n        privileged: true\n",
+    )
+    .unwrap();
+    let summary = d.path().join("summary.md");
+    let out = pake_as_typed(
+        d.path(),
+        &["audit", "pod.yaml", "-o", "json"],
+        &[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", k8s::text(&out));
+    // stdout stays one JSON document; annotations go to stderr.
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "AuditReport");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("::error file=pod.yaml,line=")
+                && l.contains("title=pake audit%3A")),
+        "{err}"
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.starts_with("### pake audit: 1 objects in 1 files ❌"),
+        "{md}"
+    );
+    // Outside GitHub Actions: no workflow commands.
+    let out = pake_as_typed(d.path(), &["audit", "pod.yaml"], &[]);
+    assert!(!k8s::text(&out).contains("::error"), "{}", k8s::text(&out));
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -31,7 +32,15 @@ var commit = "unknown"
 
 func main() {
 	healthcheck := flag.Bool("healthcheck", false, "GET /health on the local server and exit 0 if it answers 200")
+	get := flag.String("get", "", "GET this URL, print the body, exit 0 if it answers 200 (a client for in-cluster checks: the image has no curl)")
+	load := flag.Duration("for", 0, "with -get: GET the URL every 20ms for this long, print a JSON summary (requests, failed, the \"version\" each answer reported, in order of change) and exit 0 if none failed")
 	flag.Parse()
+	if *get != "" && *load > 0 {
+		os.Exit(loadTest(*get, *load))
+	}
+	if *get != "" {
+		os.Exit(fetch(*get))
+	}
 
 	if c := os.Getenv("GIT_COMMIT"); c != "" {
 		commit = c
@@ -44,10 +53,37 @@ func main() {
 		os.Exit(check("http://" + net.JoinHostPort("127.0.0.1", port) + "/health"))
 	}
 
+	// Fault injection for the real-node tests (tests/realnode.rs): how the kubelet's real
+	// failure modes look to pake. Unset in every normal deployment.
+	switch os.Getenv("PAKE_EXAMPLE_FAULT") {
+	case "write-root":
+		// Under readOnlyRootFilesystem this fails with "read-only file system".
+		if err := os.WriteFile("/fault-probe", []byte("x"), 0o600); err != nil {
+			log.Fatalf("fault write-root: %v", err)
+		}
+	case "oom":
+		// Touch memory until the container's memory limit kills it (OOMKilled).
+		var hog [][]byte
+		for {
+			b := make([]byte, 8<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			hog = append(hog, b)
+		}
+	}
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]string{"status": "ok"})
+	})
+	// The version this pod runs: PAKE_VERSION, which pake's Deployment sets from the pod's
+	// `version` label (blue-green checks ask it through a Service).
+	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		host, _ := os.Hostname()
+		_ = json.NewEncoder(w).Encode(map[string]string{"version": os.Getenv("PAKE_VERSION"), "pod": host, "commit": commit})
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
@@ -88,6 +124,65 @@ func check(url string) int {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		fmt.Fprintln(os.Stderr, "healthcheck: status", resp.StatusCode)
+		return 1
+	}
+	return 0
+}
+
+// fetch GETs url, copies the body to stdout and returns the exit code (0 on 200).
+func fetch(url string) int {
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "get:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(os.Stdout, io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "get: status", resp.StatusCode)
+		return 1
+	}
+	return 0
+}
+
+// loadTest GETs url every 20ms for d and prints one JSON line: how many requests, how many
+// failed (error or not 200), and the sequence of versions the answers reported (each change
+// once), e.g. ["v1","v2"].
+func loadTest(url string, d time.Duration) int {
+	// A new connection per request, as separate clients would: a kept-alive connection
+	// stays with the pod it first reached, whatever the Service selects later.
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	var requests, failed int
+	var versions []string
+	var errs []string
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		requests++
+		resp, err := client.Get(url)
+		if err != nil {
+			failed++
+			errs = append(errs, err.Error())
+			continue
+		}
+		var body struct {
+			Version string `json:"version"`
+		}
+		derr := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || derr != nil {
+			failed++
+			errs = append(errs, fmt.Sprintf("status %d %v", resp.StatusCode, derr))
+			continue
+		}
+		if len(versions) == 0 || versions[len(versions)-1] != body.Version {
+			versions = append(versions, body.Version)
+		}
+	}
+	if len(errs) > 5 {
+		errs = errs[:5]
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"requests": requests, "failed": failed, "versions": versions, "errors": errs})
+	if failed > 0 {
 		return 1
 	}
 	return 0

@@ -26,8 +26,12 @@ check() {
 cleanup() { "${K}" delete namespace "${NS}" "${NS_RESTRICTED}" --ignore-not-found --wait=false >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
+# The three kwok nodes (label type=kwok); the real node pake-node-0, when there is one, too.
 nodes_ready() {
-  [[ "$("${K}" get nodes -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c '^True$')" == 3 ]]
+  [[ "$("${K}" get nodes -l type=kwok -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c '^True$')" == 3 ]] || return 1
+  if "${K}" get node pake-node-0 >/dev/null 2>&1; then
+    [[ "$("${K}" get node pake-node-0 -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]
+  fi
 }
 
 deployment_available() {
@@ -84,7 +88,7 @@ deployer_cannot_read_kube_system_secrets() { [[ "$("${K}" --context pake-local-d
 deployer_can_deploy_to_pake_dev() { [[ "$("${K}" --context pake-local-deployer auth can-i create deployments -n pake-dev 2>/dev/null)" == yes ]]; }
 deployer_get_secrets_forbidden() { ! "${K}" --context pake-local-deployer get secrets -n kube-system >/dev/null 2>&1; }
 
-check "3 nodes Ready" nodes_ready
+check "3 kwok nodes (and the real node, if any) Ready" nodes_ready
 check "Deployment web: availableReplicas == 3" deployment_available
 check "EndpointSlice for Service web: 3 ready endpoints" endpointslice_ready
 check "restricted namespace rejects a privileged pod" privileged_pod_rejected

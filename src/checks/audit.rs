@@ -127,7 +127,7 @@ fn violation_field(obj: &Value, check: &str, detail: &str) -> FieldPath {
 }
 
 /// The whole audit, as `-o json` prints it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditReport {
     pub results: Vec<ObjectResult>,
@@ -141,7 +141,7 @@ pub struct AuditReport {
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectResult {
     pub source: String,
@@ -158,7 +158,7 @@ pub struct ObjectResult {
     pub findings: Vec<FindingOut>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PssResult {
     pub level: Level,
@@ -171,7 +171,7 @@ pub struct PssResult {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ViolationOut {
     pub check: &'static str,
@@ -185,7 +185,7 @@ pub struct ViolationOut {
     pub suppressed: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FindingOut {
     pub id: String,
@@ -203,14 +203,14 @@ pub struct FindingOut {
     pub overridden: Option<SeverityOverride>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SeverityOverride {
     pub from: Severity,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Suppressed {
     pub id: String,
@@ -223,7 +223,7 @@ pub struct Suppressed {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppliedOverride {
     pub id: String,
@@ -238,7 +238,7 @@ pub struct AppliedOverride {
     pub unknown: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub files: usize,
@@ -399,7 +399,8 @@ fn audit_source_objects(
             .on(guide::object_ref(&o.object))
             .fix("fix the object's structure (the API server would reject it too)"));
         }
-        let pss = match pss::pod_of(&o.object) {
+        let obj = &o.object;
+        let pss = match pss::pod_of(obj) {
             None => None,
             Some(Ok(pod)) => {
                 let v = pss::evaluate(opts.level, opts.version, &pod);
@@ -413,7 +414,7 @@ fn audit_source_objects(
                         .into_iter()
                         .map(|x| ViolationOut {
                             line: o
-                                .line_of(&violation_field(&o.object, x.check, &x.detail))
+                                .line_of(&violation_field(obj, x.check, &x.detail))
                                 .or(o.line),
                             check: x.check,
                             reason: x.reason,
@@ -426,8 +427,7 @@ fn audit_source_objects(
             Some(Err(e)) => return Err(decode_error(o, &e)),
         };
         let meta = |k: &str| {
-            o.object
-                .get("metadata")
+            obj.get("metadata")
                 .and_then(|m| m.get(k))
                 .and_then(Value::as_str)
                 .map(input::escape_control)
@@ -435,8 +435,7 @@ fn audit_source_objects(
         results.push(ObjectResult {
             source: o.source.clone(),
             document: o.document,
-            kind: o
-                .object
+            kind: obj
                 .get("kind")
                 .and_then(Value::as_str)
                 .map(input::escape_control)

@@ -100,8 +100,17 @@ pub struct LineMap {
 enum Children {
     #[default]
     Leaf,
-    Map(Vec<(String, LineMap)>),
+    /// Keys by hash: no copy of every key of every document (the audit of
+    /// 10,000 objects would hold a million of them).
+    Map(Vec<(u64, LineMap)>),
     Seq(Vec<LineMap>),
+}
+
+/// FNV-1a: a key's identity within one mapping.
+fn key_hash(k: &str) -> u64 {
+    k.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl LineMap {
@@ -111,7 +120,8 @@ impl LineMap {
         for seg in &path.0 {
             let next = match (&cur.children, seg) {
                 (Children::Map(m), PathSeg::Key(k)) => {
-                    m.iter().rev().find(|(n, _)| n == k).map(|(_, l)| l)
+                    let h = key_hash(k);
+                    m.iter().rev().find(|(n, _)| *n == h).map(|(_, l)| l)
                 }
                 (Children::Seq(s), PathSeg::Index(i)) => s.get(*i),
                 _ => None,
@@ -227,8 +237,8 @@ impl<'de> Visitor<'de> for LinedVisitor {
             let v: Lined = map.next_value()?;
             let mut l = v.lines;
             l.line = key.referenced.line() as usize;
-            values.insert(key.value.clone(), v.value);
-            lines.push((key.value, l));
+            lines.push((key_hash(&key.value), l));
+            values.insert(key.value, v.value);
         }
         Ok(Lined {
             value: Value::Object(values),

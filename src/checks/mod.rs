@@ -11,6 +11,7 @@ pub mod guide;
 pub mod image;
 pub mod lines;
 pub mod netpol;
+pub mod posture;
 pub mod pss;
 pub mod secrets;
 
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
     Serialize,
     Deserialize,
     clap::ValueEnum,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -70,7 +72,7 @@ impl std::fmt::Display for Severity {
 }
 
 /// One result of a check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
     /// Stable ID, e.g. `GUIDE-READONLY-ROOTFS` or `DOCKERFILE-USER-ROOT`.
@@ -87,6 +89,7 @@ pub struct Finding {
     /// The offending field inside the object (for manifests), which `pake
     /// audit` turns into `line`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
     pub field: Option<FieldPath>,
 }
 

@@ -58,12 +58,12 @@ pub async fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
     let report = build::run(&project, &ui, &opts).await?;
     if ui.is_text() {
         if let Some(f) = &report.failure {
-            eprintln!("error: {}", f.message);
+            crate::output::err_line(format!("error: {}", f.message));
             if let Some(o) = &f.object {
-                eprintln!("  object: {o}");
+                crate::output::err_line(format!("  object: {o}"));
             }
             if let Some(fix) = &f.fix {
-                eprintln!("  fix: {fix}");
+                crate::output::err_line(format!("  fix: {fix}"));
             }
         }
     } else {

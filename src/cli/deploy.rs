@@ -108,11 +108,12 @@ fn client_dry_run(g: &Global, p: &release::Prepared) -> Result<ExitCode> {
     if ui.is_text() {
         crate::output::out(crate::report::audit::text(&report, &ui));
         ui.line(format!(
-            "{} deploy of {} to {} (client dry run): {} objects rendered and checked offline; nothing was sent",
+            "{} deploy of {} to {} (client dry run): {} objects rendered, {} checked offline (Secret values are read at apply time); nothing was sent",
             ui.mark(report.summary.passed),
             p.resolved.app,
             p.resolved.env,
-            p.plan.manifests().count()
+            p.plan.manifests().count(),
+            objects.len()
         ));
     } else {
         ui.document("AuditReport", &report);

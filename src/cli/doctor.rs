@@ -25,7 +25,7 @@ pub async fn run(g: &Global, a: DoctorArgs) -> Result<ExitCode> {
         .clone()
         .or_else(|| resolved.as_ref().map(|r| r.namespace.clone()));
     let report = crate::preflight::run(&g.target(), namespace.as_deref(), !a.no_docker).await;
-    eprintln!(
+    crate::output::err_line(format!(
         "{}context {} · namespace {}",
         resolved
             .as_ref()
@@ -33,7 +33,7 @@ pub async fn run(g: &Global, a: DoctorArgs) -> Result<ExitCode> {
             .unwrap_or_default(),
         report.context.as_deref().unwrap_or("none"),
         namespace.as_deref().unwrap_or("(the context's)")
-    );
+    ));
     if ui.is_text() {
         for c in &report.checks {
             ui.line(format!("{} {:<14} {}", ui.mark(c.ok), c.name, c.detail));

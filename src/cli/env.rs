@@ -90,11 +90,11 @@ fn list(g: &Global, project: &Project) -> Result<ExitCode> {
             ));
         }
         match &selected {
-            Ok((_, source)) => eprintln!("(current: {})", source.describe()),
-            Err(e) => eprintln!(
+            Ok((_, source)) => crate::output::err_line(format!("(current: {})", source.describe())),
+            Err(e) => crate::output::err_line(format!(
                 "(no current environment: {})",
                 e.fix.as_deref().unwrap_or(&e.message)
-            ),
+            )),
         }
     } else {
         let source = selected.as_ref().ok().map(|(_, s)| *s);
@@ -112,12 +112,12 @@ fn current_env(g: &Global, project: &Project) -> Result<ExitCode> {
     let r = project.resolve(Some(&env))?;
     if ui.is_text() {
         ui.line(&env);
-        eprintln!(
+        crate::output::err_line(format!(
             "({}; namespace {}{})",
             source.describe(),
             r.namespace,
             if r.protected { ", protected" } else { "" }
-        );
+        ));
     } else {
         // The registry of pake.yaml's image, for `docker login` in CI (`jq -r .registry`).
         let registry = crate::docker::registry::ImageRef::parse(&r.image)
@@ -175,7 +175,7 @@ fn use_env(g: &Global, project: &Project, u: UseArgs) -> Result<ExitCode> {
         path.display()
     ));
     if std::env::var_os("PAKE_ENV").is_some() {
-        eprintln!("note: PAKE_ENV is set in this shell and wins over `pake env use`");
+        crate::output::err_line("note: PAKE_ENV is set in this shell and wins over `pake env use`");
     }
     Ok(ExitCode::Ok)
 }

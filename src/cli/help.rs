@@ -67,6 +67,11 @@ pub const TOPICS: &[(&str, &str, &str)] = &[
         include_str!("../../docs/history.md"),
     ),
     (
+        "status",
+        "one screen on a release (like helm status)",
+        include_str!("../../docs/status.md"),
+    ),
+    (
         "bluegreen",
         "blue-green deploy, switch, rollback, status, cleanup",
         include_str!("../../docs/bluegreen.md"),

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bluegreen;
 pub mod build;
+pub mod completion;
 pub mod deploy;
 pub mod diff;
 pub mod doctor;
@@ -14,6 +15,7 @@ pub mod init;
 pub mod netpol;
 pub mod render;
 pub mod rotate;
+pub mod schema;
 pub mod status;
 pub mod verify;
 pub mod version;
@@ -94,7 +96,7 @@ impl Global {
 /// stdout stays the result): which environment and why, which kubeconfig
 /// context, which namespace.
 pub fn announce(g: &Global, project: &Project, r: &Resolved, context: Option<&str>) {
-    eprintln!("{}", context_line(g, project, r, context));
+    crate::output::err_line(context_line(g, project, r, context));
 }
 
 pub fn context_line(g: &Global, project: &Project, r: &Resolved, context: Option<&str>) -> String {
@@ -147,6 +149,28 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Help on a command or a topic (environments, config, cluster, rbac, ci, output, exit-codes, ...).
     Help(help::HelpArgs),
+    /// Shell completions: `source <(pake completion bash)`.
+    Completion(completion::CompletionArgs),
+    /// The man page (or, with --dir, one page per command).
+    Man(completion::ManArgs),
+    /// JSON Schema of pake.yaml (`config`) or of a report (`deploy-report`, `audit-report`, ...).
+    Schema(schema::SchemaArgs),
+}
+
+/// Parse the command line. Run as `kubectl-pake` (a kubectl plugin: a link
+/// or copy on PATH), usage and help say `kubectl pake`.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let plugin = std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("kubectl-pake"));
+    let mut cmd = Cli::command();
+    if plugin {
+        cmd = cmd.bin_name("kubectl pake").name("kubectl-pake");
+    }
+    let matches = cmd.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// Run the parsed command; returns the exit code to use.
@@ -171,6 +195,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Version(a) => version::run(&g, a).await,
         Command::Status(a) => status::run(&g, a).await,
         Command::Help(a) => help::run(&g, a).await,
+        Command::Completion(a) => completion::completion(&g, a).await,
+        Command::Man(a) => completion::man(&g, a).await,
+        Command::Schema(a) => schema::run(&g, a).await,
     }
 }
 

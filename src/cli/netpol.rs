@@ -82,7 +82,7 @@ async fn graph(g: &Global, s: &Source, draw: Option<&std::path::Path>) -> Result
     crate::output::out(out);
     if let Some(path) = draw {
         load::draw(&crate::report::netpol::dot(&nodes, &edges), path)?;
-        eprintln!("graph written to {}", path.display());
+        crate::output::err_line(format!("graph written to {}", path.display()));
     }
     Ok(ExitCode::Ok)
 }

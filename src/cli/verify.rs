@@ -24,14 +24,19 @@ pub async fn run(g: &Global, _a: VerifyArgs) -> Result<ExitCode> {
         ui: &ui,
         opts: &opts,
     };
-    let checks = crate::steps::verify::run(&ctx).await?;
+    let mut checks = crate::steps::verify::run(&ctx).await?;
+    checks.extend(crate::steps::verify::runtime_posture(&ctx).await?);
     let ok = checks.iter().all(|c| c.ok);
     if ui.is_text() {
         let w = checks.iter().map(|c| c.check.len()).max().unwrap_or(0);
         for c in &checks {
             ui.line(format!(
                 "{} {:<w$}  {:<40}  {}",
-                ui.mark(c.ok),
+                if c.not_provable {
+                    "?".to_string()
+                } else {
+                    ui.mark(c.ok)
+                },
                 c.check,
                 c.object,
                 c.message
@@ -41,11 +46,17 @@ pub async fn run(g: &Global, _a: VerifyArgs) -> Result<ExitCode> {
             }
         }
         let failed = checks.iter().filter(|c| !c.ok).count();
+        let unprovable = checks.iter().filter(|c| c.not_provable).count();
         ui.line(format!(
-            "{} of {} checks passed in namespace {}",
-            checks.len() - failed,
+            "{} of {} checks passed in namespace {}{}",
+            checks.len() - failed - unprovable,
             checks.len(),
-            p.resolved.namespace
+            p.resolved.namespace,
+            if unprovable > 0 {
+                format!(" ({unprovable} not provable)")
+            } else {
+                String::new()
+            }
         ));
     } else {
         ui.document("VerifyReport", &serde_json::json!({"ok": ok, "namespace": p.resolved.namespace, "env": p.resolved.env, "checks": checks}));

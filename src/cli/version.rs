@@ -69,7 +69,9 @@ pub async fn run(g: &Global, a: VersionArgs) -> Result<ExitCode> {
                 "Server Version: {} ({}, context {})",
                 s.git_version, s.platform, s.context
             )),
-            (None, Some(why)) => eprintln!("Server Version: unavailable ({why})"),
+            (None, Some(why)) => {
+                crate::output::err_line(format!("Server Version: unavailable ({why})"))
+            }
             (None, None) => {}
         }
     } else {

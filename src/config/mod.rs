@@ -21,7 +21,7 @@ pub const FILE_NAME: &str = "pake.yaml";
 pub const NEVER_HARDCODE: &str = "Never Hardcode Secrets: a secret value written into pake.yaml or a template ends up in git history, CI logs and every copy of the repository. Reference it instead: `fromEnv: VAR` (e.g. a CI secret), `fromFile: PATH`, `fromCommand: \"vault kv get -field=password ...\"`, or `generate: {bytes: 32}`; pods read it through `valueFrom.secretKeyRef`.";
 
 /// The whole of pake.yaml.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProjectConfig {
     /// Application name: the `app` label and the base of object names.
@@ -68,6 +68,12 @@ pub struct ProjectConfig {
     /// checkout's own choice, `pake env use`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_environment: Option<String>,
+    /// Pod nodeSelector (e.g. `pake.dev/node: real` for the local cluster's real node).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Pod tolerations, as in the Pod spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
     #[serde(default)]
     pub audit: AuditConfig,
     /// Directory of templates, relative to pake.yaml (default `templates`).
@@ -98,7 +104,7 @@ fn default_health_path() -> String {
 }
 
 /// Requests and limits (the guide's defaults).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Resources {
     #[serde(default)]
@@ -116,7 +122,7 @@ impl Default for Resources {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ResourceList {
     pub cpu: String,
@@ -147,7 +153,7 @@ impl ResourceList {
 }
 
 /// How `pake build` builds the image.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BuildConfig {
     #[serde(default = "default_dockerfile")]
@@ -181,7 +187,7 @@ fn default_context() -> PathBuf {
 }
 
 /// A Kubernetes Secret pake creates from external sources.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretSpec {
     pub name: String,
@@ -190,7 +196,7 @@ pub struct SecretSpec {
 }
 
 /// Where a secret value comes from. Exactly one field is set.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -205,12 +211,14 @@ pub struct SecretSource {
     /// Generate random bytes (base64) the first time; keep the existing value afterwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate: Option<Generate>,
-    /// Refused: present only so we can explain why.
+    /// Refused: present only so we can explain why (absent from the schema,
+    /// so editors flag it too).
     #[serde(default, skip_serializing)]
+    #[schemars(skip)]
     pub value: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Generate {
     #[serde(default = "default_bytes")]
@@ -222,7 +230,7 @@ fn default_bytes() -> usize {
 }
 
 /// A container environment variable: a plain value (not for secrets) or a reference.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvVar {
     pub name: String,
@@ -233,7 +241,7 @@ pub struct EnvVar {
     pub secret_key_ref: Option<SecretKeyRef>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretKeyRef {
     pub name: String,
@@ -241,7 +249,7 @@ pub struct SecretKeyRef {
 }
 
 /// NetworkPolicy allows on top of the default deny.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NetworkConfig {
     /// Apps allowed to reach this one on its port (the guide: frontend -> backend:8000).
@@ -272,7 +280,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EgressRule {
     /// `app` label of the destination pods in the same namespace.
@@ -290,7 +298,7 @@ fn tcp() -> String {
     "TCP".into()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IngressConfig {
     pub host: String,
@@ -313,7 +321,7 @@ fn default_ingress_class() -> String {
 }
 
 /// What an environment may override.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvironmentOverride {
     #[serde(default)]
@@ -331,17 +339,41 @@ pub struct EnvironmentOverride {
     /// Protected environments need `--yes` (or an interactive confirmation).
     #[serde(default)]
     pub protected: bool,
+    /// Replaces the project's nodeSelector for this environment.
+    #[serde(default)]
+    pub node_selector: Option<BTreeMap<String, String>>,
+    /// Replaces the project's tolerations for this environment.
+    #[serde(default)]
+    pub tolerations: Option<Vec<Toleration>>,
+}
+
+/// A pod toleration, with the Pod spec's field names; rendered into the pod template as is.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Toleration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `Equal` (the default) or `Exists`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`; empty matches all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toleration_seconds: Option<i64>,
 }
 
 /// Per-project changes to checks: turn off or change severity, with a reason.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuditConfig {
     #[serde(default)]
     pub checks: BTreeMap<String, CheckOverride>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CheckOverride {
     #[serde(default = "yes")]
@@ -372,6 +404,8 @@ pub struct Resolved {
     pub ingress: Option<IngressConfig>,
     pub env_vars: Vec<EnvVar>,
     pub protected: bool,
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<Toleration>,
     /// Directory holding pake.yaml.
     pub root: PathBuf,
     pub templates_dir: PathBuf,
@@ -449,6 +483,14 @@ impl Project {
             ingress: o.ingress.clone().or_else(|| c.ingress.clone()),
             env_vars: c.env.clone(),
             protected: o.protected,
+            node_selector: o
+                .node_selector
+                .clone()
+                .unwrap_or_else(|| c.node_selector.clone()),
+            tolerations: o
+                .tolerations
+                .clone()
+                .unwrap_or_else(|| c.tolerations.clone()),
             templates_dir: root.join(c.templates.clone().unwrap_or_else(|| "templates".into())),
             workflows_dir: root.join(c.workflows.clone().unwrap_or_else(|| "workflows".into())),
             root,

@@ -15,11 +15,26 @@ use futures::StreamExt;
 use super::{Engine, engine_error};
 use crate::error::{Error, Result};
 
+/// The build context as the request body: a tar in memory, or streamed
+/// (see [`super::context::Plan::into_stream`]) so memory stays bounded.
+pub enum BuildContext {
+    Tar(Vec<u8>),
+    Stream(std::pin::Pin<Box<dyn futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send>>),
+}
+
+impl std::fmt::Debug for BuildContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildContext::Tar(t) => write!(f, "Tar({} bytes)", t.len()),
+            BuildContext::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
 /// What to build.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct BuildRequest {
-    /// The context tar (see [`super::context::pack`]).
-    pub context_tar: Vec<u8>,
+    pub context: BuildContext,
     /// Path of the Dockerfile inside the tar.
     pub dockerfile: String,
     /// The first tag (`repo:tag`); more are added with [`Engine::tag`].
@@ -56,7 +71,10 @@ impl Engine {
             labels: Some(req.labels.clone()),
             ..Default::default()
         };
-        let body = bollard::body_full(req.context_tar.into());
+        let body = match req.context {
+            BuildContext::Tar(t) => bollard::body_full(t.into()),
+            BuildContext::Stream(s) => bollard::body_try_stream(s),
+        };
         let mut stream = self.docker.build_image(opts, None, Some(body));
         let mut image_id = None;
         let mut last_lines: Vec<String> = Vec::new();

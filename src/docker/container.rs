@@ -244,10 +244,10 @@ impl Drop for ContainerGuard {
             })
         });
         if handle.join().ok().flatten().is_none() {
-            eprintln!(
+            crate::output::err_line(format!(
                 "warning: could not remove container {}; remove it with `docker rm -f {}`",
                 self.name, self.name
-            );
+            ));
         }
     }
 }

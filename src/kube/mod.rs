@@ -4,6 +4,7 @@
 pub mod access;
 pub mod apply;
 pub mod connect;
+pub mod debug;
 pub mod fields;
 pub mod list;
 pub mod retry;

@@ -103,6 +103,8 @@ pub fn context(r: &Resolved) -> Value {
         "secrets": r.secrets.iter().map(|s| serde_json::json!({"name": s.name, "keys": s.keys.keys().collect::<Vec<_>>()})).collect::<Vec<_>>(),
         "pss_version": PSS_VERSION,
         "progress_deadline_seconds": 600,
+        "node_selector": r.node_selector,
+        "tolerations": r.tolerations,
     })
 }
 

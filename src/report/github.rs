@@ -81,7 +81,7 @@ pub fn annotation(level: Level, title: &str, at: &Location, message: &str) -> St
 /// Emit an annotation when running in GitHub Actions.
 pub fn annotate(level: Level, title: &str, at: &Location, message: &str) {
     if in_actions() {
-        eprintln!("{}", annotation(level, title, at, message));
+        crate::output::err_line(annotation(level, title, at, message));
     }
 }
 

@@ -1430,7 +1430,7 @@ pub async fn rollback(
 // status
 // ---------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionStatus {
     pub version: String,

@@ -75,7 +75,7 @@ impl Default for Options {
 }
 
 /// Everything `pake build` did, for `-o json` and for tests.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildReport {
     pub ok: bool,
@@ -112,14 +112,14 @@ pub struct BuildReport {
     pub failure: Option<Failure>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Checks {
     pub dockerfile: Vec<Finding>,
     pub image: Vec<Finding>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Durations {
     pub checks: u64,
@@ -133,7 +133,7 @@ pub struct Durations {
     pub total: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Failure {
     /// Which stage failed: checks, engine, context, build, image-checks, smoke, scan, push, sign, record.
@@ -144,7 +144,7 @@ pub struct Failure {
     pub exit_code: i32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SmokeResult {
     /// `passed` or `failed`.
@@ -168,7 +168,7 @@ pub struct SmokeResult {
     pub removed: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ToolResult {
     /// `passed`, `failed` or `skipped`.
@@ -177,7 +177,7 @@ pub struct ToolResult {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PushResult {
     pub digest: String,
@@ -456,7 +456,7 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
     report.api_version = Some(engine.docker.client_version().to_string());
     let t = Instant::now();
     let (ctx_dir, df) = (context_dir.clone(), dockerfile.clone());
-    let packed = match tokio::task::spawn_blocking(move || context::pack(&ctx_dir, &df)).await {
+    let plan = match tokio::task::spawn_blocking(move || context::plan(&ctx_dir, &df)).await {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => {
             report.fail(
@@ -467,17 +467,23 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
         }
         Err(e) => return Err(Error::failed(format!("packing the context panicked: {e}"))),
     };
-    report.context_entries = packed.entries;
-    report.context_excluded = packed.excluded;
+    report.context_entries = plan.entries;
+    report.context_excluded = plan.excluded;
     report.durations_ms.context = ms(t.elapsed());
+    let dockerfile_in_context = plan.dockerfile.clone();
+    // Streamed to the engine while it is read: memory stays bounded for a
+    // context of any size (the classic builder reads it before the first step).
+    let sending = ui.bytes("sending build context", plan.bytes);
+    let progress = sending.clone();
+    let (context_stream, context_task) = plan.into_stream(move |n| progress.set(n));
 
     // 3. Build.
     let t = Instant::now();
     let primary_ref = format!("{}:{primary_tag}", image.repository);
     let step = ui.step("build");
     let req = BuildRequest {
-        context_tar: packed.tar,
-        dockerfile: packed.dockerfile,
+        context: crate::docker::build::BuildContext::Stream(Box::pin(context_stream)),
+        dockerfile: dockerfile_in_context,
         tag: primary_ref.clone(),
         build_args: build_args.clone().into_iter().collect(),
         labels,
@@ -496,10 +502,24 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
             }
         })
         .await;
+    sending.finish();
     report.durations_ms.build = ms(t.elapsed());
-    let image_id = match built {
-        Ok(id) => id,
-        Err(e) => {
+    // A context that could not be read explains a failed build better than the engine does.
+    let context_error = match context_task.await {
+        Ok(Err(e)) if !e.engine_stopped() => Some(e),
+        _ => None,
+    };
+    let image_id = match (built, context_error) {
+        (Ok(id), None) => id,
+        (_, Some(e)) => {
+            step.fail("failed");
+            report.fail(
+                "context",
+                Error::usage(e.to_string()).fix("fix the build context or its .dockerignore"),
+            );
+            return Ok(report);
+        }
+        (Err(e), None) => {
             step.fail("failed");
             report.fail("build", e);
             return Ok(report);

@@ -16,7 +16,7 @@ use crate::steps::bluegreen::{self, VersionStatus};
 use crate::steps::rotate::ROTATION;
 use crate::workflow::history::{self, Revision};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseStatus {
     pub app: String,
@@ -40,7 +40,7 @@ pub struct ReleaseStatus {
     pub lock: Option<LockStatus>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RevisionSummary {
     pub revision: u32,
@@ -66,7 +66,7 @@ impl From<&Revision> for RevisionSummary {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rotation {
     /// `secret/key`.
@@ -76,7 +76,7 @@ pub struct Rotation {
     pub user: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LockStatus {
     pub holder: String,

@@ -96,6 +96,310 @@ pub fn zero_trust(
     out
 }
 
+/// Where the probe image comes from: `PAKE_PROBE_IMAGE`, else the one the local
+/// cluster's real node has (scripts/cluster imports it). It needs `/busybox` with
+/// `sh` and `cat`; it runs as uid 1000 with nothing else.
+pub fn probe_image() -> String {
+    std::env::var("PAKE_PROBE_IMAGE")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "pake.local/probe:1".to_string())
+}
+
+/// The guide's "Check security context" proven from inside each running
+/// container on a real node: an ephemeral container in the container's PID
+/// namespace reads the process's `/proc/1/status` and `/proc/1/mountinfo`
+/// (uid/gid 1000, no effective capabilities, no_new_privs, seccomp filter,
+/// read-only root). Pods on simulated (kwok) nodes run nothing: "not provable".
+pub async fn runtime_posture(ctx: &Ctx<'_>) -> Result<Vec<CheckResult>> {
+    let r = ctx.resolved;
+    let c = ctx.cluster;
+    let pods = list_json_selected(
+        c,
+        "v1",
+        "Pod",
+        &r.namespace,
+        Some(&format!("app={}", r.app)),
+    )
+    .await?;
+    let image = probe_image();
+    let running: Vec<&Value> = pods
+        .iter()
+        .filter(|p| {
+            p["metadata"]["deletionTimestamp"].is_null() && p["status"]["phase"] == "Running"
+        })
+        .collect();
+    // Secret env references are compared in the process with a keyed fingerprint; the key
+    // reaches the probe through a short-lived Secret, so it is in no pod spec or log.
+    let needs_key = running.iter().any(|p| {
+        p["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| !secret_env_refs(c).is_empty())
+    });
+    let key_secret = if needs_key {
+        Some(FingerprintKey::create(c, &r.namespace, &r.app).await?)
+    } else {
+        None
+    };
+    let result = posture_of_pods(c, &r.namespace, &running, &image, key_secret.as_ref()).await;
+    if let Some(k) = &key_secret {
+        k.delete(c, &r.namespace).await;
+    }
+    result
+}
+
+/// A random key in a Secret of its own, deleted after the probes.
+struct FingerprintKey {
+    name: String,
+    key: crate::secret::SecretValue,
+}
+
+impl FingerprintKey {
+    async fn create(c: &crate::kube::Cluster, ns: &str, app: &str) -> Result<Self> {
+        let key = crate::secret::SecretValue::random_base64(32)?;
+        let mut rnd = [0u8; 4];
+        getrandom::fill(&mut rnd).map_err(|e| Error::failed(format!("random name: {e}")))?;
+        let name = format!("pake-probe-key-{}", hex::encode(rnd));
+        let secret = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": app, "pake.dev/purpose": "probe-key"}},
+            "type": "Opaque",
+            "data": {"key": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key.expose())},
+        });
+        crate::kube::apply::apply(c, &secret, false, true).await?;
+        Ok(FingerprintKey { name, key })
+    }
+
+    async fn delete(&self, c: &crate::kube::Cluster, ns: &str) {
+        let obj = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": self.name, "namespace": ns}});
+        let _ = crate::kube::apply::delete(c, &obj).await;
+    }
+
+    /// Prefix-keyed SHA-256 of `value`, as the probe's `sha256sum` computes it.
+    fn fingerprint(&self, value: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.key.expose());
+        h.update(value);
+        hex::encode(h.finalize())
+    }
+}
+
+/// (env var, Secret, key) for every `valueFrom.secretKeyRef` of a container whose
+/// name is a plain identifier (it goes into the probe's shell script).
+fn secret_env_refs(ctr: &Value) -> Vec<(String, String, String)> {
+    ctr["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = e["name"].as_str()?;
+            let r = &e["valueFrom"]["secretKeyRef"];
+            let ok = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            ok.then(|| {
+                Some((
+                    name.to_string(),
+                    r["name"].as_str()?.to_string(),
+                    r["key"].as_str()?.to_string(),
+                ))
+            })?
+        })
+        .collect()
+}
+
+const ENV_SECTION: &str = "--pake-env--";
+
+async fn posture_of_pods(
+    c: &crate::kube::Cluster,
+    ns: &str,
+    running: &[&Value],
+    image: &str,
+    key: Option<&FingerprintKey>,
+) -> Result<Vec<CheckResult>> {
+    use crate::checks::posture::{self, RUNTIME_POSTURE};
+    use crate::kube::debug::{ProbeError, run_in_pod};
+    let mut out = Vec::new();
+    for pod in running {
+        let name = pod["metadata"]["name"].as_str().unwrap_or("");
+        let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
+        let simulated = simulated_node(c, node).await?;
+        for ctr in pod["spec"]["containers"].as_array().into_iter().flatten() {
+            let cname = ctr["name"].as_str().unwrap_or("");
+            let who = format!("Pod {ns}/{name} container {cname}");
+            let refs = if key.is_some() {
+                secret_env_refs(ctr)
+            } else {
+                Vec::new()
+            };
+            if simulated {
+                out.push(CheckResult::not_provable(
+                    RUNTIME_POSTURE,
+                    &who,
+                    format!("simulated node {node} (kwok): no process runs there"),
+                ));
+                for (env, secret, k) in &refs {
+                    out.push(CheckResult::not_provable(
+                        SECRET_IN_PROCESS,
+                        format!("{who} env {env}"),
+                        format!(
+                            "simulated node {node} (kwok): no process holds Secret {secret}/{k}"
+                        ),
+                    ));
+                }
+                continue;
+            }
+            let mut script = format!(
+                "cat /proc/1/status; echo {}; cat /proc/1/mountinfo; echo {ENV_SECTION}",
+                posture::SEPARATOR
+            );
+            for (env, _, _) in &refs {
+                script.push_str(&format!(
+                    "; printf '%s ' {env}; {{ printf '%s' \"$PAKE_PROBE_KEY\"; tr '\\0' '\\n' </proc/1/environ | sed -n 's/^{env}=//p' | head -n 1 | tr -d '\\n'; }} | sha256sum"
+                ));
+            }
+            let env: Vec<Value> = key
+                .filter(|_| !refs.is_empty())
+                .map(|k| vec![serde_json::json!({"name": "PAKE_PROBE_KEY", "valueFrom": {"secretKeyRef": {"name": k.name, "key": "key"}}})])
+                .unwrap_or_default();
+            let probe = run_in_pod(
+                c,
+                ns,
+                name,
+                cname,
+                image,
+                &["/busybox", "sh", "-c", &script],
+                &env,
+                1000,
+                std::time::Duration::from_secs(60),
+            )
+            .await;
+            match probe {
+                Ok(text) => {
+                    let (text, env_part) = text.split_once(ENV_SECTION).unwrap_or((text.as_str(), ""));
+                    if let Some(k) = key {
+                        for (env, secret, skey) in &refs {
+                            out.push(secret_in_process(c, ns, &who, env, secret, skey, env_part, k).await?);
+                        }
+                    }
+                    let props = posture::evaluate(text, 1000);
+                    let seen: Vec<String> = props.iter().map(|p| p.seen.clone()).collect();
+                    let bad: Vec<&str> = props.iter().filter(|p| !p.ok).map(|p| p.name).collect();
+                    out.push(if bad.is_empty() {
+                        CheckResult::pass(
+                            RUNTIME_POSTURE,
+                            &who,
+                            format!("from inside the running process: {}", seen.join(", ")),
+                        )
+                    } else {
+                        CheckResult::fail(
+                            RUNTIME_POSTURE,
+                            &who,
+                            format!("the running process violates {}: {}", bad.join(", "), seen.join(", ")),
+                            "apply the guide's securityContext (runAsUser/runAsGroup 1000, drop ALL, allowPrivilegeEscalation false, seccomp RuntimeDefault, readOnlyRootFilesystem) and check what mutates it (admission webhooks, the image's USER)",
+                        )
+                    });
+                }
+                Err(ProbeError::Unavailable(why)) => out.push(CheckResult::not_provable(
+                    RUNTIME_POSTURE,
+                    &who,
+                    format!("the probe image {image} could not run ({why}); set PAKE_PROBE_IMAGE to an image with /busybox that this cluster can pull"),
+                )),
+                Err(ProbeError::Failed(e)) => return Err(e),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Check ID: the process holds the current value of each Secret it references.
+pub const SECRET_IN_PROCESS: &str = "SECRET-IN-PROCESS";
+
+/// Compare the keyed fingerprint the probe computed of env var `env` in the process
+/// with the same fingerprint of the Secret's current value. Neither value is shown.
+#[allow(clippy::too_many_arguments)]
+async fn secret_in_process(
+    c: &crate::kube::Cluster,
+    ns: &str,
+    who: &str,
+    env: &str,
+    secret: &str,
+    key: &str,
+    probe_env: &str,
+    fp: &FingerprintKey,
+) -> Result<CheckResult> {
+    let object = format!("{who} env {env}");
+    let seen = probe_env.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        (f.next() == Some(env))
+            .then(|| f.next().map(str::to_string))
+            .flatten()
+    });
+    let live = crate::kube::apply::get(
+        c,
+        &serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret, "namespace": ns}}),
+    )
+    .await?;
+    let value = live
+        .as_ref()
+        .and_then(|s| s["data"][key].as_str())
+        .and_then(|b| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b).ok())
+        .map(crate::secret::SecretValue::from_bytes);
+    Ok(match (seen, value) {
+        (_, None) => CheckResult::fail(
+            SECRET_IN_PROCESS,
+            object,
+            format!("Secret {ns}/{secret} has no key {key}"),
+            "deploy again (the secrets step creates it), or fix the reference",
+        ),
+        (_, Some(v)) if v.expose().contains(&b'\n') || v.expose().contains(&0) => {
+            CheckResult::not_provable(
+                SECRET_IN_PROCESS,
+                object,
+                "the value has a newline or NUL byte, which the probe cannot compare exactly",
+            )
+        }
+        (None, _) => CheckResult::not_provable(
+            SECRET_IN_PROCESS,
+            object,
+            "the probe printed no fingerprint",
+        ),
+        (Some(h), Some(v)) if h == fp.fingerprint(v.expose()) => CheckResult::pass(
+            SECRET_IN_PROCESS,
+            object,
+            format!(
+                "the process holds the current value of Secret {secret}/{key} (keyed fingerprints match; the value is never read out)"
+            ),
+        ),
+        (Some(_), Some(_)) => CheckResult::fail(
+            SECRET_IN_PROCESS,
+            object,
+            format!(
+                "the process holds a different value than Secret {secret}/{key} has now (keyed fingerprints differ)"
+            ),
+            format!(
+                "the pod started before the Secret changed: `pake rotate-secret {secret}` restarts what references it, or `kubectl rollout restart` the workload"
+            ),
+        ),
+    })
+}
+
+/// A kwok node (annotation `kwok.x-k8s.io/node: fake`) runs no containers.
+async fn simulated_node(c: &crate::kube::Cluster, node: &str) -> Result<bool> {
+    if node.is_empty() {
+        return Ok(false);
+    }
+    let n = crate::kube::apply::get(
+        c,
+        &serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}),
+    )
+    .await?;
+    Ok(n.is_some_and(|n| n["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"))
+}
+
 /// Pure: every check of the guide's Kubernetes checklist over live objects.
 ///
 /// Reuses the two check engines `pake audit` uses — the exact PodSecurity

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::render::{self, Manifest, builtin, is_workload};
 
 /// What a step does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StepKind {
     /// Namespace with PSS labels, ServiceAccount, Role, RoleBinding.

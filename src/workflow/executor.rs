@@ -69,7 +69,7 @@ pub struct Ctx<'a> {
 }
 
 /// What happened to one object.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectResult {
     pub object: String,
@@ -78,7 +78,7 @@ pub struct ObjectResult {
 }
 
 /// A verification result: one check on one object.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckResult {
     pub check: String,
@@ -87,9 +87,23 @@ pub struct CheckResult {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// Nothing could be proven either way (e.g. what runs inside a container on a
+    /// simulated node): `ok` is true so it fails nothing, and it is never shown as a pass.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_provable: bool,
 }
 
 impl CheckResult {
+    pub fn not_provable(check: &str, object: impl Into<String>, why: impl Into<String>) -> Self {
+        CheckResult {
+            check: check.into(),
+            object: object.into(),
+            ok: true,
+            message: format!("not provable: {}", why.into()),
+            fix: None,
+            not_provable: true,
+        }
+    }
     pub fn pass(check: &str, object: impl Into<String>, message: impl Into<String>) -> Self {
         CheckResult {
             check: check.into(),
@@ -97,6 +111,7 @@ impl CheckResult {
             ok: true,
             message: message.into(),
             fix: None,
+            not_provable: false,
         }
     }
     pub fn fail(
@@ -111,11 +126,12 @@ impl CheckResult {
             ok: false,
             message: message.into(),
             fix: Some(fix.into()),
+            not_provable: false,
         }
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StepReport {
     pub name: String,
@@ -128,7 +144,7 @@ pub struct StepReport {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorReport {
     /// Exit code class of the error.
@@ -150,7 +166,7 @@ impl From<&Error> for ErrorReport {
 }
 
 /// The final report (`-o json` prints it whole).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub ok: bool,
@@ -176,7 +192,8 @@ pub struct Report {
 }
 
 /// A dead run's revision, as this run found it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Interrupted {
     pub revision: u32,
     pub action: String,

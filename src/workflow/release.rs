@@ -147,7 +147,7 @@ pub fn confirm_protected(
             r.app, r.env
         )));
     }
-    eprintln!("{summary}");
+    crate::output::err_line(summary);
     let ok = dialoguer::Confirm::new()
         .with_prompt(format!(
             "{action} {} to protected environment {} (namespace {})?",

@@ -581,3 +581,98 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(parse_port("53/udp").unwrap(), (Protocol::Udp, 53));
     assert!(parse_port("0").is_err());
 }
+
+#[test]
+fn diff_reports_added_removed_and_changed_edges() {
+    let before = [
+        deploy("a", "x", json!({"app": "x"})),
+        deploy("a", "y", json!({"app": "y"})),
+        deny_all("a"),
+        np(
+            "a",
+            "y",
+            json!({"podSelector": {"matchLabels": {"app": "y"}}, "ingress": [{"ports": [{"port": 80}]}]}),
+        ),
+        np(
+            "a",
+            "x",
+            json!({"podSelector": {"matchLabels": {"app": "x"}}, "policyTypes": ["Egress"], "egress": [{}]}),
+        ),
+    ];
+    let mut after = before.to_vec();
+    after[3] = np(
+        "a",
+        "y",
+        json!({"podSelector": {"matchLabels": {"app": "y"}}, "ingress": [{}]}),
+    );
+    after.push(deploy("a", "z", json!({"app": "y"})));
+    let g = |o: &[Value]| graph_of(o, None).unwrap().1;
+    let d: Vec<String> = diff(&g(&before), &g(&after))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        d,
+        [
+            "~ 0.0.0.0-255.255.255.255[External] => a/y[Deployment] : TCP 80 -> All Connections",
+            "+ 0.0.0.0-255.255.255.255[External] => a/z[Deployment] : All Connections",
+            "~ a/x[Deployment] => a/y[Deployment] : TCP 80 -> All Connections",
+            "+ a/x[Deployment] => a/z[Deployment] : All Connections",
+        ]
+    );
+    assert!(diff(&g(&before), &g(&before)).is_empty());
+}
+
+#[test]
+fn the_snippet_opens_exactly_the_denied_direction() {
+    let objs = [
+        deploy("a", "x", json!({"app": "x"})),
+        deploy("b", "y", json!({"app": "y", "tier": "db"})),
+        deny_all("a"),
+        deny_all("b"),
+    ];
+    let input = Input::from_objects(&objs).unwrap();
+    let e = Engine::new(&input);
+    let (s, d) = (e.find("a/x").unwrap(), e.find("y").unwrap());
+    let snip = e
+        .allow_snippet(Direction::Ingress, &s, &d, Some((Protocol::Tcp, 5432)))
+        .unwrap();
+    assert_eq!(
+        snip["metadata"],
+        json!({"name": "allow-x-to-y", "namespace": "b"})
+    );
+    assert_eq!(
+        snip["spec"]["podSelector"],
+        json!({"matchLabels": {"app": "y"}})
+    );
+    assert_eq!(
+        snip["spec"]["ingress"],
+        json!([{"from": [{"podSelector": {"matchLabels": {"app": "x"}}, "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "a"}}}],
+                "ports": [{"protocol": "TCP", "port": 5432}]}])
+    );
+    // Applying both snippets opens exactly that port.
+    let egress = e
+        .allow_snippet(Direction::Egress, &s, &d, Some((Protocol::Tcp, 5432)))
+        .unwrap();
+    let mut fixed = objs.to_vec();
+    fixed.extend([snip, egress]);
+    assert_eq!(conn(&fixed, "a/x", "b/y"), "TCP 5432");
+}
+
+#[test]
+fn jobs_of_a_cron_job_and_pods_of_a_job_fold_into_the_owner() {
+    let t = json!({"metadata": {"labels": {"app": "r"}}, "spec": {"containers": []}});
+    let objs = [
+        json!({"kind": "CronJob", "metadata": {"name": "report", "namespace": "a"}, "spec": {"jobTemplate": {"spec": {"template": t}}}}),
+        json!({"kind": "Job", "metadata": {"name": "report-29000", "namespace": "a",
+            "ownerReferences": [{"kind": "CronJob", "name": "report", "controller": true}]}, "spec": {"template": t}}),
+        json!({"kind": "Pod", "metadata": {"name": "report-29000-abc", "namespace": "a", "labels": {"app": "r"},
+            "ownerReferences": [{"kind": "Job", "name": "report-29000", "controller": true}]}, "spec": {}}),
+        // A Job's pod without the Job in the input stands for the Job.
+        json!({"kind": "Pod", "metadata": {"name": "m-xyz", "namespace": "a", "labels": {"app": "m"},
+            "ownerReferences": [{"kind": "Job", "name": "m", "controller": true}]}, "spec": {}}),
+    ];
+    let input = Input::from_objects(&objs).unwrap();
+    let ids: Vec<String> = input.workloads.iter().map(Workload::id).collect();
+    assert_eq!(ids, ["a/report[CronJob]", "a/m[Job]"]);
+}

@@ -1,0 +1,652 @@
+//! `pake deploy` on the local cluster's real node (`pake-node-0`: a kubelet on containerd,
+//! see docs/local-cluster.md): containers really start, images are really pulled from the
+//! local registry, probes are real HTTP requests, and the kubelet's real failure modes must
+//! end a deploy fast, with the guide's fix, and roll back.
+//!
+//! Needs the local cluster with its real node (`scripts/cluster up`, as root) and the Docker
+//! engine with the local registry (`scripts/docker-engine`, `scripts/docker-engine registry`):
+//! PAKE_TEST_KUBECONFIG and PAKE_TEST_DOCKER=1. Without either, or when the cluster has no
+//! Ready node `pake-node-0` (e.g. `PAKE_CLUSTER_REAL_NODE=0`), every test prints SKIP and why.
+
+mod k8s;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams};
+
+const NS: &str = "pake-test";
+const NODE: &str = "pake-node-0";
+const REPO: &str = "127.0.0.1:5000/pake-test/realnode";
+/// A failure must end the deploy well before this (the wait's own deadline is longer).
+const FAST: Duration = Duration::from_secs(90);
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The kubeconfig, when the cluster has a Ready real node and Docker tests are on.
+async fn real_cluster(test: &str) -> Option<PathBuf> {
+    let kc = k8s::kubeconfig(test)?;
+    if std::env::var("PAKE_TEST_DOCKER").ok().as_deref() != Some("1") {
+        eprintln!(
+            "SKIP {test}: PAKE_TEST_DOCKER is not 1 (the real-node tests build and push an image)"
+        );
+        return None;
+    }
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let node = Api::<Node>::all(admin).get_opt(NODE).await.ok().flatten();
+    let ready = node
+        .and_then(|n| n.status)
+        .and_then(|s| s.conditions)
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    if !ready {
+        eprintln!(
+            "SKIP {test}: no Ready real node {NODE} in this cluster (scripts/cluster up starts one as root; PAKE_CLUSTER_REAL_NODE=0 clusters have none)"
+        );
+        return None;
+    }
+    Some(kc)
+}
+
+/// The example backend built by `pake build --push` into the local registry, once per run:
+/// its digest reference.
+fn image() -> String {
+    static IMAGE: Mutex<Option<String>> = Mutex::new(None);
+    let mut guard = IMAGE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = guard.as_ref() {
+        return i.clone();
+    }
+    let example = repo_root().join("examples/backend");
+    let st = Command::new(example.join("prepare")).status().unwrap();
+    assert!(st.success(), "examples/backend/prepare failed");
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        "main.go",
+        "go.mod",
+        "Dockerfile.production",
+        ".dockerignore",
+    ] {
+        std::fs::copy(example.join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("pake.yaml"),
+        format!(
+            "app: realnode\nimage: {REPO}\nport: 8000\nbuild:\n  dockerfile: Dockerfile.production\nenvironments:\n  test:\n    namespace: {NS}\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pake"))
+        .current_dir(dir.path())
+        .args(["--env", "test", "build", "--push", "-t", "realnode-test"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pake build --push: {}",
+        k8s::text(&out)
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(".pake/build.json")).unwrap())
+            .unwrap();
+    let reference = record["reference"].as_str().unwrap().to_string();
+    assert!(reference.contains("@sha256:"), "{record}");
+    *guard = Some(reference.clone());
+    reference
+}
+
+/// pake.yaml for `app` on the real node, small requests (several tests share the node).
+fn pake_yaml(app: &str, extra: &str) -> String {
+    format!(
+        "app: {app}
+image: {REPO}
+tag: \"1\"
+port: 8000
+replicas: 1
+network:
+  allowFrom: [frontend]
+nodeSelector:
+  pake.dev/node: real
+tolerations:
+  - {{key: pake.dev/node, operator: Equal, value: real, effect: NoSchedule}}
+resources:
+  requests: {{cpu: 10m, memory: 32Mi, ephemeral-storage: 64Mi}}
+  limits: {{cpu: 500m, memory: 64Mi, ephemeral-storage: 256Mi}}
+{extra}environments:
+  test:
+    namespace: {NS}
+"
+    )
+}
+
+fn deploy(kc: &Path, dir: &Path, image: &str, timeout: &str) -> (std::process::Output, Duration) {
+    let t0 = Instant::now();
+    let out = k8s::pake(
+        kc,
+        dir,
+        &[
+            "--context",
+            k8s::DEPLOYER,
+            "--env",
+            "test",
+            "deploy",
+            "--image",
+            image,
+            "--timeout",
+            timeout,
+        ],
+        &[],
+    );
+    (out, t0.elapsed())
+}
+
+async fn image_of(client: &kube::Client, name: &str) -> Option<String> {
+    let d = Api::<Deployment>::namespaced(client.clone(), NS)
+        .get_opt(name)
+        .await
+        .unwrap()?;
+    d.spec?.template.spec?.containers.first()?.image.clone()
+}
+
+/// A first, good revision of `app` on the real node; returns its image.
+async fn good_revision(kc: &Path, dir: &Path) -> String {
+    let img = image();
+    let (out, _) = deploy(kc, dir, &img, "120s");
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    img
+}
+
+/// After a failed deploy: exit 1, rolled back to `good`, fast, the expected words shown.
+async fn assert_failed_and_rolled_back(
+    admin: &kube::Client,
+    app: &str,
+    out: &std::process::Output,
+    took: Duration,
+    good: &str,
+    expect: &[&str],
+) {
+    let t = k8s::text(out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("rolled back"), "{t}");
+    for e in expect {
+        assert!(
+            t.to_ascii_lowercase().contains(&e.to_ascii_lowercase()),
+            "expected {e:?} in:\n{t}"
+        );
+    }
+    assert!(took < FAST, "took {took:?}:\n{t}");
+    assert_eq!(
+        image_of(admin, &format!("{app}-v1")).await.as_deref(),
+        Some(good)
+    );
+}
+
+#[tokio::test]
+async fn app_runs_on_the_real_node_and_answers_its_probes() {
+    let Some(kc) = real_cluster("app_runs_on_the_real_node").await else {
+        return;
+    };
+    let app = format!("rn-ok-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let p = k8s::project(&pake_yaml(&app, ""), &[]);
+    good_revision(&kc, p.path()).await;
+    let pods = Api::<Pod>::namespaced(admin.clone(), NS)
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .unwrap();
+    assert_eq!(pods.items.len(), 1);
+    let pod = &pods.items[0];
+    assert_eq!(pod.spec.as_ref().unwrap().node_name.as_deref(), Some(NODE));
+    let status = pod.status.as_ref().unwrap();
+    let cs = &status.container_statuses.as_ref().unwrap()[0];
+    assert!(
+        cs.ready
+            && cs
+                .container_id
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("containerd://")
+    );
+    // The pod's own address answers from this machine (the node's network namespace routes it).
+    let ip = status.pod_ip.clone().unwrap();
+    let body = http_get(&ip, 8000, "/health");
+    assert!(
+        body.starts_with("HTTP/1.1 200") && body.contains("\"ok\""),
+        "{body}"
+    );
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+/// A minimal HTTP/1.1 GET (no client library in the test dependencies).
+fn http_get(ip: &str, port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = format!("{ip}:{port}").parse().unwrap();
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn missing_image_fails_fast_and_rolls_back() {
+    let Some(kc) = real_cluster("missing_image").await else {
+        return;
+    };
+    let app = format!("rn-pull-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let p = k8s::project(&pake_yaml(&app, ""), &[]);
+    let good = good_revision(&kc, p.path()).await;
+    let (out, took) = deploy(&kc, p.path(), &format!("{REPO}:no-such-tag"), "120s");
+    assert_failed_and_rolled_back(&admin, &app, &out, took, &good, &["ImagePull"]).await;
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+#[tokio::test]
+async fn write_to_read_only_root_fails_fast_with_the_log_line() {
+    let Some(kc) = real_cluster("write_to_read_only_root").await else {
+        return;
+    };
+    let app = format!("rn-rofs-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let good_dir = k8s::project(&pake_yaml(&app, ""), &[]);
+    let good = good_revision(&kc, good_dir.path()).await;
+    // Revision 2: same image, the app writes to / at start.
+    let bad = k8s::project(
+        &pake_yaml(
+            &app,
+            "env:\n  - name: PAKE_EXAMPLE_FAULT\n    value: write-root\n",
+        ),
+        &[],
+    );
+    let (out, took) = deploy(&kc, bad.path(), &good, "120s");
+    assert_failed_and_rolled_back(
+        &admin,
+        &app,
+        &out,
+        took,
+        &good,
+        &["read-only file system", "emptyDir"],
+    )
+    .await;
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+#[tokio::test]
+async fn memory_over_the_limit_is_oomkilled_and_rolled_back() {
+    let Some(kc) = real_cluster("oomkilled").await else {
+        return;
+    };
+    let app = format!("rn-oom-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let good_dir = k8s::project(&pake_yaml(&app, ""), &[]);
+    let good = good_revision(&kc, good_dir.path()).await;
+    let bad = k8s::project(
+        &pake_yaml(&app, "env:\n  - name: PAKE_EXAMPLE_FAULT\n    value: oom\n"),
+        &[],
+    );
+    let (out, took) = deploy(&kc, bad.path(), &good, "120s");
+    assert_failed_and_rolled_back(&admin, &app, &out, took, &good, &["OOMKilled"]).await;
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+#[tokio::test]
+async fn readiness_that_never_passes_ends_at_the_deadline_and_rolls_back() {
+    let Some(kc) = real_cluster("never_ready").await else {
+        return;
+    };
+    let app = format!("rn-unready-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let good_dir = k8s::project(&pake_yaml(&app, ""), &[]);
+    let good = good_revision(&kc, good_dir.path()).await;
+    // Revision 2: the probes ask a path the app does not serve (404): never ready.
+    let bad = k8s::project(&pake_yaml(&app, "healthPath: /no-such-path\n"), &[]);
+    let (out, took) = deploy(&kc, bad.path(), &good, "25s");
+    assert_failed_and_rolled_back(&admin, &app, &out, took, &good, &["ready"]).await;
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+#[tokio::test]
+async fn root_image_under_run_as_non_root_fails_fast_and_rolls_back() {
+    let Some(kc) = real_cluster("root_image").await else {
+        return;
+    };
+    let app = format!("rn-root-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let good_dir = k8s::project(&pake_yaml(&app, ""), &[]);
+    let good = good_revision(&kc, good_dir.path()).await;
+    let root_image = root_image(&good);
+    // pake's template pins uid 1000, which hides the image's user; a project template that
+    // leaves the uid to the image (runAsNonRoot only) meets the kubelet's own check.
+    let tpl = std::fs::read_to_string(repo_root().join("templates/k8s/deployment.yaml"))
+        .unwrap()
+        .replace("            runAsUser: 1000\n", "")
+        .replace("        runAsUser: 1000\n", "")
+        // containerd refuses a group without a user ("user group ... is specified without user").
+        .replace("            runAsGroup: 1000\n", "")
+        .replace("        runAsGroup: 1000\n", "");
+    assert!(!tpl.contains("runAsUser") && !tpl.contains("runAsGroup"));
+    let bad = k8s::project(
+        &pake_yaml(&app, ""),
+        &[("templates/k8s/deployment.yaml", &tpl)],
+    );
+    let (out, took) = deploy(&kc, bad.path(), &root_image, "120s");
+    assert_failed_and_rolled_back(
+        &admin,
+        &app,
+        &out,
+        took,
+        &good,
+        &["CreateContainerConfigError", "USER 1000:1000"],
+    )
+    .await;
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+/// The good image with `USER 0:0` on top, pushed as `REPO:root` (docker CLI: pake build
+/// refuses a root USER, which is the point).
+fn root_image(good: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {good}\nUSER 0:0\n"),
+    )
+    .unwrap();
+    let tag = format!("{REPO}:root");
+    for args in [
+        vec!["build", "-q", "-t", tag.as_str(), "."],
+        vec!["push", "-q", tag.as_str()],
+    ] {
+        let out = Command::new("docker")
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "docker {args:?}: {}", k8s::text(&out));
+    }
+    tag
+}
+
+fn verify_json(kc: &Path, dir: &Path) -> serde_json::Value {
+    let out = k8s::pake(
+        kc,
+        dir,
+        &[
+            "--context",
+            k8s::DEPLOYER,
+            "--env",
+            "test",
+            "verify",
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn posture_checks(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "RUNTIME-POSTURE")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn verify_proves_the_runtime_posture_from_inside_the_process() {
+    let Some(kc) = real_cluster("verify_runtime_posture").await else {
+        return;
+    };
+    let app = format!("rn-posture-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let p = k8s::project(&pake_yaml(&app, ""), &[]);
+    good_revision(&kc, p.path()).await;
+    let checks = posture_checks(&verify_json(&kc, p.path()));
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    let c = &checks[0];
+    assert_eq!(c["ok"], true, "{c}");
+    assert!(c.get("notProvable").is_none(), "{c}");
+    let m = c["message"].as_str().unwrap();
+    for seen in [
+        "Uid 1000 1000 1000 1000",
+        "Gid 1000 1000 1000 1000",
+        "CapEff 0000000000000000",
+        "NoNewPrivs 1",
+        "Seccomp 2",
+        "/ mounted ro",
+    ] {
+        assert!(m.contains(seen), "{seen:?} not in {m}");
+    }
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+/// On a kwok node nothing runs: the posture is "not provable", never a pass. Needs only
+/// the local cluster (no real node, no Docker).
+#[tokio::test]
+async fn verify_on_a_simulated_node_says_not_provable() {
+    let Some(kc) = k8s::kubeconfig("verify_simulated_node") else {
+        return;
+    };
+    let app = format!("rn-kwok-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let p = k8s::project(&k8s::pake_yaml(&app, NS, ""), &[]);
+    let out = k8s::pake(
+        &kc,
+        p.path(),
+        &[
+            "--context",
+            k8s::DEPLOYER,
+            "--env",
+            "test",
+            "deploy",
+            "--timeout",
+            "60s",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", k8s::text(&out));
+    let checks = posture_checks(&verify_json(&kc, p.path()));
+    assert_eq!(checks.len(), 2, "{checks:?}");
+    for c in &checks {
+        assert_eq!(c["notProvable"], true, "{c}");
+        let m = c["message"].as_str().unwrap();
+        assert!(
+            m.starts_with("not provable: simulated node kwok-node-"),
+            "{m}"
+        );
+    }
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+/// A pod on the real node that GETs `url` every 20 ms for `seconds` and prints a summary
+/// (`backend -get URL -for D`); labelled app=frontend, the client the app's policy admits.
+async fn start_load(admin: &kube::Client, name: &str, image: &str, url: &str, seconds: u32) {
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"app": "frontend", "pake.dev/test": "realnode"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": false,
+            "nodeSelector": {"pake.dev/node": "real"},
+            "tolerations": [{"key": "pake.dev/node", "operator": "Equal", "value": "real", "effect": "NoSchedule"}],
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "load",
+                "image": image,
+                "command": ["/app/backend"],
+                "args": ["-get", url, "-for", format!("{seconds}s")],
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+                "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}}
+            }]
+        }
+    }))
+    .unwrap();
+    let api = Api::<Pod>::namespaced(admin.clone(), NS);
+    api.create(&Default::default(), &pod).await.unwrap();
+    let running = kube::runtime::wait::await_condition(api, name, |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref())
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|ph| ph != "Pending")
+    });
+    tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("load pod did not start")
+        .unwrap();
+}
+
+/// Wait for the load pod to end; its summary.
+async fn load_summary(admin: &kube::Client, name: &str) -> serde_json::Value {
+    let api = Api::<Pod>::namespaced(admin.clone(), NS);
+    let done = kube::runtime::wait::await_condition(api.clone(), name, |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref())
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
+    });
+    tokio::time::timeout(Duration::from_secs(120), done)
+        .await
+        .expect("load pod did not finish")
+        .unwrap();
+    let log = api.logs(name, &Default::default()).await.unwrap();
+    let _ = api.delete(name, &Default::default()).await;
+    serde_json::from_str(log.trim()).unwrap_or_else(|e| panic!("{e}: {log}"))
+}
+
+fn pake_ok(kc: &Path, dir: &Path, args: &[&str]) {
+    let mut all = vec!["--context", k8s::DEPLOYER, "--env", "test"];
+    all.extend_from_slice(args);
+    let out = k8s::pake(kc, dir, &all, &[]);
+    assert!(out.status.success(), "pake {args:?}: {}", k8s::text(&out));
+}
+
+#[tokio::test]
+async fn bluegreen_switch_and_rollback_move_real_traffic_without_losing_a_request() {
+    let Some(kc) = real_cluster("bluegreen_real_traffic").await else {
+        return;
+    };
+    let app = format!("rn-bg-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let p = k8s::project(
+        &pake_yaml(&app, "").replace("replicas: 1", "replicas: 2"),
+        &[],
+    );
+    let img = good_revision(&kc, p.path()).await;
+    pake_ok(
+        &kc,
+        p.path(),
+        &["bluegreen", "deploy", "v2", "--image", &img],
+    );
+
+    let load = format!("{app}-load");
+    let url = format!("http://{app}:8000/version");
+    start_load(&admin, &load, &img, &url, 30).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    pake_ok(&kc, p.path(), &["bluegreen", "switch", "v2"]);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    pake_ok(&kc, p.path(), &["bluegreen", "rollback"]);
+    let s = load_summary(&admin, &load).await;
+    assert_eq!(s["failed"], 0, "{s}");
+    assert!(s["requests"].as_u64().unwrap() > 100, "{s}");
+    // Real answers through the Service: v1, then v2 after the switch, then v1 again.
+    assert_eq!(s["versions"], serde_json::json!(["v1", "v2", "v1"]), "{s}");
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+fn secret_checks(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "SECRET-IN-PROCESS")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn rotation_reaches_the_process_compared_by_keyed_fingerprint() {
+    let Some(kc) = real_cluster("rotation_reaches_the_process").await else {
+        return;
+    };
+    let app = format!("rn-rot-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let extra = format!(
+        "secrets:\n  - name: {app}-creds\n    keys:\n      password:\n        generate: {{bytes: 32}}\nenv:\n  - name: APP_PASSWORD\n    secretKeyRef: {{name: {app}-creds, key: password}}\n"
+    );
+    let p = k8s::project(&pake_yaml(&app, &extra), &[]);
+    good_revision(&kc, p.path()).await;
+    let verify = |expect_ok: bool| {
+        let out = k8s::pake(
+            &kc,
+            p.path(),
+            &[
+                "--context",
+                k8s::DEPLOYER,
+                "--env",
+                "test",
+                "verify",
+                "-o",
+                "json",
+            ],
+            &[],
+        );
+        assert_eq!(out.status.success(), expect_ok, "{}", k8s::text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        secret_checks(&v)
+    };
+    let creds = format!("{app}-creds");
+    let before = verify(true);
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0]["ok"], true, "{before:?}");
+
+    // A new value the running process does not have: verify must fail.
+    pake_ok(&kc, p.path(), &["rotate-secret", &creds, "--no-restart"]);
+    let stale = verify(false);
+    assert_eq!(stale[0]["ok"], false, "{stale:?}");
+    assert!(
+        stale[0]["message"].as_str().unwrap().contains("differ"),
+        "{stale:?}"
+    );
+
+    // The rotation with its restart reaches the new process; the old pod is gone.
+    pake_ok(&kc, p.path(), &["rotate-secret", &creds]);
+    let after = verify(true);
+    assert_eq!(after[0]["ok"], true, "{after:?}");
+    let pods = Api::<Pod>::namespaced(admin.clone(), NS)
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .unwrap();
+    assert!(
+        pods.items
+            .iter()
+            .all(|p| p.metadata.deletion_timestamp.is_none()
+                && !before[0]["object"]
+                    .as_str()
+                    .unwrap()
+                    .contains(p.metadata.name.as_deref().unwrap())),
+        "an old pod is still there"
+    );
+    // The probe's key Secret is gone again.
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admin.clone(), NS)
+        .list(&ListParams::default().labels("pake.dev/purpose=probe-key"))
+        .await
+        .unwrap();
+    assert!(
+        secrets
+            .items
+            .iter()
+            .all(|s| !s.metadata.labels.as_ref().unwrap()["app"].eq(&app))
+    );
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
