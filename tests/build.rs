@@ -257,7 +257,7 @@ fn example_builds_and_passes_every_check() {
     let tag = j["tags"][0].as_str().unwrap();
     assert!(
         tag.starts_with("127.0.0.1:5000/pake-example/backend:")
-            && commit.starts_with(tag.split(':').nth(1).unwrap().trim_end_matches("-dirty")),
+            && commit.starts_with(tag.rsplit(':').next().unwrap().trim_end_matches("-dirty")),
         "tagged with the git commit: {tag} vs {commit}"
     );
     // The image carries the provenance labels and runs as 1000:1000.

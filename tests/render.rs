@@ -128,9 +128,14 @@ fn hardcoded_secret_in_template_is_refused() {
 
 #[test]
 fn literal_secret_env_in_template_is_refused() {
-    let tpl = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/k8s/deployment.yaml"))
-        .unwrap()
-        .replace("          securityContext:\n            allowPrivilegeEscalation", "          env:\n            - name: DB_PASSWORD\n              value: mypassword123\n          securityContext:\n            allowPrivilegeEscalation");
+    let tpl = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/k8s/deployment.yaml"),
+    )
+    .unwrap()
+    .replace(
+        "          env:\n",
+        "          env:\n            - name: DB_PASSWORD\n              value: mypassword123\n",
+    );
     let d = project(&[("pake.yaml", MIN), ("templates/k8s/deployment.yaml", &tpl)]);
     let out = render(d.path(), "dev");
     assert_eq!(

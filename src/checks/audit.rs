@@ -137,7 +137,7 @@ pub struct AuditReport {
     pub overrides: Vec<AppliedOverride>,
     pub summary: Summary,
     /// What the walk skipped and why (symlink loops).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
@@ -234,7 +234,7 @@ pub struct AppliedOverride {
     /// How many findings or violations it changed.
     pub applied: usize,
     /// The ID is not a check pake knows (likely a typo).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unknown: bool,
 }
 

@@ -162,7 +162,7 @@ pub struct SmokeResult {
     pub up_ms: u64,
     pub detail: String,
     /// The container's last log lines, on failure.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<String>,
     /// The container was removed afterwards.
     pub removed: bool,

@@ -89,7 +89,7 @@ pub struct CheckResult {
     pub fix: Option<String>,
     /// Nothing could be proven either way (e.g. what runs inside a container on a
     /// simulated node): `ok` is true so it fails nothing, and it is never shown as a pass.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub not_provable: bool,
 }
 
@@ -187,7 +187,7 @@ pub struct Report {
     pub rollback_error: Option<ErrorReport>,
     /// Revisions of runs that ended without finishing, found and settled by
     /// this run (write-ahead history, `workflow::recovery`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interrupted: Vec<Interrupted>,
 }
 
