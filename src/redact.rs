@@ -90,6 +90,7 @@ pub fn field_at(text: &str, line: usize) -> Option<String> {
     let l = text.lines().nth(line.checked_sub(1)?)?;
     key_of(l)
         .1
+        .filter(|k| !k.contains(['{', '[', ',']))
         .map(|k| crate::input::escape_control(k.trim().trim_matches(['"', '\''])))
 }
 

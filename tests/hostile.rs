@@ -262,8 +262,12 @@ fn template_limits() {
     assert!(t0.elapsed() < Duration::from_secs(30));
     let d = project_with_template("service.yaml", "self-include.yaml");
     let o = pake(d.path(), &["render", "--env", "dev"]);
-    assert_eq!(o.status.code(), Some(2), "{}", all(&o));
-    assert!(all(&o).contains("fix:"), "{}", all(&o));
+    usage_error(&o, "caused by: invalid operation: recursion limit exceeded");
+    assert!(
+        all(&o).contains("look for a template that includes itself"),
+        "{}",
+        all(&o)
+    );
     let d = project_with_template("service.yaml", "huge-output.yaml");
     usage_error(
         &pake(d.path(), &["render", "--env", "dev"]),
@@ -273,6 +277,26 @@ fn template_limits() {
     let o = pake(d.path(), &["render", "--env", "dev"]);
     usage_error(&o, "syntax error");
     assert!(all(&o).contains("fix: fix the Jinja syntax"), "{}", all(&o));
+}
+
+#[test]
+fn yaml_errors_name_the_file_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(fixtures().join("pake.yaml")).unwrap();
+    std::fs::write(d.path().join("pake.yaml"), format!("{base}replicas: [\n")).unwrap();
+    let o = pake(d.path(), &["render", "--env", "dev"]);
+    usage_error(&o, "error: pake.yaml:8:");
+    assert!(!all(&o).contains("<input>"), "{}", all(&o));
+    std::fs::write(d.path().join("pake.yaml"), &base).unwrap();
+    std::fs::create_dir_all(d.path().join("workflows")).unwrap();
+    std::fs::write(
+        d.path().join("workflows/deploy.yaml"),
+        "steps:\n  - secrets\n  - {name: x\n",
+    )
+    .unwrap();
+    let o = pake(d.path(), &["render", "--env", "dev"]);
+    usage_error(&o, "workflows/deploy.yaml:3: invalid workflow");
+    assert!(all(&o).contains("fix: `steps:` is a list"), "{}", all(&o));
 }
 
 // ---- validation up front ----

@@ -524,7 +524,10 @@ fn line_of(text: &str, needle: &str) -> usize {
 
 fn validate(c: &ProjectConfig, text: &str, path: &Path) -> Result<()> {
     domain::check(c, text, path)?;
-    let at = |needle: &str| format!("{}:{}", path.display(), line_of(text, needle));
+    let at = |needle: &str| match line_of(text, needle) {
+        0 => crate::input::show_path(path),
+        l => format!("{}:{l}", crate::input::show_path(path)),
+    };
     if !is_dns_label(&c.app) {
         return Err(Error::usage(format!(
             "{}: app {:?} is not a valid DNS label",

@@ -165,24 +165,53 @@ impl std::io::Write for CappedWriter {
 /// is the source of the include's), on one line each.
 fn template_error_text(e: &minijinja::Error) -> String {
     let mut s = e.to_string();
+    let mut last = s.clone();
+    let mut repeated = 0;
     let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(c) = cur {
-        s.push_str(&format!("\n  caused by: {c}"));
+        let m = c.to_string();
+        if m == last {
+            repeated += 1;
+        } else {
+            if repeated > 0 {
+                s.push_str(&format!(" (x{})", repeated + 1));
+                repeated = 0;
+            }
+            s.push_str(&format!("\n  caused by: {m}"));
+            last = m;
+        }
         cur = c.source();
     }
+    if repeated > 0 {
+        s.push_str(&format!(" (x{})", repeated + 1));
+    }
     s
+}
+
+/// The deepest minijinja error in the chain: what actually went wrong.
+fn root_cause(e: &minijinja::Error) -> &minijinja::Error {
+    let mut root = e;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cur {
+        if let Some(m) = c.downcast_ref::<minijinja::Error>() {
+            root = m;
+        }
+        cur = c.source();
+    }
+    root
 }
 
 /// The fix line for a template that does not compile or render.
 fn template_fix(e: &minijinja::Error) -> String {
     use minijinja::ErrorKind as K;
+    let e = root_cause(e);
     match e.kind() {
         K::SyntaxError => "fix the Jinja syntax at that line: every `{{` needs `}}`, every `{%` needs `%}`, every `{% for %}`/`{% if %}` its `{% endfor %}`/`{% endif %}`; literal braces go in `{{ '{{' }}`".into(),
-        K::UndefinedError => "check the variable names against the template variables (`pake render --help`, docs/render.md); `{{ x | default('') }}` for optional ones".into(),
+        K::UndefinedError => "check the variable name: templates see app, env, namespace, image, port, version, workload, service_version, replicas, resources, health_path, network, ingress, env_vars, secrets, pss_version, progress_deadline_seconds; `{{ x | default('') }}` for optional ones".into(),
         K::OutOfFuel => format!("the template ran more than {} instructions: look for loops over large ranges, or split the template", limits::FUEL),
         K::InvalidOperation if e.to_string().contains("recursion") => format!("templates may nest blocks, macros and includes at most {} levels (an include counts 10): look for a template that includes itself", limits::RECURSION),
         K::TemplateNotFound => "a template can include only itself by name here: inline the other template, or list it as its own step in workflows/deploy.yaml".into(),
-        _ => "fix the template at that line (minijinja syntax, docs/render.md)".into(),
+        _ => "fix the template at that line (Jinja syntax as minijinja implements it)".into(),
     }
 }
 

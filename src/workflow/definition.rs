@@ -118,8 +118,16 @@ pub fn load(r: &Resolved, name: &str) -> Result<(String, WorkflowFile)> {
 }
 
 pub fn parse(text: &str, source: &Path) -> Result<WorkflowFile> {
-    let wf: WorkflowFile = serde_saphyr::from_str(text)
-        .map_err(|e| Error::usage(format!("{}: invalid workflow: {e}", source.display())))?;
+    let wf: WorkflowFile = serde_saphyr::from_str_with_options(text, crate::redact::yaml_options())
+        .map_err(|e| {
+            let (line, msg) = crate::redact::yaml_error(&e, text);
+            let at = match line {
+                Some(l) => format!("{}:{l}", crate::input::show_path(source)),
+                None => crate::input::show_path(source),
+            };
+            Error::usage(format!("{at}: invalid workflow: {msg}"))
+                .fix("`steps:` is a list of built-in step names (`- secrets`) or `{name: STEP, templates: [FILE, ...]}`")
+        })?;
     if wf.steps.is_empty() {
         return Err(Error::usage(format!(
             "{}: workflow has no steps",
