@@ -120,7 +120,7 @@ async fn mid_deploy_failures_are_undone_and_keep_their_class() {
     );
     assert!(
         doc.contains(
-            "a secret source that cannot be read (an unset `fromEnv` variable, ...): **2**"
+            "a secret source that cannot be read (a `fromCommand` that fails, ...): **2**"
         )
     );
     let admin = k8s::client(&kc, k8s::ADMIN).await;
@@ -172,7 +172,7 @@ async fn mid_deploy_failures_are_undone_and_keep_their_class() {
         "the policy created before the 403 was not undone"
     );
 
-    // Unset fromEnv: found in the secrets step, after the namespace step changed things.
+    // Unset fromEnv: refused before the first change.
     let app = format!("exit-env-{}", k8s::suffix());
     let extra = "secrets:\n  - name: exit-env-creds\n    keys:\n      password:\n        fromEnv: PAKE_TEST_SURELY_UNSET_VAR\n";
     let p = k8s::project(&k8s::pake_yaml(&app, NS, extra), &[]);
@@ -198,9 +198,16 @@ async fn mid_deploy_failures_are_undone_and_keep_their_class() {
         .unwrap();
     k8s::cleanup_app(&admin, NS, &app).await;
     assert_eq!(code(&out), 2, "{}", k8s::text(&out));
-    assert_eq!(r["rolledBack"], true, "{r}");
+    // Checked before the first change: an error document, nothing to undo.
+    assert_eq!(r["kind"], "Error", "{r}");
+    assert!(
+        r["error"]["message"].as_str().is_some_and(
+            |m| m.contains("PAKE_TEST_SURELY_UNSET_VAR") && m.contains("nothing was changed")
+        ),
+        "{r}"
+    );
     assert!(
         sa.is_none(),
-        "the ServiceAccount created before the error was not undone"
+        "the ServiceAccount was created although the run stopped before any change"
     );
 }

@@ -68,6 +68,9 @@ pub async fn run(g: &Global, a: DeployArgs) -> Result<ExitCode> {
         };
         release::confirm_protected(&p.resolved, &ui, g.yes, "deploy", &summary)?;
     }
+    // After the cluster answered (so an unreachable cluster is still exit 3),
+    // before the first change.
+    p.resolved.check_secret_sources()?;
     let opts = executor::Options {
         dry_run: a.dry_run.is_some(),
         force_conflicts: a.force_conflicts,

@@ -412,6 +412,51 @@ pub struct Resolved {
     pub workflows_dir: PathBuf,
 }
 
+impl Resolved {
+    /// Check, before anything changes, that every `fromEnv` variable is set
+    /// and every `fromFile` is a readable regular file. Values are not read
+    /// here (a `fromCommand` runs once, in the secrets step); this only makes
+    /// the common mistakes a clean exit 2 with nothing changed.
+    pub fn check_secret_sources(&self) -> Result<()> {
+        for spec in &self.secrets {
+            for (key, src) in &spec.keys {
+                let at = format!("secret {}/{key}", spec.name);
+                if let Some(var) = &src.from_env
+                    && std::env::var_os(var).is_none_or(|v| v.is_empty())
+                {
+                    return Err(Error::usage(format!(
+                        "{at}: environment variable {var} is not set (or empty); nothing was changed"
+                    ))
+                    .fix(format!(
+                        "export {var} from your secret store (e.g. a CI secret) before running pake"
+                    )));
+                }
+                if let Some(path) = &src.from_file {
+                    let full = self.root.join(path);
+                    match std::fs::metadata(&full) {
+                        Ok(m) if m.is_file() => {}
+                        Ok(_) => {
+                            return Err(Error::usage(format!(
+                                "{at}: {} is not a regular file; nothing was changed",
+                                full.display()
+                            ))
+                            .fix("point fromFile at the file that holds the value"));
+                        }
+                        Err(e) => {
+                            return Err(Error::usage(format!(
+                                "{at}: cannot read {}: {e}; nothing was changed",
+                                full.display()
+                            ))
+                            .fix("check the fromFile path in pake.yaml (relative to pake.yaml) and its permissions"));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A loaded pake.yaml and where it came from.
 #[derive(Debug, Clone)]
 pub struct Project {
