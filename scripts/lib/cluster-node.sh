@@ -401,8 +401,10 @@ registerWithTaints:
 maxPods: 50
 serializeImagePulls: false
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
-imageGCHighThresholdPercent: 99
-imageGCLowThresholdPercent: 98
+# 100 turns image GC off: the node's images (pause, CoreDNS, the probe) are imported, not
+# pullable, so a disk filled by something else must never make the kubelet delete them.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
 nodeStatusReportFrequency: 10s
 nodeStatusUpdateFrequency: 10s
 syncFrequency: 10s
