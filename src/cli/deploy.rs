@@ -56,13 +56,13 @@ pub async fn run(g: &Global, a: DeployArgs) -> Result<ExitCode> {
     }
     let cluster = g.target().connect().await?;
     super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
-    let p = release::follow_active(&cluster, &sel, &a.workflow, p, &ui).await?;
+    let p = crate::steps::bluegreen::follow_active(&cluster, &sel, &a.workflow, p, &ui).await?;
     if a.dry_run.is_none() {
         // Only an interactive run of a protected environment shows the diff
         // summary before asking; everything else is decided without it.
         let summary = if p.resolved.protected && !g.yes && ui.interactive {
-            let diffs = crate::workflow::diff::compute(&cluster, &p.resolved, &p.plan).await?;
-            crate::workflow::diff::summary(&diffs, &p.resolved.image_ref)
+            let diffs = crate::steps::diff::compute(&cluster, &p.resolved, &p.plan).await?;
+            crate::steps::diff::summary(&diffs, &p.resolved.image_ref)
         } else {
             String::new()
         };
@@ -82,7 +82,15 @@ pub async fn run(g: &Global, a: DeployArgs) -> Result<ExitCode> {
             .unwrap_or(crate::workflow::history::DEFAULT_HISTORY_MAX),
         ..Default::default()
     };
-    let report = executor::run(&cluster, &p.resolved, &ui, &p.plan, &opts).await?;
+    let report = executor::run(
+        &cluster,
+        &p.resolved,
+        &ui,
+        &p.plan,
+        &crate::steps::for_plan(&p.plan),
+        &opts,
+    )
+    .await?;
     crate::report::deploy::print(&ui, &report);
     Ok(report.exit_code())
 }

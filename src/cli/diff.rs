@@ -5,7 +5,8 @@ use clap::Args;
 use super::{Global, only_formats};
 use crate::error::{ExitCode, Result};
 use crate::output::Format;
-use crate::workflow::{diff, release};
+use crate::steps::diff;
+use crate::workflow::release;
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
@@ -24,7 +25,7 @@ pub async fn run(g: &Global, a: DiffArgs) -> Result<ExitCode> {
     let p = release::prepare(&sel, &a.workflow)?;
     let cluster = g.target().connect().await?;
     super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
-    let p = release::follow_active(&cluster, &sel, &a.workflow, p, &ui).await?;
+    let p = crate::steps::bluegreen::follow_active(&cluster, &sel, &a.workflow, p, &ui).await?;
     let diffs = diff::compute(&cluster, &p.resolved, &p.plan).await?;
     let changed = diffs.iter().filter(|d| d.change != "unchanged").count();
     // What the change does to who can talk to whom.

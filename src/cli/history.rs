@@ -194,7 +194,15 @@ pub async fn rollback(g: &Global, a: RollbackArgs) -> Result<ExitCode> {
         details: serde_json::json!({"toRevision": target.revision}),
         ..Default::default()
     };
-    let report = executor::run(&cluster, &r, &ui, &plan, &opts).await?;
+    let report = executor::run(
+        &cluster,
+        &r,
+        &ui,
+        &plan,
+        &crate::steps::for_plan(&plan),
+        &opts,
+    )
+    .await?;
     crate::report::deploy::print(&ui, &report);
     Ok(report.exit_code())
 }

@@ -210,6 +210,25 @@ impl Cluster {
     }
 }
 
+/// Whether the namespace exists: asked once per run (a namespace seen to
+/// exist is remembered, see `Cluster::namespace_seen`).
+pub async fn namespace_exists(cluster: &Cluster, name: &str) -> Result<bool> {
+    if cluster.namespace_known(name) {
+        return Ok(true);
+    }
+    let api: ::kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        ::kube::Api::all(cluster.client.clone());
+    let found = api
+        .get_opt(name)
+        .await
+        .map(|o| o.is_some())
+        .map_err(|e| Error::from_kube(format!("GET Namespace {name}"), e))?;
+    if found {
+        cluster.namespace_seen(name);
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

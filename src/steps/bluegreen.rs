@@ -205,6 +205,35 @@ pub async fn version_to_deploy(cluster: &Cluster, r: &Resolved) -> Result<Option
     Ok((active != r.version).then_some(active))
 }
 
+/// Blue-green: once traffic was switched (`pake bluegreen switch`), the
+/// active version is the live Service's, and `pake deploy` updates that one
+/// rather than pake.yaml's `version` — which would move the traffic back
+/// without any of the switch's checks. Re-plans with the active version when
+/// the two differ (and `sel.version` does not set one explicitly).
+pub async fn follow_active(
+    cluster: &Cluster,
+    sel: &release::Selection,
+    workflow: &str,
+    p: release::Prepared,
+    ui: &Ui,
+) -> Result<release::Prepared> {
+    if sel.version.is_some() {
+        return Ok(p);
+    }
+    match version_to_deploy(cluster, &p.resolved).await? {
+        None => Ok(p),
+        Some(active) => {
+            ui.line(format!(
+                "note: blue-green is in use and Service {} serves {active}: deploying {active} (pake.yaml says {}); release a new version with `pake bluegreen deploy`",
+                p.resolved.app, p.resolved.version
+            ));
+            let mut sel = sel.clone();
+            sel.version = Some(active);
+            release::prepare(&sel, workflow)
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // bluegreen deploy
 // ---------------------------------------------------------------------------
@@ -311,7 +340,7 @@ pub async fn deploy(
         details: serde_json::json!({"version": version, "active": active, "preview": preview_name(&r.app)}),
         ..Default::default()
     };
-    executor::run(cluster, r, ui, &plan, &opts).await
+    executor::run(cluster, r, ui, &plan, &super::for_plan(&plan), &opts).await
 }
 
 // ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ pub struct ObjectDiff {
 }
 
 pub async fn compute(cluster: &Cluster, r: &Resolved, plan: &Plan) -> Result<Vec<ObjectDiff>> {
-    let ns_exists = crate::steps::namespace::exists(cluster, &r.namespace).await?;
+    let ns_exists = crate::kube::namespace_exists(cluster, &r.namespace).await?;
     let mut out = Vec::new();
     for step in &plan.steps {
         for m in &step.manifests {
@@ -109,12 +109,12 @@ async fn secret_view(
         .iter()
         .find(|s| s.name == m.name())
         .expect("skeleton from config");
-    let live_vals = crate::steps::secrets::live_values(live);
+    let live_vals = super::secrets::live_values(live);
     let mut desired = m.object.clone();
     let mut history = None;
     for (key, src) in &spec.keys {
         let existing = live_vals.get(key).cloned();
-        let v = crate::steps::secrets::resolve_value(src, existing.clone(), &r.root)?;
+        let v = super::secrets::resolve_value(src, existing.clone(), &r.root)?;
         let marker = match existing {
             Some(e) if e == v => REDACTED.to_string(),
             Some(e) => {
@@ -129,7 +129,7 @@ async fn secret_view(
                 }
                 let (fkey, revs) = history.as_ref().expect("just set");
                 let id = format!("{}/{key}", spec.name);
-                if crate::steps::secrets::keep_rotated(
+                if super::secrets::keep_rotated(
                     revs,
                     &id,
                     &e.fingerprint(fkey),

@@ -1,33 +1,14 @@
 //! Step 1 of the guide: the namespace with the Restricted Pod Security
 //! Standard, and the app's ServiceAccount and minimal Role.
 
-use ::kube::Api;
-use k8s_openapi::api::core::v1::Namespace;
 use serde_json::Value;
 
 use super::label;
-use crate::error::{Error, Result};
-use crate::kube::Cluster;
+use crate::error::Result;
 use crate::render::Manifest;
 use crate::workflow::executor::{CheckResult, Ctx};
 
-/// Whether the namespace exists: asked once per run (a namespace seen to
-/// exist is remembered, see `Cluster::namespace_seen`).
-pub async fn exists(cluster: &Cluster, name: &str) -> Result<bool> {
-    if cluster.namespace_known(name) {
-        return Ok(true);
-    }
-    let api: Api<Namespace> = Api::all(cluster.client.clone());
-    let found = api
-        .get_opt(name)
-        .await
-        .map(|o| o.is_some())
-        .map_err(|e| Error::from_kube(format!("GET Namespace {name}"), e))?;
-    if found {
-        cluster.namespace_seen(name);
-    }
-    Ok(found)
-}
+pub use crate::kube::namespace_exists as exists;
 
 /// The PSS labels the guide requires, checked on a live Namespace object.
 pub fn check_pss_labels(ns: &Value) -> Vec<CheckResult> {

@@ -16,10 +16,13 @@ use crate::kube::Cluster;
 use crate::kube::apply::{self, strip_server_fields};
 use crate::output::Ui;
 use crate::render::{Manifest, describe};
-use crate::steps;
-use crate::workflow::definition::{Plan, PlannedStep, StepKind};
+use crate::workflow::definition::{Plan, StepKind};
 use crate::workflow::history::{self, Revision};
 use crate::workflow::{lock, recovery, signals, wait};
+
+pub use crate::workflow::step::{
+    Applied, CheckResult, Ctx, Journal, JournalEntry, ObjectResult, Outcome, Progress, Step,
+};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -56,77 +59,6 @@ impl Default for Options {
             details: Value::Null,
             last_applied: Default::default(),
             history_max: history::DEFAULT_HISTORY_MAX,
-        }
-    }
-}
-
-/// What steps see.
-pub struct Ctx<'a> {
-    pub cluster: &'a Cluster,
-    pub resolved: &'a Resolved,
-    pub ui: &'a Ui,
-    pub opts: &'a Options,
-}
-
-/// What happened to one object.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectResult {
-    pub object: String,
-    /// created | configured | unchanged | deleted | restored
-    pub action: String,
-}
-
-/// A verification result: one check on one object.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CheckResult {
-    pub check: String,
-    pub object: String,
-    pub ok: bool,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-    /// Nothing could be proven either way (e.g. what runs inside a container on a
-    /// simulated node): `ok` is true so it fails nothing, and it is never shown as a pass.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub not_provable: bool,
-}
-
-impl CheckResult {
-    pub fn not_provable(check: &str, object: impl Into<String>, why: impl Into<String>) -> Self {
-        CheckResult {
-            check: check.into(),
-            object: object.into(),
-            ok: true,
-            message: format!("not provable: {}", why.into()),
-            fix: None,
-            not_provable: true,
-        }
-    }
-    pub fn pass(check: &str, object: impl Into<String>, message: impl Into<String>) -> Self {
-        CheckResult {
-            check: check.into(),
-            object: object.into(),
-            ok: true,
-            message: message.into(),
-            fix: None,
-            not_provable: false,
-        }
-    }
-    pub fn fail(
-        check: &str,
-        object: impl Into<String>,
-        message: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Self {
-        CheckResult {
-            check: check.into(),
-            object: object.into(),
-            ok: false,
-            message: message.into(),
-            fix: Some(fix.into()),
-            not_provable: false,
         }
     }
 }
@@ -213,43 +145,6 @@ impl Report {
             (Some(e), _) if e.kind == ExitCode::Usage => ExitCode::Usage,
             _ => ExitCode::Failed,
         }
-    }
-}
-
-/// One change the run made (or was about to make), and how to undo it.
-pub struct JournalEntry {
-    /// The object as sent (identifies kind/namespace/name).
-    pub desired: Value,
-    /// The live object before the change, None if it did not exist.
-    pub previous: Option<Value>,
-    /// Whether the apply is known to have changed the object.
-    pub applied: Applied,
-}
-
-/// What became of a journalled apply. Entries are journalled *before* the
-/// request goes out, so an apply cut off by a signal (its response never
-/// read) is still undone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    /// Sent, outcome unknown (interrupted): undo it.
-    InFlight,
-    /// The object changed: undo it.
-    Changed,
-    /// The server kept it as it was: nothing to undo.
-    Unchanged,
-}
-
-/// The journal: changes in order. Memory only (may hold Secret values).
-#[derive(Default)]
-pub struct Journal {
-    pub entries: Vec<JournalEntry>,
-    /// `secret/key` -> sha256 of the value now in the cluster (safe to record).
-    pub secret_hashes: std::collections::BTreeMap<String, String>,
-}
-
-impl Journal {
-    pub fn push(&mut self, entry: JournalEntry) {
-        self.entries.push(entry);
     }
 }
 
@@ -430,6 +325,7 @@ pub async fn run(
     resolved: &Resolved,
     ui: &Ui,
     plan: &Plan,
+    steps: &[Box<dyn Step + '_>],
     opts: &Options,
 ) -> Result<Report> {
     let started = Instant::now();
@@ -459,7 +355,7 @@ pub async fn run(
     };
 
     // The lock lives in the namespace, so the namespace must exist first.
-    let ns_exists = steps::namespace::exists(cluster, &resolved.namespace).await?;
+    let ns_exists = crate::kube::namespace_exists(cluster, &resolved.namespace).await?;
     if opts.dry_run {
         if !ns_exists {
             ui.line(format!(
@@ -468,26 +364,24 @@ pub async fn run(
             ));
         }
         let mut ok = true;
-        for step in &plan.steps {
+        for step in steps {
             let t = Instant::now();
             let mut objects = Vec::new();
             let mut err = None;
-            if !matches!(step.kind, StepKind::Verify | StepKind::Secrets) {
-                for m in &step.manifests {
-                    if m.namespace().is_some() && !ns_exists {
-                        continue;
-                    }
-                    match apply_manifest(&ctx, &mut journal, &m.object).await {
-                        Ok((_, r)) => objects.push(r),
-                        Err(e) => {
-                            err = Some(e);
-                            break;
-                        }
+            for m in step.dry_run_manifests() {
+                if m.namespace().is_some() && !ns_exists {
+                    continue;
+                }
+                match apply_manifest(&ctx, &mut journal, &m.object).await {
+                    Ok((_, r)) => objects.push(r),
+                    Err(e) => {
+                        err = Some(e);
+                        break;
                     }
                 }
             }
             ok &= err.is_none();
-            let line = format!("{} (dry run)", step.name);
+            let line = format!("{} (dry run)", step.name());
             ui.line(format!(
                 "{} {line}: {}",
                 ui.mark(err.is_none()),
@@ -497,8 +391,8 @@ pub async fn run(
                 ui.line(format!("  {e}"));
             }
             report.steps.push(StepReport {
-                name: step.name.clone(),
-                kind: step.kind,
+                name: step.name().to_string(),
+                kind: step.kind(),
                 ok: err.is_none(),
                 duration_ms: t.elapsed().as_millis(),
                 objects,
@@ -611,7 +505,7 @@ pub async fn run(
 
     let mut stopped_by = None;
     let mut outcome = tokio::select! {
-        r = run_steps(&ctx, plan, &mut journal, &mut report) => r,
+        r = run_steps(&ctx, steps, &mut journal, &mut report) => r,
         s = signals::received() => {
             stopped_by = Some(s);
             Err(Error::failed(format!("interrupted by {s}")).fix("re-run the command; the previous state was restored"))
@@ -727,14 +621,14 @@ pub async fn run(
 
 async fn run_steps(
     ctx: &Ctx<'_>,
-    plan: &Plan,
+    steps: &[Box<dyn Step + '_>],
     journal: &mut Journal,
     report: &mut Report,
 ) -> Result<()> {
-    for step in &plan.steps {
+    for step in steps {
         let t = Instant::now();
-        let progress = ctx.ui.step(&step.name);
-        let r = run_step(ctx, step, journal, &|m| progress.message(m)).await;
+        let progress = ctx.ui.step(step.name());
+        let r = run_step(ctx, step.as_ref(), journal, &|m| progress.message(m)).await;
         match r {
             Ok((objects, checks)) => {
                 let failed: Vec<&CheckResult> = checks.iter().filter(|c| !c.ok).collect();
@@ -754,7 +648,7 @@ async fn run_steps(
                     Some(
                         Error::failed(format!(
                             "step {}: {} of {} checks failed; first: {} — {}",
-                            step.name,
+                            step.name(),
                             failed.len(),
                             checks.len(),
                             f.check,
@@ -771,8 +665,8 @@ async fn run_steps(
                     print_failed_checks(ctx.ui, &failed);
                 }
                 report.steps.push(StepReport {
-                    name: step.name.clone(),
-                    kind: step.kind,
+                    name: step.name().to_string(),
+                    kind: step.kind(),
                     ok: err.is_none(),
                     duration_ms: t.elapsed().as_millis(),
                     objects,
@@ -786,15 +680,15 @@ async fn run_steps(
             Err(e) => {
                 progress.fail("failed");
                 report.steps.push(StepReport {
-                    name: step.name.clone(),
-                    kind: step.kind,
+                    name: step.name().to_string(),
+                    kind: step.kind(),
                     ok: false,
                     duration_ms: t.elapsed().as_millis(),
                     objects: Vec::new(),
                     checks: Vec::new(),
                     error: Some(e.message.clone()),
                 });
-                let msg = format!("step {} failed: {}", step.name, e.message);
+                let msg = format!("step {} failed: {}", step.name(), e.message);
                 return Err(Error { message: msg, ..e });
             }
         }
@@ -820,78 +714,76 @@ fn print_failed_checks(ui: &Ui, failed: &[&CheckResult]) {
 /// Apply and verify one step.
 async fn run_step(
     ctx: &Ctx<'_>,
-    step: &PlannedStep,
+    step: &dyn Step,
     journal: &mut Journal,
-    progress: &(dyn Fn(&str) + Send + Sync),
+    progress: Progress<'_>,
 ) -> Result<(Vec<ObjectResult>, Vec<CheckResult>)> {
-    match step.kind {
-        StepKind::Secrets => steps::secrets::run(ctx, journal, progress).await,
-        StepKind::Verify => Ok((Vec::new(), steps::verify::run(ctx).await?)),
-        _ => {
-            let mut objects = Vec::new();
-            let mut applied = Vec::new();
-            // Objects of a step are applied concurrently in waves that keep the
-            // order that matters: Namespaces, then NetworkPolicies, then the rest.
-            for wave in waves(&step.manifests) {
-                let names: Vec<String> = wave.iter().map(|m| m.describe()).collect();
-                progress(&format!("applying {}", names.join(", ")));
-                // Previous states first, journalled before any apply goes out.
-                let previous = futures::future::join_all(
-                    wave.iter().map(|m| apply::get(ctx.cluster, &m.object)),
-                )
+    let mut outcome = step.apply(ctx, journal, progress).await?;
+    let checks = step.verify(ctx, &outcome, progress).await?;
+    outcome.checks.extend(checks);
+    Ok((outcome.objects, outcome.checks))
+}
+
+/// The usual `Step::apply`: a step's manifests, concurrently in waves that
+/// keep the order that matters (Namespaces, then NetworkPolicies, then the
+/// rest), every previous state journalled before any apply goes out.
+pub async fn apply_waves(
+    ctx: &Ctx<'_>,
+    journal: &mut Journal,
+    manifests: &[Manifest],
+    progress: Progress<'_>,
+) -> Result<Outcome> {
+    let mut out = Outcome::default();
+    for wave in waves(manifests) {
+        let names: Vec<String> = wave.iter().map(|m| m.describe()).collect();
+        progress(&format!("applying {}", names.join(", ")));
+        let previous =
+            futures::future::join_all(wave.iter().map(|m| apply::get(ctx.cluster, &m.object)))
                 .await;
-                let mut prepared = Vec::new();
-                for (m, p) in wave.iter().zip(previous) {
-                    let p = p?;
-                    let index = (!ctx.opts.dry_run).then(|| {
-                        journal.push(JournalEntry {
-                            desired: m.object.clone(),
-                            previous: p.clone(),
-                            applied: Applied::InFlight,
-                        });
-                        journal.entries.len() - 1
-                    });
-                    prepared.push((*m, p, index));
-                }
-                let results = futures::future::join_all(
-                    prepared
-                        .iter()
-                        .map(|(m, p, _)| apply_prepared(ctx, &m.object, p.clone())),
-                )
-                .await;
-                let mut first_err = None;
-                for ((m, _, index), r) in prepared.into_iter().zip(results) {
-                    match r {
-                        Ok((live, res, changed)) => {
-                            if let Some(i) = index {
-                                journal.entries[i].applied = if changed {
-                                    Applied::Changed
-                                } else {
-                                    Applied::Unchanged
-                                };
-                            }
-                            objects.push(res);
-                            applied.push((m.clone(), live));
-                        }
-                        Err(e) => {
-                            // Refused: nothing changed (the entry stays in flight; undoing it is a no-op).
-                            first_err.get_or_insert(e);
-                        }
+        let mut prepared = Vec::new();
+        for (m, p) in wave.iter().zip(previous) {
+            let p = p?;
+            let index = (!ctx.opts.dry_run).then(|| {
+                journal.push(JournalEntry {
+                    desired: m.object.clone(),
+                    previous: p.clone(),
+                    applied: Applied::InFlight,
+                });
+                journal.entries.len() - 1
+            });
+            prepared.push((*m, p, index));
+        }
+        let results = futures::future::join_all(
+            prepared
+                .iter()
+                .map(|(m, p, _)| apply_prepared(ctx, &m.object, p.clone())),
+        )
+        .await;
+        let mut first_err = None;
+        for ((m, _, index), r) in prepared.into_iter().zip(results) {
+            match r {
+                Ok((live, res, changed)) => {
+                    if let Some(i) = index {
+                        journal.entries[i].applied = if changed {
+                            Applied::Changed
+                        } else {
+                            Applied::Unchanged
+                        };
                     }
+                    out.objects.push(res);
+                    out.applied.push((m.clone(), live));
                 }
-                if let Some(e) = first_err {
-                    return Err(e);
+                Err(e) => {
+                    // Refused: nothing changed (the entry stays in flight; undoing it is a no-op).
+                    first_err.get_or_insert(e);
                 }
             }
-            let checks = match step.kind {
-                StepKind::Namespace => steps::namespace::verify(ctx, &applied).await?,
-                StepKind::Policies => steps::policies::verify(ctx, &applied).await?,
-                StepKind::Deploy => steps::deploy::verify(ctx, &applied, progress).await?,
-                _ => steps::verify_applied(ctx, &applied).await?,
-            };
-            Ok((objects, checks))
+        }
+        if let Some(e) = first_err {
+            return Err(e);
         }
     }
+    Ok(out)
 }
 
 /// Split a step's manifests into waves that may be applied concurrently.

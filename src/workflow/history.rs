@@ -103,7 +103,7 @@ pub async fn next_revision(
 /// How many revisions `pake deploy` keeps by default (like Helm's --history-max).
 pub const DEFAULT_HISTORY_MAX: usize = 10;
 /// The action of a blue-green switch record (steps::bluegreen::ACTION_SWITCH).
-const SWITCH_ACTION: &str = "switch";
+pub const SWITCH_ACTION: &str = "switch";
 
 /// The revisions history pruning deletes so that `keep` remain (0 keeps all),
 /// oldest first. Never pruned, whatever their age, are the records others
@@ -369,53 +369,5 @@ mod prune_tests {
         assert!(to_prune(&deploys(10), 10).is_empty());
         assert!(to_prune(&deploys(30), 0).is_empty());
         assert_eq!(to_prune(&deploys(4), 1), vec![1, 2, 3]);
-    }
-
-    #[test]
-    fn blue_green_switches_are_kept_and_still_read_back() {
-        let mut revs = deploys(12);
-        revs[1] = rev(2, SWITCH_ACTION, "switch");
-        revs[1].details = serde_json::json!({"from": "v1", "to": "v2"});
-        let doomed = to_prune(&revs, 3);
-        assert!(!doomed.contains(&2), "{doomed:?}");
-        let kept: Vec<Revision> = revs
-            .into_iter()
-            .filter(|r| !doomed.contains(&r.revision))
-            .collect();
-        // What blue-green reads: the switch to the active version and where it came from.
-        let sw = crate::steps::bluegreen::switches(&kept);
-        assert_eq!(sw.len(), 1);
-        assert_eq!(
-            crate::steps::bluegreen::rollback_target(&kept, "v2").as_deref(),
-            Some("v1")
-        );
-    }
-
-    #[test]
-    fn rotations_and_the_values_before_them_are_kept() {
-        let mut revs = deploys(12);
-        // Revision 2 deployed the value from before the rotation in revision 3.
-        revs[1]
-            .secret_hashes
-            .insert("db/password".into(), "old".into());
-        revs[2] = rev(3, ROTATION_ACTION, ROTATION_ACTION);
-        revs[2]
-            .secret_hashes
-            .insert("db/password".into(), "new".into());
-        revs[4] = rev(5, "deploy", super::super::recovery::INTERRUPTED);
-        let doomed = to_prune(&revs, 3);
-        for kept in [2, 3, 5] {
-            assert!(!doomed.contains(&kept), "{kept} pruned: {doomed:?}");
-        }
-        assert!(doomed.contains(&1) && doomed.contains(&4), "{doomed:?}");
-        let kept: Vec<Revision> = revs
-            .into_iter()
-            .filter(|r| !doomed.contains(&r.revision))
-            .collect();
-        // The deploy after the rotation still keeps the rotated value.
-        assert_eq!(
-            crate::steps::secrets::keep_rotated(&kept, "db/password", "new", "old"),
-            Some(3)
-        );
     }
 }

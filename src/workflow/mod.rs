@@ -2,7 +2,6 @@
 //! with verification, a journal, rollback, the lock and release history.
 
 pub mod definition;
-pub mod diff;
 pub mod executor;
 pub mod history;
 pub mod lock;
@@ -10,4 +9,5 @@ pub mod netpol;
 pub mod recovery;
 pub mod release;
 pub mod signals;
+pub mod step;
 pub mod wait;

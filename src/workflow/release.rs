@@ -84,35 +84,6 @@ pub fn prepare(sel: &Selection, workflow: &str) -> Result<Prepared> {
     })
 }
 
-/// Blue-green: once traffic was switched (`pake bluegreen switch`), the
-/// active version is the live Service's, and `pake deploy` updates that one
-/// rather than pake.yaml's `version` — which would move the traffic back
-/// without any of the switch's checks. Re-plans with the active version when
-/// the two differ (and `sel.version` does not set one explicitly).
-pub async fn follow_active(
-    cluster: &crate::kube::Cluster,
-    sel: &Selection,
-    workflow: &str,
-    p: Prepared,
-    ui: &Ui,
-) -> Result<Prepared> {
-    if sel.version.is_some() {
-        return Ok(p);
-    }
-    match crate::steps::bluegreen::version_to_deploy(cluster, &p.resolved).await? {
-        None => Ok(p),
-        Some(active) => {
-            ui.line(format!(
-                "note: blue-green is in use and Service {} serves {active}: deploying {active} (pake.yaml says {}); release a new version with `pake bluegreen deploy`",
-                p.resolved.app, p.resolved.version
-            ));
-            let mut sel = sel.clone();
-            sel.version = Some(active);
-            prepare(&sel, workflow)
-        }
-    }
-}
-
 /// `pake build --push` records the pushed digest in `.pake/build.json`; when
 /// the environment deploys by digest (`digest: record`), use it.
 pub fn build_record(r: &Resolved) -> Option<String> {
