@@ -5,11 +5,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{Global, only_formats};
-use crate::error::{Error, ExitCode, Result};
+use crate::error::{ExitCode, Result};
 use crate::output::Format;
-use crate::render::Manifest;
-use crate::workflow::definition::{Plan, PlannedStep, StepKind, check_order};
-use crate::workflow::{executor, history, recovery, release};
+use crate::workflow::{executor, history, recovery, release, rollback};
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {}
@@ -87,74 +85,18 @@ pub async fn rollback(g: &Global, a: RollbackArgs) -> Result<ExitCode> {
     let p = release::prepare(&super::deploy::selection(g), "deploy")?;
     let cluster = g.target().connect().await?;
     super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
-    let mut r = p.resolved.clone();
-    let revs = history::list(&cluster, &r.namespace, &r.app, &r.env).await?;
-    let current = revs
-        .iter()
-        .rev()
-        .find(|v| v.status == "deployed")
-        .map(|v| v.revision);
-    let target = match a.to_revision {
-        Some(n) => revs.iter().find(|v| v.revision == n).ok_or_else(|| {
-            Error::usage(format!("revision {n} of {} in {} not found", r.app, r.env)).fix(format!(
-                "`pake history --env {}` lists the revisions",
-                r.env
-            ))
-        })?,
-        None => revs
-            .iter()
-            .rev()
-            .find(|v| {
-                Some(v.revision) != current
-                    && matches!(v.status.as_str(), "superseded" | "deployed")
-            })
-            .ok_or_else(|| {
-                Error::usage(format!(
-                    "nothing to roll back to: {} in {} has no earlier successful revision",
-                    r.app, r.env
-                ))
-            })?,
-    };
-    if !matches!(target.status.as_str(), "deployed" | "superseded") {
-        return Err(Error::usage(format!(
-            "revision {} is {} (it never finished a deploy); roll back to a revision that was deployed",
-            target.revision, target.status
-        ))
-        .fix(format!(
-            "`pake history --env {}` lists the revisions; pick one that is deployed or superseded",
-            r.env
-        )));
-    }
-    r.image_ref = target.image.clone();
-    let manifests: Vec<Manifest> = target
-        .manifests
-        .iter()
-        .filter(|o| o["kind"] != "Secret")
-        .enumerate()
-        .map(|(i, o)| Manifest {
-            template: format!("revision {}", target.revision),
-            doc: i,
-            object: o.clone(),
-        })
-        .collect();
-    let plan = Plan {
-        workflow: format!("rollback to revision {}", target.revision),
-        steps: vec![
-            PlannedStep {
-                name: "restore".into(),
-                kind: StepKind::Deploy,
-                templates: Vec::new(),
-                manifests,
-            },
-            PlannedStep {
-                name: "verify".into(),
-                kind: StepKind::Verify,
-                templates: Vec::new(),
-                manifests: Vec::new(),
-            },
-        ],
-    };
-    check_order(&plan, &plan.workflow)?;
+    let revs = history::list(
+        &cluster,
+        &p.resolved.namespace,
+        &p.resolved.app,
+        &p.resolved.env,
+    )
+    .await?;
+    let rollback::Rollback {
+        resolved: r,
+        target,
+        plan,
+    } = rollback::plan(&p.resolved, &revs, a.to_revision)?;
     if a.dry_run == Some(release::DryRun::Client) {
         let objects: Vec<String> = plan.manifests().map(|m| describe(&m.object)).collect();
         if ui.is_text() {
@@ -190,9 +132,7 @@ pub async fn rollback(g: &Global, a: RollbackArgs) -> Result<ExitCode> {
         dry_run: a.dry_run.is_some(),
         timeout: a.timeout,
         wait_lock: a.wait_lock,
-        action: "rollback".into(),
-        details: serde_json::json!({"toRevision": target.revision}),
-        ..Default::default()
+        ..rollback::options(&target)
     };
     let report = executor::run(
         &cluster,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Args};
 
 use super::{Global, only_formats};
-use crate::error::{Error, ExitCode, Result};
+use crate::error::{ExitCode, Result};
 use crate::output::Format;
 use crate::report::github::{self, Row};
 use crate::steps::rotate::{self, NewValue};
@@ -49,16 +49,7 @@ pub struct RotateArgs {
 pub async fn run(g: &Global, a: RotateArgs) -> Result<ExitCode> {
     only_formats(g, &[Format::Text, Format::Json], "rotate-secret")?;
     let ui = g.ui();
-    let project = crate::config::Project::load(g.config.as_deref())?;
-    let mut resolved = project.resolve(g.env.as_deref())?;
-    if let Some(ns) = &g.namespace {
-        if !crate::config::is_dns_label(ns) {
-            return Err(Error::usage(format!(
-                "namespace {ns:?} is not a valid DNS label"
-            )));
-        }
-        resolved.namespace = ns.clone();
-    }
+    let (project, resolved) = crate::workflow::release::resolve(&super::deploy::selection(g))?;
     let source = match (a.from_env, a.from_file, a.from_command) {
         (Some(v), _, _) => NewValue::Env(v),
         (_, Some(p), _) => NewValue::File(resolved.root.join(p)),

@@ -60,12 +60,6 @@ pub fn preview_name(app: &str) -> String {
     format!("{app}-preview")
 }
 
-fn lock_name(r: &Resolved) -> String {
-    // The same lock as `pake deploy` (executor): switches and deploys of one
-    // app and environment are serialized against each other.
-    format!("pake-lock-{}-{}", r.app, r.env)
-}
-
 fn check_version(v: &str) -> Result<()> {
     if is_dns_label(v) {
         Ok(())
@@ -693,11 +687,7 @@ pub struct SwitchReport {
 
 impl SwitchReport {
     pub fn exit_code(&self) -> ExitCode {
-        match &self.error {
-            None if self.ok => ExitCode::Ok,
-            Some(e) if e.kind == ExitCode::Cluster => ExitCode::Cluster,
-            _ => ExitCode::Failed,
-        }
+        release::exit_code(self.ok, self.error.as_ref())
     }
 }
 
@@ -1014,30 +1004,21 @@ pub async fn switch(
         report.duration_ms = started.elapsed().as_millis();
         return Ok(report);
     }
-    release::confirm_protected(
-        r,
-        ui,
+    let tx = release::Release::new(cluster, r, ui);
+    tx.confirm(
         o.yes,
         o.kind.as_str(),
         &format!("switch Service {} from {from} to {to}", r.app),
     )?;
-    let guard = lock::acquire(
-        &cluster.client,
-        &r.namespace,
-        &lock_name(r),
-        &lock::holder_identity(),
-        lock::LockOptions {
-            wait: o.wait_lock,
-            wait_timeout: o.timeout.max(Duration::from_secs(60)),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let guard = tx
+        .lock(o.wait_lock, Some(o.timeout.max(Duration::from_secs(60))))
+        .await?;
     // Until the Service is changed, Ctrl-C simply abandons the run.
-    let ready = tokio::select! {
-        r = precheck_locked(cluster, r, ui, &from, to, o, &mut report) => r,
-        sig = crate::workflow::signals::received() => Err(Error::failed(format!("interrupted by {sig} before the switch; nothing was changed"))),
-    };
+    let ready = release::until_signal(
+        precheck_locked(cluster, r, ui, &from, to, o, &mut report),
+        " before the switch; nothing was changed",
+    )
+    .await;
     let res = match ready {
         Ok(desired) => {
             let targets = Targets {
@@ -1878,12 +1859,10 @@ pub async fn cleanup(
     ui: &Ui,
     o: &CleanupOptions,
 ) -> Result<CleanupReport> {
-    let ns = &r.namespace;
     require_active(cluster, r).await?;
+    let tx = release::Release::new(cluster, r, ui);
     if !o.dry_run {
-        release::confirm_protected(
-            r,
-            ui,
+        tx.confirm(
             o.yes,
             "clean up",
             &format!("scale down or delete inactive versions of {}", r.app),
@@ -1892,19 +1871,7 @@ pub async fn cleanup(
     let guard = if o.dry_run {
         None
     } else {
-        Some(
-            lock::acquire(
-                &cluster.client,
-                ns,
-                &lock_name(r),
-                &lock::holder_identity(),
-                lock::LockOptions {
-                    wait: o.wait_lock,
-                    ..Default::default()
-                },
-            )
-            .await?,
-        )
+        Some(tx.lock(o.wait_lock, None).await?)
     };
     let res = cleanup_locked(cluster, r, o).await;
     if let Some(g) = guard

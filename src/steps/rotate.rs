@@ -46,7 +46,7 @@ use crate::output::Ui;
 use crate::secret::{REDACTED, SecretValue};
 use crate::workflow::history::{self, Revision};
 use crate::workflow::wait::{self, Workload};
-use crate::workflow::{executor::ErrorReport, lock};
+use crate::workflow::{executor::ErrorReport, release};
 
 /// History action and status of a successful rotation.
 pub const ROTATION: &str = "rotation";
@@ -577,11 +577,7 @@ pub struct Report {
 
 impl Report {
     pub fn exit_code(&self) -> ExitCode {
-        if self.ok {
-            ExitCode::Ok
-        } else {
-            ExitCode::Failed
-        }
+        crate::workflow::release::exit_code(self.ok, self.error.as_ref())
     }
 }
 
@@ -1098,27 +1094,14 @@ pub async fn run(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    crate::workflow::release::confirm_protected(
-        resolved,
-        ui,
+    let tx = release::Release::new(cluster, resolved, ui);
+    tx.confirm(
         opts.yes,
         "secret rotation",
         &format!("rotate {id} in namespace {ns}; restart {restart_list}"),
     )?;
-
-    let lock_name = format!("pake-lock-{}-{}", resolved.app, resolved.env);
-    let guard = lock::acquire(
-        &cluster.client,
-        ns,
-        &lock_name,
-        &lock::holder_identity(),
-        lock::LockOptions {
-            wait: opts.wait_lock,
-            wait_timeout: opts.timeout,
-            ..Default::default()
-        },
-    )
-    .await?;
+    // The same Lease as deploy and switch: one changing run per app and environment.
+    let guard = tx.lock(opts.wait_lock, Some(opts.timeout)).await?;
     // Write-ahead (workflow::recovery): settle what a dead run left, then
     // record this rotation as pending, with both fingerprints, before the write.
     let revision = match crate::workflow::recovery::rotation_pending(
@@ -1189,10 +1172,11 @@ pub async fn run(
             }
             return Ok(());
         }
-        tokio::select! {
-            r = restart_all(cluster, ui, ns, &to_restart, &annotation, &written.content, opts.timeout, ("restart", "restarted"), &mut stamped, &mut reports) => r,
-            sig = crate::workflow::signals::received() => Err(Error::failed(format!("interrupted by {sig}"))),
-        }
+        release::until_signal(
+            restart_all(cluster, ui, ns, &to_restart, &annotation, &written.content, opts.timeout, ("restart", "restarted"), &mut stamped, &mut reports),
+            "",
+        )
+        .await
     }
     .await;
 

@@ -18,7 +18,7 @@ use crate::output::Ui;
 use crate::render::{Manifest, describe};
 use crate::workflow::definition::{Plan, StepKind};
 use crate::workflow::history::{self, Revision};
-use crate::workflow::{lock, recovery, signals, wait};
+use crate::workflow::{recovery, release, signals, wait};
 
 pub use crate::workflow::step::{
     Applied, CheckResult, Ctx, Journal, JournalEntry, ObjectResult, Outcome, Progress, Step,
@@ -136,15 +136,10 @@ pub struct Interrupted {
 }
 
 impl Report {
+    /// Permission denied or unreachable mid-run: 3, after the rollback; a
+    /// source that cannot be read is configuration: 2 (`release::exit_code`).
     pub fn exit_code(&self) -> ExitCode {
-        match (&self.error, self.ok) {
-            (_, true) => ExitCode::Ok,
-            // Permission denied or unreachable mid-run: 3, after the rollback.
-            (Some(e), _) if e.kind == ExitCode::Cluster => ExitCode::Cluster,
-            // A source that cannot be read (unset variable, ...) is configuration: 2.
-            (Some(e), _) if e.kind == ExitCode::Usage => ExitCode::Usage,
-            _ => ExitCode::Failed,
-        }
+        release::exit_code(self.ok, self.error.as_ref())
     }
 }
 
@@ -419,19 +414,9 @@ pub async fn run(
         cluster.namespace_seen(&resolved.namespace);
     }
 
-    let lock_name = format!("pake-lock-{}-{}", resolved.app, resolved.env);
-    let guard = lock::acquire(
-        &cluster.client,
-        &resolved.namespace,
-        &lock_name,
-        &lock::holder_identity(),
-        lock::LockOptions {
-            wait: opts.wait_lock,
-            wait_timeout: opts.timeout,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let guard = release::Release::new(cluster, resolved, ui)
+        .lock(opts.wait_lock, Some(opts.timeout))
+        .await?;
     // Transient API errors are retried within the run's own timeout.
     crate::kube::retry::set_budget(opts.timeout.max(std::time::Duration::from_secs(30)));
 
@@ -513,7 +498,7 @@ pub async fn run(
     };
     if outcome.is_ok() && guard.lost() {
         outcome = Err(Error::failed("the lock was lost during the run: another pake run may have changed the same objects")
-            .on(format!("Lease {}/{lock_name}", resolved.namespace))
+            .on(format!("Lease {}/{}", resolved.namespace, release::lock_name(resolved)))
             .fix("check `pake history` and re-run; a run must finish within the lease renewals (network trouble?)"));
     }
 

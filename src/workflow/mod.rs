@@ -8,6 +8,7 @@ pub mod lock;
 pub mod netpol;
 pub mod recovery;
 pub mod release;
+pub mod rollback;
 pub mod signals;
 pub mod step;
 pub mod wait;

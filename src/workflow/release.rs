@@ -1,10 +1,23 @@
-//! Shared preparation for commands that change a release: load pake.yaml,
-//! select the environment, render the plan, and guard protected environments.
+//! The release transaction every changing command runs inside (Helm's
+//! `pkg/action` shape: one shared configuration for every action): config +
+//! environment resolution (`resolve`/`prepare`, the only route from `--env`
+//! to a `Resolved`), the protected-environment confirmation, the Lease lock
+//! (`Release::lock`), the next revision and the history record, signals
+//! (`until_signal`), and the one mapping from a run's outcome to the exit
+//! code (`exit_code`). Deploy and rollback (`executor::run`), blue-green
+//! deploy/switch/rollback/cleanup and rotate-secret all go through it.
+
+use std::future::Future;
+use std::time::Duration;
 
 use crate::config::{Project, Resolved};
-use crate::error::{Error, Result};
+use crate::error::{Error, ExitCode, Result};
+use crate::kube::Cluster;
 use crate::output::Ui;
 use crate::workflow::definition::{self, Plan};
+use crate::workflow::executor::ErrorReport;
+use crate::workflow::history::{self, Revision};
+use crate::workflow::lock::{self, LockGuard};
 
 /// `--dry-run=server|client` in kubectl's spelling (bare `--dry-run` is `server`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -43,8 +56,9 @@ pub struct Prepared {
     pub plan: Plan,
 }
 
-/// Load, resolve and plan: everything that can fail before touching a cluster.
-pub fn prepare(sel: &Selection, workflow: &str) -> Result<Prepared> {
+/// Load pake.yaml and resolve the environment with the `-n` override: the
+/// only route from `--env` to a `Resolved` (no plan rendered).
+pub fn resolve(sel: &Selection) -> Result<(Project, Resolved)> {
     let project = Project::load(sel.config.as_deref())?;
     let mut resolved = project.resolve(sel.env.as_deref())?;
     if let Some(ns) = &sel.namespace {
@@ -55,6 +69,12 @@ pub fn prepare(sel: &Selection, workflow: &str) -> Result<Prepared> {
         }
         resolved.namespace = ns.clone();
     }
+    Ok((project, resolved))
+}
+
+/// Load, resolve and plan: everything that can fail before touching a cluster.
+pub fn prepare(sel: &Selection, workflow: &str) -> Result<Prepared> {
+    let (project, mut resolved) = resolve(sel)?;
     if let Some(img) = &sel.image {
         resolved.image_ref = img.clone();
     } else if resolved.image_ref.ends_with("@record") {
@@ -131,5 +151,92 @@ pub fn confirm_protected(
         Ok(())
     } else {
         Err(Error::usage("not confirmed; nothing was changed"))
+    }
+}
+
+/// The one mapping from a run's outcome to the exit code: 0 when it
+/// succeeded, 3 when the cluster was unreachable or refused (permission),
+/// 2 for configuration (a source that cannot be read, ...), 1 otherwise.
+pub fn exit_code(ok: bool, error: Option<&ErrorReport>) -> ExitCode {
+    match error {
+        _ if ok => ExitCode::Ok,
+        Some(e) if e.kind == ExitCode::Cluster => ExitCode::Cluster,
+        Some(e) if e.kind == ExitCode::Usage => ExitCode::Usage,
+        _ => ExitCode::Failed,
+    }
+}
+
+/// The Lease that serializes changing runs of one app in one environment.
+pub fn lock_name(r: &Resolved) -> String {
+    format!("pake-lock-{}-{}", r.app, r.env)
+}
+
+/// Run `work` unless a signal (SIGINT, SIGTERM, SIGHUP) arrives first; then
+/// `work` is dropped and the error says what was interrupted.
+pub async fn until_signal<T>(work: impl Future<Output = Result<T>>, during: &str) -> Result<T> {
+    tokio::select! {
+        r = work => r,
+        sig = crate::workflow::signals::received() => Err(Error::failed(format!("interrupted by {sig}{during}"))),
+    }
+}
+
+/// One release transaction on one app and environment: what every changing
+/// command shares once the environment is resolved and the cluster answered.
+pub struct Release<'a> {
+    pub cluster: &'a Cluster,
+    pub resolved: &'a Resolved,
+    pub ui: &'a Ui,
+}
+
+impl<'a> Release<'a> {
+    pub fn new(cluster: &'a Cluster, resolved: &'a Resolved, ui: &'a Ui) -> Self {
+        Release {
+            cluster,
+            resolved,
+            ui,
+        }
+    }
+
+    /// Protected environments: see `confirm_protected`.
+    pub fn confirm(&self, yes: bool, action: &str, summary: &str) -> Result<()> {
+        confirm_protected(self.resolved, self.ui, yes, action, summary)
+    }
+
+    /// Take the Lease (`lock_name`), waiting up to `wait_timeout` for another
+    /// run when `wait` is set.
+    pub async fn lock(&self, wait: bool, wait_timeout: Option<Duration>) -> Result<LockGuard> {
+        let mut opts = lock::LockOptions {
+            wait,
+            ..Default::default()
+        };
+        if let Some(t) = wait_timeout {
+            opts.wait_timeout = t;
+        }
+        lock::acquire(
+            &self.cluster.client,
+            &self.resolved.namespace,
+            &lock_name(self.resolved),
+            &lock::holder_identity(),
+            opts,
+        )
+        .await
+    }
+
+    /// The revision history of this app and environment, oldest first.
+    pub async fn history(&self) -> Result<Vec<Revision>> {
+        let r = self.resolved;
+        history::list(self.cluster, &r.namespace, &r.app, &r.env).await
+    }
+
+    /// The number the next record gets.
+    pub async fn next_revision(&self) -> Result<u32> {
+        let r = self.resolved;
+        history::next_revision(self.cluster, &r.namespace, &r.app, &r.env).await
+    }
+
+    /// Write (or overwrite) one history record.
+    pub async fn record(&self, rev: &Revision) -> Result<()> {
+        let r = self.resolved;
+        history::record(self.cluster, &r.namespace, &r.app, &r.env, rev).await
     }
 }
