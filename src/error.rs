@@ -33,6 +33,9 @@ pub struct Error {
     pub message: String,
     pub object: Option<String>,
     pub fix: Option<String>,
+    /// The HTTP status the API server answered with, when it answered
+    /// (404, 409, 422, ...): match on this, never on the message.
+    pub status: Option<u16>,
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
@@ -46,6 +49,7 @@ impl Error {
             message: message.into(),
             object: None,
             fix: None,
+            status: None,
             source: None,
         }
     }
@@ -71,6 +75,15 @@ impl Error {
         self.fix = Some(fix.into());
         self
     }
+    /// The HTTP status the API server answered with.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+    /// The API server answered 404 Not Found.
+    pub fn is_not_found(&self) -> bool {
+        self.status == Some(404)
+    }
     pub fn with_source(mut self, e: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(e));
         self
@@ -78,7 +91,17 @@ impl Error {
 
     /// Classify a kube-rs error: connection problems and 401/403 are exit 3.
     pub fn from_kube(context: impl Into<String>, e: ::kube::Error) -> Self {
-        let context = context.into();
+        let status = match &e {
+            ::kube::Error::Api(s) => Some(s.code),
+            _ => None,
+        };
+        Error {
+            status,
+            ..Self::classify_kube(context.into(), e)
+        }
+    }
+
+    fn classify_kube(context: String, e: ::kube::Error) -> Self {
         match &e {
             ::kube::Error::Api(s) if s.code == 403 && s.message.contains("because it is being terminated") => {
                 Error::failed(format!("{context}: the namespace is being deleted: {}", s.message))
@@ -136,5 +159,30 @@ impl fmt::Display for Error {
             write!(f, "\n  fix: {fix}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16, message: &str) -> ::kube::Error {
+        ::kube::Error::Api(Box::new(
+            ::kube::core::Status::failure(message, "x").with_code(code),
+        ))
+    }
+
+    #[test]
+    fn the_http_status_is_a_field_not_part_of_the_message() {
+        let e = Error::from_kube("GET Role ns/r", api(404, "roles \"r\" not found"));
+        assert_eq!(e.status, Some(404));
+        assert!(e.is_not_found());
+        assert_eq!(e.kind, ExitCode::Failed);
+        let e = Error::from_kube("apply", api(403, "forbidden"));
+        assert_eq!((e.status, e.kind), (Some(403), ExitCode::Cluster));
+        let e = Error::from_kube("apply", api(422, "invalid"));
+        assert_eq!(e.status, Some(422));
+        assert!(!e.is_not_found());
+        assert_eq!(Error::failed("x").status, None);
     }
 }

@@ -36,11 +36,7 @@ pub async fn compute(cluster: &Cluster, r: &Resolved, plan: &Plan) -> Result<Vec
                     Ok(dry) => (normalize(dry), live.map(normalize)),
                     // A RoleBinding to a Role this deploy creates first cannot be
                     // dry-run (the escalation check needs the Role): show it as rendered.
-                    Err(e)
-                        if m.kind() == "RoleBinding"
-                            && live.is_none()
-                            && e.message.contains("(404)") =>
-                    {
+                    Err(e) if m.kind() == "RoleBinding" && live.is_none() && e.is_not_found() => {
                         (m.object.clone(), None)
                     }
                     Err(e) => return Err(e),

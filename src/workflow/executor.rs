@@ -253,11 +253,7 @@ pub async fn apply_prepared(
     {
         // A dry run cannot bind a Role that the same run would create first:
         // the escalation check needs the Role to exist. It is checked for real on deploy.
-        Err(e)
-            if ctx.opts.dry_run
-                && object["kind"] == "RoleBinding"
-                && e.message.contains("(404)") =>
-        {
+        Err(e) if ctx.opts.dry_run && object["kind"] == "RoleBinding" && e.is_not_found() => {
             let who = describe(
                 "RoleBinding",
                 object["metadata"]["namespace"].as_str(),
