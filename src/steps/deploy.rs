@@ -7,10 +7,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::Result;
-use crate::kube::list::list_json_selected;
 use crate::render::Manifest;
 use crate::workflow::executor::{CheckResult, Ctx};
-use crate::workflow::wait;
+use crate::workflow::wait::{self, endpoints};
 
 pub async fn verify(
     ctx: &Ctx<'_>,
@@ -67,16 +66,16 @@ pub async fn verify(
             selector["version"].as_str(),
         ) {
             (Some((_, d)), Some(app), Some(version)) => {
-                let target = crate::steps::bluegreen::EndpointTarget {
+                let target = endpoints::EndpointTarget {
                     namespace: ns,
                     service: m.name(),
                     app,
                     version,
                     desired: d["spec"]["replicas"].as_i64().unwrap_or(1) as i32,
-                    service_has_ports: crate::steps::bluegreen::service_has_ports(live),
+                    service_has_ports: endpoints::service_has_ports(live),
                 };
                 let t = Duration::from_secs(30).min(ctx.opts.timeout);
-                out.push(match crate::steps::bluegreen::await_endpoints(&ctx.cluster.client, &target, t, progress).await {
+                out.push(match endpoints::await_endpoints(&ctx.cluster.client, &target, t, progress).await {
                     Ok(v) => CheckResult::pass("endpoints", m.describe(), v.message),
                     Err(e) => CheckResult::fail(
                         "endpoints",
@@ -122,76 +121,39 @@ pub fn check_pdb(who: &str, deployment: &Value, pdbs: &[Value]) -> CheckResult {
     }
 }
 
-/// Count ready endpoints of a Service across its EndpointSlices.
-pub fn ready_endpoints(slices: &[Value]) -> (usize, usize) {
-    let mut ready = 0;
-    let mut total = 0;
-    for s in slices {
-        for e in s["endpoints"].as_array().into_iter().flatten() {
-            total += 1;
-            if e["conditions"]["ready"] != Value::Bool(false) {
-                ready += 1;
-            }
-        }
-    }
-    (ready, total)
-}
-
-/// The EndpointSlice controller runs asynchronously: give it a bounded time.
-async fn await_endpoints(ctx: &Ctx<'_>, m: &Manifest, service: &Value) -> Result<CheckResult> {
-    let ns = &ctx.resolved.namespace;
-    let selector = format!("kubernetes.io/service-name={}", m.name());
-    let pod_selector: Vec<String> = service["spec"]["selector"]
+/// The Service's pods, as a label selector (`k=v,...`).
+fn pod_selector(service: &Value) -> String {
+    service["spec"]["selector"]
         .as_object()
         .into_iter()
         .flatten()
         .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-        .collect();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30).min(ctx.opts.timeout);
-    let mut delay = Duration::from_millis(20);
-    loop {
-        let pods =
-            list_json_selected(ctx.cluster, "v1", "Pod", ns, Some(&pod_selector.join(","))).await?;
-        let want = pods
-            .iter()
-            .filter(|p| is_ready(p) && p["metadata"]["deletionTimestamp"].is_null())
-            .count();
-        let slices = list_json_selected(
-            ctx.cluster,
-            "discovery.k8s.io/v1",
-            "EndpointSlice",
-            ns,
-            Some(&selector),
-        )
-        .await?;
-        let (ready, _) = ready_endpoints(&slices);
-        if want > 0 && ready == want {
-            return Ok(CheckResult::pass(
-                "endpoints",
-                m.describe(),
-                format!("{ready} ready endpoint(s), one per ready pod"),
-            ));
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Ok(CheckResult::fail(
-                "endpoints",
-                m.describe(),
-                format!(
-                    "{ready} ready endpoint(s) for {want} ready pod(s) selected by {}",
-                    pod_selector.join(",")
-                ),
-                "check that the Service selector matches the pod labels and the targetPort names a container port",
-            ));
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(1));
-    }
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
-pub fn is_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+/// The EndpointSlice controller runs asynchronously: give it a bounded time,
+/// watching the Service's slices and pods (`wait::endpoints`).
+async fn await_endpoints(ctx: &Ctx<'_>, m: &Manifest, service: &Value) -> Result<CheckResult> {
+    let timeout = Duration::from_secs(30).min(ctx.opts.timeout);
+    let res = endpoints::await_selected(
+        &ctx.cluster.client,
+        &ctx.resolved.namespace,
+        m.name(),
+        &pod_selector(service),
+        timeout,
+        &|_| {},
+    )
+    .await;
+    match res {
+        Ok(v) => Ok(CheckResult::pass("endpoints", m.describe(), v.message)),
+        // Unreachable or permission denied: not a failed check.
+        Err(e) if e.kind == crate::error::ExitCode::Cluster => Err(e),
+        Err(e) => Ok(CheckResult::fail(
+            "endpoints",
+            m.describe(),
+            e.message,
+            "check that the Service selector matches the pod labels and the targetPort names a container port",
+        )),
+    }
 }

@@ -437,11 +437,7 @@ pub fn check_pods(
             .iter()
             .flatten()
             .any(|o| owners.contains(&o.uid));
-        let ready = p.metadata.deletion_timestamp.is_none()
-            && p.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let ready = p.metadata.deletion_timestamp.is_none() && crate::workflow::wait::pod_ready(p);
         if !owned || !ready {
             continue;
         }

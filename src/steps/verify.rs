@@ -484,7 +484,7 @@ pub fn evaluate(
         let who = guide::object_ref(obj);
         let kind = obj["kind"].as_str().unwrap_or("");
         if kind == "Pod" {
-            if !super::deploy::is_ready(obj) {
+            if !crate::workflow::wait::pod_ready_json(obj) {
                 out.push(CheckResult::fail("pod-ready", &who, "pod is not Ready", "see `kubectl describe` of the pod; the guide's troubleshooting section lists the usual causes"));
             }
             match pss::pod_of(obj) {

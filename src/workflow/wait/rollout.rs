@@ -1,0 +1,1573 @@
+//! The rollout driver (the `await_condition` half): watches on the workload,
+//! its pods and its ReplicaSets (or ControllerRevisions) merged into one
+//! stream, the conditions re-evaluated on every event; no polling.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ::kube::api::{Api, ObjectMeta, ResourceExt};
+use ::kube::core::Selector;
+use ::kube::runtime::WatchStreamExt;
+use ::kube::runtime::watcher::{self, watch_object};
+use futures::stream::{BoxStream, StreamExt};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use tokio::time::Instant;
+
+use super::*;
+use crate::error::{Error, Result};
+
+// ---------------------------------------------------------------------------
+// The driver
+// ---------------------------------------------------------------------------
+
+/// The latest snapshot of the workload being waited for.
+#[derive(Debug, Clone)]
+pub(super) enum Live {
+    Deployment(Deployment),
+    StatefulSet(StatefulSet),
+    DaemonSet(DaemonSet),
+}
+
+impl Live {
+    fn meta(&self) -> &ObjectMeta {
+        match self {
+            Live::Deployment(d) => &d.metadata,
+            Live::StatefulSet(s) => &s.metadata,
+            Live::DaemonSet(d) => &d.metadata,
+        }
+    }
+    fn state(&self) -> RolloutState {
+        match self {
+            Live::Deployment(d) => deployment_state(d),
+            Live::StatefulSet(s) => statefulset_state(s),
+            Live::DaemonSet(d) => daemonset_state(d),
+        }
+    }
+    /// The controller has acted on the latest spec, so the objects that
+    /// identify the new revision (RS, updateRevision, ControllerRevision) exist.
+    fn observed(&self) -> bool {
+        let observed = match self {
+            Live::Deployment(d) => d.status.as_ref().and_then(|s| s.observed_generation),
+            Live::StatefulSet(s) => s.status.as_ref().and_then(|s| s.observed_generation),
+            Live::DaemonSet(d) => d.status.as_ref().and_then(|s| s.observed_generation),
+        };
+        observed.unwrap_or(0) >= self.meta().generation.unwrap_or(0)
+    }
+    fn selector(&self) -> Option<LabelSelector> {
+        match self {
+            Live::Deployment(d) => d.spec.as_ref().map(|s| s.selector.clone()),
+            Live::StatefulSet(s) => s.spec.as_ref().map(|s| s.selector.clone()),
+            Live::DaemonSet(d) => d.spec.as_ref().map(|s| s.selector.clone()),
+        }
+    }
+}
+
+/// What one watch event carried.
+pub(super) enum Ev {
+    Workload(Option<Live>),
+    ReplicaSet(watcher::Event<ReplicaSet>),
+    Revision(watcher::Event<ControllerRevision>),
+    /// The identity may not list ControllerRevisions: tell new DaemonSet pods
+    /// by their template generation alone.
+    RevisionsForbidden,
+    Pod(watcher::Event<Pod>),
+}
+
+/// A minimal in-memory copy of a watched collection (the `reflector` idea,
+/// without the shared reader): Init/InitApply/InitDone replace it atomically.
+pub(super) struct Store<K> {
+    items: BTreeMap<String, K>,
+    buffer: Option<BTreeMap<String, K>>,
+    synced: bool,
+}
+
+impl<K: ResourceExt> Store<K> {
+    fn new() -> Self {
+        Store {
+            items: BTreeMap::new(),
+            buffer: None,
+            synced: false,
+        }
+    }
+    fn apply(&mut self, ev: watcher::Event<K>) {
+        match ev {
+            watcher::Event::Init => self.buffer = Some(BTreeMap::new()),
+            watcher::Event::InitApply(o) => {
+                self.buffer
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(o.name_any(), o);
+            }
+            watcher::Event::InitDone => {
+                self.items = self.buffer.take().unwrap_or_default();
+                self.synced = true;
+            }
+            watcher::Event::Apply(o) => {
+                self.items.insert(o.name_any(), o);
+            }
+            watcher::Event::Delete(o) => {
+                self.items.remove(&o.name_any());
+            }
+        }
+    }
+}
+
+pub(super) fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str())
+}
+
+pub(super) fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+pub(super) fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+/// The outcome of evaluating everything seen so far.
+pub(super) enum Verdict {
+    Pending(String),
+    Done,
+    Failed(RolloutFailure),
+}
+
+/// Everything the watches have told us, and the rules that turn it into a verdict.
+pub(super) struct Tracker {
+    object: String,
+    uid: String,
+    live: Option<Live>,
+    /// False after the workload was deleted during the wait.
+    exists: bool,
+    replicasets: Store<ReplicaSet>,
+    revisions: Store<ControllerRevision>,
+    revisions_forbidden: bool,
+    pods: Store<Pod>,
+}
+
+/// How a pod relates to the rollout.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum PodRole {
+    New,
+    Old,
+    /// Not ours (another controller), or the new revision is not known yet.
+    Unknown,
+}
+
+impl Tracker {
+    /// For a Deployment: the ReplicaSet of the current revision. The
+    /// controller creates (or re-uses, on a rollback) it and stamps it with
+    /// the Deployment's revision number in the same sync that bumps
+    /// observedGeneration, so the match is exact once the spec is observed.
+    fn new_replicaset(&self) -> Option<&ReplicaSet> {
+        let Some(Live::Deployment(d)) = &self.live else {
+            return None;
+        };
+        if !self.live.as_ref()?.observed() {
+            return None;
+        }
+        let revision = annotation(&d.metadata, DEPLOYMENT_REVISION)?;
+        self.replicasets.items.values().find(|rs| {
+            controller_uid(&rs.metadata) == Some(self.uid.as_str())
+                && annotation(&rs.metadata, DEPLOYMENT_REVISION) == Some(revision)
+        })
+    }
+
+    /// For a DaemonSet: the hash of its newest ControllerRevision.
+    fn daemonset_hash(&self) -> Option<&str> {
+        self.revisions
+            .items
+            .values()
+            .filter(|r| controller_uid(&r.metadata) == Some(self.uid.as_str()))
+            .max_by_key(|r| r.revision)
+            .and_then(|r| label(&r.metadata, CONTROLLER_REVISION_HASH))
+    }
+
+    fn role(&self, pod: &Pod) -> PodRole {
+        let Some(live) = &self.live else {
+            return PodRole::Unknown;
+        };
+        let owner = controller_uid(&pod.metadata);
+        match live {
+            Live::Deployment(_) => {
+                let Some(owner) = owner else {
+                    return PodRole::Unknown;
+                };
+                let new_rs = self.new_replicaset();
+                if let Some(rs) = new_rs {
+                    let new_hash = label(&rs.metadata, POD_TEMPLATE_HASH);
+                    if rs.metadata.uid.as_deref() == Some(owner)
+                        || (new_hash.is_some()
+                            && label(&pod.metadata, POD_TEMPLATE_HASH) == new_hash)
+                    {
+                        return PodRole::New;
+                    }
+                }
+                let owner_rs = self
+                    .replicasets
+                    .items
+                    .values()
+                    .find(|rs| rs.metadata.uid.as_deref() == Some(owner));
+                match owner_rs {
+                    // A ReplicaSet of this Deployment that is not the new one.
+                    Some(rs) if controller_uid(&rs.metadata) == Some(self.uid.as_str()) => {
+                        if new_rs.is_some() {
+                            PodRole::Old
+                        } else {
+                            PodRole::Unknown
+                        }
+                    }
+                    Some(_) => PodRole::Unknown,
+                    // The RS watch matches every RS whose pods match the
+                    // selector; after sync, a missing owner is an RS that was
+                    // deleted (history cleanup) while its pods still terminate.
+                    None if self.replicasets.synced && new_rs.is_some() => {
+                        if pod
+                            .metadata
+                            .owner_references
+                            .iter()
+                            .flatten()
+                            .any(|o| o.controller == Some(true) && o.kind == "ReplicaSet")
+                        {
+                            PodRole::Old
+                        } else {
+                            PodRole::Unknown
+                        }
+                    }
+                    None => PodRole::Unknown,
+                }
+            }
+            Live::StatefulSet(s) => {
+                if owner != Some(self.uid.as_str()) || !live.observed() {
+                    return PodRole::Unknown;
+                }
+                let Some(update) = s
+                    .status
+                    .as_ref()
+                    .and_then(|st| st.update_revision.as_deref())
+                else {
+                    return PodRole::Unknown;
+                };
+                if label(&pod.metadata, CONTROLLER_REVISION_HASH) == Some(update) {
+                    PodRole::New
+                } else {
+                    PodRole::Old
+                }
+            }
+            Live::DaemonSet(d) => {
+                if owner != Some(self.uid.as_str()) || !live.observed() {
+                    return PodRole::Unknown;
+                }
+                let generation = annotation(&d.metadata, DS_TEMPLATE_GENERATION_ANNOTATION);
+                let by_generation = generation.is_some()
+                    && label(&pod.metadata, DS_TEMPLATE_GENERATION_LABEL) == generation;
+                let hash = self.daemonset_hash();
+                let by_hash =
+                    hash.is_some() && label(&pod.metadata, CONTROLLER_REVISION_HASH) == hash;
+                if by_generation || by_hash {
+                    PodRole::New
+                } else if (hash.is_some() && self.revisions.synced)
+                    || (self.revisions_forbidden && generation.is_some())
+                {
+                    PodRole::Old
+                } else {
+                    PodRole::Unknown
+                }
+            }
+        }
+    }
+
+    /// Whether old pods must be gone before the rollout counts as complete.
+    /// A partitioned StatefulSet keeps old pods below the partition on purpose.
+    fn requires_old_pods_gone(&self) -> bool {
+        match &self.live {
+            Some(Live::StatefulSet(s)) => {
+                s.spec
+                    .as_ref()
+                    .and_then(|s| s.update_strategy.as_ref())
+                    .and_then(|u| u.rolling_update.as_ref())
+                    .and_then(|r| r.partition)
+                    .unwrap_or(0)
+                    == 0
+            }
+            _ => true,
+        }
+    }
+
+    fn evaluate(&self) -> Verdict {
+        if !self.exists {
+            return Verdict::Failed(RolloutFailure {
+                object: self.object.clone(),
+                reason: "Deleted".into(),
+                message: "the workload was deleted while waiting for its rollout".into(),
+                fix: "find out who deleted it (`kubectl get events`), then deploy again".into(),
+            });
+        }
+        let Some(live) = &self.live else {
+            return Verdict::Pending("waiting for the first status".into());
+        };
+        let state = live.state();
+        if let RolloutState::Failed(f) = state {
+            return Verdict::Failed(f);
+        }
+        if let Some(rs) = self.new_replicaset()
+            && let Some(f) = replicaset_failure(rs)
+        {
+            return Verdict::Failed(f);
+        }
+        let mut old = Vec::new();
+        for pod in self.pods.items.values() {
+            match self.role(pod) {
+                PodRole::New => {
+                    if let Some(f) = pod_failure(pod) {
+                        return Verdict::Failed(f);
+                    }
+                }
+                PodRole::Old => old.push(pod.name_any()),
+                PodRole::Unknown => {}
+            }
+        }
+        match state {
+            RolloutState::Progressing(msg) => Verdict::Pending(msg),
+            RolloutState::Failed(_) => unreachable!("handled above"),
+            RolloutState::Complete => {
+                let revision_known = match live {
+                    Live::Deployment(_) => self.new_replicaset().is_some(),
+                    Live::StatefulSet(_) => true,
+                    Live::DaemonSet(_) => self.revisions.synced || self.revisions_forbidden,
+                };
+                if !self.pods.synced {
+                    return Verdict::Pending("waiting for the pod list to sync".into());
+                }
+                if !revision_known {
+                    return Verdict::Pending("waiting to see the new revision's pods".into());
+                }
+                if self.requires_old_pods_gone() && !old.is_empty() {
+                    let n = old.len() as i32;
+                    let shown: Vec<_> = old.iter().take(3).map(String::as_str).collect();
+                    let more = if old.len() > 3 { ", …" } else { "" };
+                    return Verdict::Pending(format!(
+                        "waiting for {} to terminate ({}{more})",
+                        plural(n, "old pod", "old pods"),
+                        shown.join(", ")
+                    ));
+                }
+                Verdict::Done
+            }
+        }
+    }
+
+    /// Why new pods are not ready yet, for the timeout message: unschedulable,
+    /// or a container waiting (e.g. ContainerCreating), or a failing readiness.
+    fn pending_hints(&self) -> Vec<String> {
+        let mut hints = Vec::new();
+        for pod in self.pods.items.values() {
+            if self.role(pod) != PodRole::New || pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let Some(status) = &pod.status else { continue };
+            let conds = status.conditions.iter().flatten();
+            let unscheduled = conds
+                .clone()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False");
+            if let Some(c) = unscheduled {
+                hints.push(format!(
+                    "Pod {} is {}: {}",
+                    pod.name_any(),
+                    c.reason.as_deref().unwrap_or("not scheduled"),
+                    one_line(c.message.as_deref().unwrap_or(""))
+                ));
+                continue;
+            }
+            if pod_ready(pod) {
+                continue;
+            }
+            let waiting = status
+                .container_statuses
+                .iter()
+                .flatten()
+                .find_map(|cs| cs.state.as_ref()?.waiting.as_ref().map(|w| (cs, w)));
+            match waiting {
+                Some((cs, w)) => hints.push(format!(
+                    "Pod {}: container {:?} waiting ({})",
+                    pod.name_any(),
+                    cs.name,
+                    w.reason.as_deref().unwrap_or("unknown reason")
+                )),
+                None => hints.push(format!("Pod {} is not ready", pod.name_any())),
+            }
+        }
+        hints
+    }
+}
+
+pub(super) fn is_forbidden(e: &watcher::Error) -> bool {
+    let code = match e {
+        watcher::Error::InitialListFailed(::kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(::kube::Error::Api(s))
+        | watcher::Error::WatchFailed(::kube::Error::Api(s)) => s.code,
+        watcher::Error::WatchError(s) => s.code,
+        _ => return false,
+    };
+    code == 401 || code == 403
+}
+
+/// Turn a watcher error into a pake error if retrying cannot help
+/// (permission denied); other errors are retried by the watcher with backoff.
+pub(super) fn fatal_watch_error(what: &str, e: &watcher::Error) -> Option<Error> {
+    if is_forbidden(e) {
+        Some(
+            Error::cluster(format!("cannot watch {what}: permission denied ({e})"))
+                .fix("the identity needs get/list/watch on deployments, statefulsets, daemonsets, replicasets, controllerrevisions and pods in the namespace; run `pake doctor`"),
+        )
+    } else {
+        None
+    }
+}
+
+/// Wait for the rollout of `name` to complete, failing fast on failures of
+/// the new revision.
+///
+/// Complete means `kubectl rollout status` is satisfied *and* no pod of an
+/// older revision exists any more (not even terminating). It fails at once
+/// when a pod of the new revision reports one of [`FATAL_WAITING_REASONS`] or
+/// keeps exiting non-zero, when the new ReplicaSet cannot create pods
+/// (FailedCreate, e.g. PodSecurity), on ProgressDeadlineExceeded, or when a
+/// paused Deployment cannot finish. It gives up at `timeout`, or for a
+/// Deployment at `progressDeadlineSeconds` if that is shorter (both counted
+/// from the start of the wait), with an error saying what was still missing.
+///
+/// `on_progress` receives a short human message each time the state changes.
+/// Everything is driven by watches (workload, pods, ReplicaSets or
+/// ControllerRevisions) merged into one stream; there is no polling.
+pub async fn rollout(
+    client: &::kube::Client,
+    workload: Workload,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+    on_progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<()> {
+    rollout_from(
+        client,
+        workload,
+        namespace,
+        name,
+        None,
+        timeout,
+        on_progress,
+    )
+    .await
+}
+
+/// The workload from an apply response, if it is a whole object (it has a
+/// uid and a spec); anything else is read from the server instead.
+pub(super) fn known_as<T: serde::de::DeserializeOwned>(
+    known: Option<&serde_json::Value>,
+) -> Option<T> {
+    let v = known?;
+    if v["metadata"]["uid"].as_str().is_none_or(str::is_empty) || v["spec"].is_null() {
+        return None;
+    }
+    serde_json::from_value(v.clone()).ok()
+}
+
+/// [`rollout`], starting from `known`: the workload as the server returned it
+/// (the apply's response), so no GET repeats what that response says. The
+/// watches that follow start from their own LIST, so nothing newer is missed.
+pub async fn rollout_from(
+    client: &::kube::Client,
+    workload: Workload,
+    namespace: &str,
+    name: &str,
+    known: Option<&serde_json::Value>,
+    timeout: Duration,
+    on_progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<()> {
+    let start = Instant::now();
+    let object = format!("{workload} {namespace}/{name}");
+    let not_found = || {
+        Error::failed(format!(
+            "{object} not found, so there is no rollout to wait for"
+        ))
+        .on(object.clone())
+        .fix("apply the workload first (pake deploy does), and check the name and namespace")
+    };
+    let get_ctx = format!("GET {object}");
+
+    // One GET for the selector, uid and deadline; the watches follow.
+    let mut streams: Vec<BoxStream<'static, std::result::Result<Ev, (String, watcher::Error)>>> =
+        Vec::new();
+    let live = match workload {
+        Workload::Deployment => {
+            let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+            let d = match known_as::<Deployment>(known) {
+                Some(d) => d,
+                None => api
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| Error::from_kube(&get_ctx, e))?
+                    .ok_or_else(not_found)?,
+            };
+            streams.push(object_stream(api, name, "the Deployment", |d| {
+                Live::Deployment(d)
+            }));
+            Live::Deployment(d)
+        }
+        Workload::StatefulSet => {
+            let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+            let s = match known_as::<StatefulSet>(known) {
+                Some(s) => s,
+                None => api
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| Error::from_kube(&get_ctx, e))?
+                    .ok_or_else(not_found)?,
+            };
+            streams.push(object_stream(api, name, "the StatefulSet", |s| {
+                Live::StatefulSet(s)
+            }));
+            Live::StatefulSet(s)
+        }
+        Workload::DaemonSet => {
+            let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
+            let d = match known_as::<DaemonSet>(known) {
+                Some(d) => d,
+                None => api
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| Error::from_kube(&get_ctx, e))?
+                    .ok_or_else(not_found)?,
+            };
+            streams.push(object_stream(api, name, "the DaemonSet", |d| {
+                Live::DaemonSet(d)
+            }));
+            Live::DaemonSet(d)
+        }
+    };
+    let uid = live.meta().uid.clone().unwrap_or_default();
+    let selector = live
+        .selector()
+        .ok_or_else(|| Error::failed(format!("{object} has no spec")).on(object.clone()))?;
+    let selector = Selector::try_from(selector)
+        .map_err(|e| {
+            Error::failed(format!("{object} has an invalid selector: {e}")).on(object.clone())
+        })?
+        .to_string();
+    let cfg = watcher::Config::default().labels(&selector);
+    streams.push(
+        collection_stream(
+            Api::<Pod>::namespaced(client.clone(), namespace),
+            cfg.clone(),
+            "pods",
+        )
+        .map(|r| r.map(Ev::Pod))
+        .boxed(),
+    );
+    match workload {
+        Workload::Deployment => streams.push(
+            collection_stream(
+                Api::<ReplicaSet>::namespaced(client.clone(), namespace),
+                cfg.clone(),
+                "replicasets",
+            )
+            .map(|r| r.map(Ev::ReplicaSet))
+            .boxed(),
+        ),
+        Workload::DaemonSet => streams.push(
+            collection_stream(
+                Api::<ControllerRevision>::namespaced(client.clone(), namespace),
+                cfg.clone(),
+                "controllerrevisions",
+            )
+            // ControllerRevisions only sharpen the DaemonSet's new/old pod
+            // split; without permission to list them, end this watch with a
+            // marker instead of failing the wait.
+            .scan(false, |ended, r| {
+                let item = match r {
+                    _ if *ended => None,
+                    Err((_, e)) if is_forbidden(&e) => {
+                        *ended = true;
+                        Some(Ok(Ev::RevisionsForbidden))
+                    }
+                    other => Some(other.map(Ev::Revision)),
+                };
+                futures::future::ready(item)
+            })
+            .boxed(),
+        ),
+        Workload::StatefulSet => {}
+    }
+
+    // The deadline: --timeout, or progressDeadlineSeconds when shorter.
+    let progress_deadline = match &live {
+        Live::Deployment(d) => d
+            .spec
+            .as_ref()
+            .and_then(|s| s.progress_deadline_seconds)
+            .filter(|s| *s > 0 && *s != NO_PROGRESS_DEADLINE)
+            .map(|s| Duration::from_secs(s as u64)),
+        _ => None,
+    };
+    let (limit, by_progress_deadline) = match progress_deadline {
+        Some(p) if p < timeout => (p, true),
+        _ => (timeout, false),
+    };
+    let deadline = start + limit;
+
+    let mut tracker = Tracker {
+        object: object.clone(),
+        uid,
+        live: Some(live),
+        exists: true,
+        replicasets: Store::new(),
+        revisions: Store::new(),
+        revisions_forbidden: false,
+        pods: Store::new(),
+    };
+    let mut merged = futures::stream::select_all(streams);
+    let mut last_msg = String::new();
+    let mut report = |v: &Verdict| {
+        if let Verdict::Pending(m) = v
+            && *m != last_msg
+        {
+            on_progress(m);
+            last_msg = m.clone();
+        }
+    };
+    // Report the initial state right away (from the GET).
+    report(&tracker.evaluate());
+    loop {
+        let next = match tokio::time::timeout_at(deadline, merged.next()).await {
+            Ok(Some(ev)) => ev,
+            Ok(None) => {
+                return Err(
+                    Error::failed(format!("the watches for {object} ended unexpectedly"))
+                        .on(object.clone()),
+                );
+            }
+            Err(_elapsed) => {
+                return Err(deadline_error(
+                    &tracker,
+                    limit,
+                    by_progress_deadline,
+                    timeout,
+                    namespace,
+                    &selector,
+                ));
+            }
+        };
+        match next {
+            Ok(Ev::Workload(Some(live))) => tracker.live = Some(live),
+            Ok(Ev::Workload(None)) => tracker.exists = false,
+            Ok(Ev::ReplicaSet(e)) => tracker.replicasets.apply(e),
+            Ok(Ev::Revision(e)) => tracker.revisions.apply(e),
+            Ok(Ev::RevisionsForbidden) => {
+                tracing::debug!(
+                    "no permission to list controllerrevisions in {namespace}: telling new DaemonSet pods by template generation"
+                );
+                tracker.revisions_forbidden = true;
+            }
+            Ok(Ev::Pod(e)) => tracker.pods.apply(e),
+            Err((what, e)) => {
+                if let Some(err) = fatal_watch_error(&what, &e) {
+                    return Err(err.on(object.clone()));
+                }
+                tracing::debug!("watch of {what} for {object}: {e} (retrying)");
+                continue;
+            }
+        }
+        let verdict = tracker.evaluate();
+        match verdict {
+            Verdict::Done => return Ok(()),
+            Verdict::Failed(f) => return Err(f.into_error(&object)),
+            v @ Verdict::Pending(_) => report(&v),
+        }
+    }
+}
+
+pub(super) fn object_stream<K>(
+    api: Api<K>,
+    name: &str,
+    what: &'static str,
+    wrap: fn(K) -> Live,
+) -> BoxStream<'static, std::result::Result<Ev, (String, watcher::Error)>>
+where
+    K: ::kube::Resource + Clone + serde::de::DeserializeOwned + fmt::Debug + Send + 'static,
+{
+    watch_object(api, name)
+        .default_backoff()
+        .map(move |r| match r {
+            Ok(o) => Ok(Ev::Workload(o.map(wrap))),
+            Err(e) => Err((what.to_string(), e)),
+        })
+        .boxed()
+}
+
+pub(super) fn collection_stream<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    what: &'static str,
+) -> impl futures::Stream<Item = std::result::Result<watcher::Event<K>, (String, watcher::Error)>>
++ Send
++ 'static
+where
+    K: ::kube::Resource + Clone + serde::de::DeserializeOwned + fmt::Debug + Send + 'static,
+{
+    watcher::watcher(api, cfg)
+        .default_backoff()
+        .map(move |r| r.map_err(|e| (what.to_string(), e)))
+}
+
+pub(super) fn deadline_error(
+    tracker: &Tracker,
+    limit: Duration,
+    by_progress_deadline: bool,
+    timeout: Duration,
+    namespace: &str,
+    selector: &str,
+) -> Error {
+    let missing = match tracker.evaluate() {
+        Verdict::Pending(m) => m,
+        Verdict::Done => "complete at the last moment".into(),
+        Verdict::Failed(f) => f.to_string(),
+    };
+    let secs = limit.as_secs();
+    let mut message = if by_progress_deadline {
+        format!(
+            "rollout of {} failed: ProgressDeadlineExceeded: no rollout within progressDeadlineSeconds ({secs}s, shorter than --timeout {}s): {missing} after {secs}s",
+            tracker.object,
+            timeout.as_secs()
+        )
+    } else {
+        format!(
+            "rollout of {} timed out: {missing} after {secs}s",
+            tracker.object
+        )
+    };
+    let hints = tracker.pending_hints();
+    if !hints.is_empty() {
+        let shown: Vec<_> = hints.iter().take(3).cloned().collect();
+        message.push_str(&format!("; {}", shown.join("; ")));
+        if hints.len() > 3 {
+            message.push_str(&format!("; and {} more", hints.len() - 3));
+        }
+    }
+    Error::failed(message).on(tracker.object.clone()).fix(format!(
+        "find out why the new pods do not become ready: `kubectl describe pods -n {namespace} -l {selector}` (unschedulable: nodeSelector/affinity/taints or requests larger than any node; not ready: the readiness probe). If the rollout is only slow, raise --timeout{}",
+        if by_progress_deadline {
+            " and spec.progressDeadlineSeconds"
+        } else {
+            ""
+        }
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(unused_imports)]
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use ::kube::api::{ObjectMeta, ResourceExt};
+    use ::kube::runtime::wait::Condition;
+    use ::kube::runtime::watcher;
+    use k8s_openapi::api::apps::v1::{
+        ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+    };
+    use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+    use super::super::conditions::*;
+    use super::super::*;
+    use super::*;
+
+    #[test]
+    fn an_apply_response_stands_in_for_the_get() {
+        let full = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "w", "uid": "u1", "generation": 2},
+            "spec": {"selector": {"matchLabels": {"app": "w"}}, "template": {}}});
+        let d: Deployment = known_as(Some(&full)).expect("whole object");
+        assert_eq!(d.metadata.uid.as_deref(), Some("u1"));
+        // Without a uid (a client-side object) or a spec: read from the server.
+        let mut no_uid = full.clone();
+        no_uid["metadata"]["uid"] = serde_json::Value::Null;
+        assert!(known_as::<Deployment>(Some(&no_uid)).is_none());
+        let mut no_spec = full.clone();
+        no_spec["spec"] = serde_json::Value::Null;
+        assert!(known_as::<Deployment>(Some(&no_spec)).is_none());
+        assert!(known_as::<Deployment>(None).is_none());
+    }
+    use serde_json::json;
+
+    fn deployment(
+        spec: serde_json::Value,
+        status: serde_json::Value,
+        generation: i64,
+    ) -> Deployment {
+        let mut spec = spec;
+        spec["selector"] = json!({"matchLabels": {"app": "backend"}});
+        spec["template"] = json!({"metadata": {"labels": {"app": "backend"}}, "spec": {"containers": [{"name": "app", "image": "backend:1"}]}});
+        serde_json::from_value(json!({
+            "metadata": {"name": "backend", "namespace": "pake-prod", "generation": generation, "uid": "d-uid",
+                         "annotations": {"deployment.kubernetes.io/revision": "2"}},
+            "spec": spec,
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn progressing(s: RolloutState) -> String {
+        match s {
+            RolloutState::Progressing(m) => m,
+            other => panic!("expected Progressing, got {other:?}"),
+        }
+    }
+
+    fn failed(s: RolloutState) -> RolloutFailure {
+        match s {
+            RolloutState::Failed(f) => f,
+            other => panic!("expected Failed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn deployment_waits_for_observed_generation() {
+        let d = deployment(
+            json!({"replicas": 3}),
+            json!({"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+            2,
+        );
+        assert!(progressing(deployment_state(&d)).contains("observe generation 2"));
+    }
+
+    #[test]
+    fn deployment_follows_kubectl_order() {
+        let d = deployment(
+            json!({"replicas": 3}),
+            json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 1, "availableReplicas": 3}),
+            2,
+        );
+        assert_eq!(
+            progressing(deployment_state(&d)),
+            "1 of 3 new replicas have been updated"
+        );
+        let d = deployment(
+            json!({"replicas": 3}),
+            json!({"observedGeneration": 2, "replicas": 5, "updatedReplicas": 3, "availableReplicas": 3}),
+            2,
+        );
+        assert_eq!(
+            progressing(deployment_state(&d)),
+            "2 old replicas are pending termination"
+        );
+        let d = deployment(
+            json!({"replicas": 3}),
+            json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 3, "availableReplicas": 3}),
+            2,
+        );
+        assert_eq!(
+            progressing(deployment_state(&d)),
+            "1 old replica is pending termination"
+        );
+        let d = deployment(
+            json!({"replicas": 3}),
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 2}),
+            2,
+        );
+        assert_eq!(
+            progressing(deployment_state(&d)),
+            "2 of 3 updated replicas are available"
+        );
+        let d = deployment(
+            json!({"replicas": 3}),
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+            2,
+        );
+        assert_eq!(deployment_state(&d), RolloutState::Complete);
+    }
+
+    #[test]
+    fn deployment_defaults_to_one_replica_and_zero_is_complete_at_once() {
+        let d = deployment(json!({}), json!({"observedGeneration": 1}), 1);
+        assert_eq!(
+            progressing(deployment_state(&d)),
+            "0 of 1 new replica have been updated"
+        );
+        let d = deployment(json!({"replicas": 0}), json!({"observedGeneration": 1}), 1);
+        assert_eq!(deployment_state(&d), RolloutState::Complete);
+    }
+
+    #[test]
+    fn deployment_progress_deadline_exceeded_is_a_failure() {
+        let d = deployment(
+            json!({"replicas": 3, "progressDeadlineSeconds": 10}),
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 0,
+                   "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                                   "message": "ReplicaSet \"backend-abc\" has timed out progressing."}]}),
+            2,
+        );
+        let f = failed(deployment_state(&d));
+        assert_eq!(f.reason, "ProgressDeadlineExceeded");
+        assert_eq!(f.object, "Deployment pake-prod/backend");
+        assert!(f.message.contains("(10s)") && f.message.contains("has timed out progressing"));
+        assert!(
+            f.fix
+                .contains("kubectl describe pods -n pake-prod -l app=backend"),
+            "{}",
+            f.fix
+        );
+        // An old deadline condition does not count before the new spec is observed.
+        let mut old = d.clone();
+        old.metadata.generation = Some(3);
+        assert!(matches!(
+            deployment_state(&old),
+            RolloutState::Progressing(_)
+        ));
+    }
+
+    #[test]
+    fn paused_deployment_is_reported_unless_complete() {
+        let d = deployment(
+            json!({"replicas": 3, "paused": true}),
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 0, "availableReplicas": 3}),
+            2,
+        );
+        let f = failed(deployment_state(&d));
+        assert_eq!(f.reason, "DeploymentPaused");
+        assert!(
+            f.fix
+                .contains("kubectl rollout resume deployment/backend -n pake-prod")
+        );
+        let done = deployment(
+            json!({"replicas": 3, "paused": true}),
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+            2,
+        );
+        assert_eq!(deployment_state(&done), RolloutState::Complete);
+    }
+
+    fn statefulset(spec: serde_json::Value, status: serde_json::Value) -> StatefulSet {
+        let mut spec = spec;
+        spec["selector"] = json!({"matchLabels": {"app": "db"}});
+        spec["template"] = json!({"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "db:1"}]}});
+        spec["serviceName"] = json!("db");
+        serde_json::from_value(json!({
+            "metadata": {"name": "db", "namespace": "pake-prod", "generation": 2},
+            "spec": spec, "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn statefulset_on_delete_is_unsupported() {
+        let s = statefulset(
+            json!({"replicas": 2, "updateStrategy": {"type": "OnDelete"}}),
+            json!({"replicas": 2}),
+        );
+        let f = failed(statefulset_state(&s));
+        assert_eq!(f.reason, "OnDeleteUnsupported");
+        assert_eq!(f.object, "StatefulSet pake-prod/db");
+    }
+
+    #[test]
+    fn statefulset_rolling_update_needs_ready_updated_and_revision() {
+        let s = statefulset(
+            json!({"replicas": 3}),
+            json!({"replicas": 3, "observedGeneration": 0}),
+        );
+        assert!(progressing(statefulset_state(&s)).contains("observe generation"));
+        let s = statefulset(
+            json!({"replicas": 3}),
+            json!({"replicas": 3, "observedGeneration": 2, "readyReplicas": 2, "updatedReplicas": 3}),
+        );
+        assert_eq!(progressing(statefulset_state(&s)), "2 of 3 pods are ready");
+        let s = statefulset(
+            json!({"replicas": 3}),
+            json!({"replicas": 3, "observedGeneration": 2, "readyReplicas": 3, "updatedReplicas": 1,
+                   "currentRevision": "db-1", "updateRevision": "db-2"}),
+        );
+        assert_eq!(
+            progressing(statefulset_state(&s)),
+            "1 of 3 pods have been updated to revision db-2"
+        );
+        let s = statefulset(
+            json!({"replicas": 3}),
+            json!({"replicas": 3, "observedGeneration": 2, "readyReplicas": 3, "updatedReplicas": 3,
+                   "currentRevision": "db-1", "updateRevision": "db-2"}),
+        );
+        assert!(progressing(statefulset_state(&s)).contains("rolling update to finish"));
+        let s = statefulset(
+            json!({"replicas": 3, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}}),
+            json!({"replicas": 3, "observedGeneration": 2, "readyReplicas": 3, "updatedReplicas": 3,
+                   "currentRevision": "db-2", "updateRevision": "db-2"}),
+        );
+        assert_eq!(statefulset_state(&s), RolloutState::Complete);
+    }
+
+    #[test]
+    fn statefulset_partition_only_needs_pods_above_it() {
+        let spec = json!({"replicas": 5, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 3}}});
+        let s = statefulset(
+            spec.clone(),
+            json!({"replicas": 5, "observedGeneration": 2, "readyReplicas": 5, "updatedReplicas": 1,
+                   "currentRevision": "db-1", "updateRevision": "db-2"}),
+        );
+        assert_eq!(
+            progressing(statefulset_state(&s)),
+            "partitioned rollout: 1 of 2 new pods have been updated"
+        );
+        let s = statefulset(
+            spec,
+            json!({"replicas": 5, "observedGeneration": 2, "readyReplicas": 5, "updatedReplicas": 2,
+                   "currentRevision": "db-1", "updateRevision": "db-2"}),
+        );
+        assert_eq!(statefulset_state(&s), RolloutState::Complete);
+    }
+
+    fn daemonset(strategy: Option<&str>, status: serde_json::Value) -> DaemonSet {
+        let mut spec = json!({
+            "selector": {"matchLabels": {"app": "agent"}},
+            "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"containers": [{"name": "a", "image": "a:1"}]}},
+        });
+        if let Some(t) = strategy {
+            spec["updateStrategy"] = json!({"type": t});
+        }
+        serde_json::from_value(json!({
+            "metadata": {"name": "agent", "namespace": "pake-prod", "generation": 4},
+            "spec": spec, "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn daemonset_follows_kubectl() {
+        let base = json!({"currentNumberScheduled": 3, "desiredNumberScheduled": 3, "numberMisscheduled": 0, "numberReady": 3});
+        let with = |extra: serde_json::Value| {
+            let mut s = base.clone();
+            for (k, v) in extra.as_object().unwrap() {
+                s[k] = v.clone();
+            }
+            s
+        };
+        assert!(matches!(
+            daemonset_state(&daemonset(Some("OnDelete"), base.clone())),
+            RolloutState::Failed(f) if f.reason == "OnDeleteUnsupported"
+        ));
+        let d = daemonset(None, with(json!({"observedGeneration": 3})));
+        assert!(progressing(daemonset_state(&d)).contains("observe generation 4"));
+        let d = daemonset(
+            None,
+            with(
+                json!({"observedGeneration": 4, "updatedNumberScheduled": 2, "numberAvailable": 3}),
+            ),
+        );
+        assert_eq!(
+            progressing(daemonset_state(&d)),
+            "2 of 3 new pods have been updated"
+        );
+        let d = daemonset(
+            Some("RollingUpdate"),
+            with(
+                json!({"observedGeneration": 4, "updatedNumberScheduled": 3, "numberAvailable": 1}),
+            ),
+        );
+        assert_eq!(
+            progressing(daemonset_state(&d)),
+            "1 of 3 updated pods are available"
+        );
+        let d = daemonset(
+            None,
+            with(
+                json!({"observedGeneration": 4, "updatedNumberScheduled": 3, "numberAvailable": 3}),
+            ),
+        );
+        assert_eq!(daemonset_state(&d), RolloutState::Complete);
+    }
+
+    fn pod_with(statuses: serde_json::Value, init: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "backend-7d9f-x2k4q", "namespace": "pake-prod"},
+            "spec": {"containers": [{"name": "app", "image": "registry.local/backend:1.2"}],
+                     "initContainers": [{"name": "migrate", "image": "registry.local/migrate:1"}]},
+            "status": {"phase": "Pending", "containerStatuses": statuses, "initContainerStatuses": init},
+        }))
+        .unwrap()
+    }
+
+    fn waiting(name: &str, reason: &str, message: &str, restarts: i32) -> serde_json::Value {
+        json!({"name": name, "image": "x", "imageID": "", "ready": false, "restartCount": restarts,
+               "state": {"waiting": {"reason": reason, "message": message}}})
+    }
+
+    #[test]
+    fn every_fatal_waiting_reason_fails_the_pod() {
+        for reason in FATAL_WAITING_REASONS {
+            let p = pod_with(json!([waiting("app", reason, "boom", 0)]), json!([]));
+            let f = pod_failure(&p).unwrap_or_else(|| panic!("{reason} not detected"));
+            assert_eq!(&f.reason, reason);
+            assert_eq!(f.object, "Pod pake-prod/backend-7d9f-x2k4q");
+            assert!(
+                f.message.contains("container \"app\" is waiting with"),
+                "{}",
+                f.message
+            );
+            assert!(!f.fix.is_empty());
+        }
+    }
+
+    #[test]
+    fn benign_waiting_reasons_are_not_failures() {
+        for reason in ["ContainerCreating", "PodInitializing"] {
+            let p = pod_with(json!([waiting("app", reason, "", 0)]), json!([]));
+            assert_eq!(pod_failure(&p), None, "{reason}");
+        }
+        let running = json!([{"name": "app", "image": "x", "imageID": "", "ready": true, "restartCount": 0,
+                               "state": {"running": {}}}]);
+        assert_eq!(pod_failure(&pod_with(running, json!([]))), None);
+    }
+
+    #[test]
+    fn init_container_failures_count() {
+        let p = pod_with(
+            json!([waiting("app", "PodInitializing", "", 0)]),
+            json!([waiting("migrate", "CrashLoopBackOff", "back-off", 4)]),
+        );
+        let f = pod_failure(&p).unwrap();
+        assert!(
+            f.message.starts_with("init container \"migrate\""),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn terminating_pods_are_ignored() {
+        let mut p = pod_with(
+            json!([waiting("app", "CrashLoopBackOff", "", 5)]),
+            json!([]),
+        );
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            jiff::Timestamp::now(),
+        ));
+        assert_eq!(pod_failure(&p), None);
+    }
+
+    #[test]
+    fn repeated_nonzero_exit_fails_after_threshold() {
+        let term = |restarts: i32, code: i32| {
+            json!([{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": restarts,
+                    "state": {"terminated": {"exitCode": code, "reason": "Error", "message": "open /app/data: permission denied"}}}])
+        };
+        assert_eq!(
+            pod_failure(&pod_with(term(RESTART_THRESHOLD - 1, 1), json!([]))),
+            None
+        );
+        assert_eq!(
+            pod_failure(&pod_with(term(RESTART_THRESHOLD, 0), json!([]))),
+            None
+        );
+        let f = pod_failure(&pod_with(term(RESTART_THRESHOLD, 1), json!([]))).unwrap();
+        assert_eq!(f.reason, "Error");
+        assert!(f.message.contains("exited with code 1"));
+        assert!(f.fix.contains("uid/gid 1000"), "{}", f.fix);
+    }
+
+    #[test]
+    fn fixes_follow_the_guide_troubleshooting() {
+        let fix = |reason: &str, msg: &str, last: serde_json::Value| {
+            let mut st = waiting("app", reason, msg, 3);
+            st["lastState"] = last;
+            pod_failure(&pod_with(json!([st]), json!([]))).unwrap().fix
+        };
+        let none = json!({});
+        assert!(
+            fix("ImagePullBackOff", "", none.clone()).contains("\"registry.local/backend:1.2\"")
+        );
+        assert!(fix("ErrImagePull", "", none.clone()).contains("imagePullSecrets"));
+        assert!(
+            fix(
+                "CreateContainerConfigError",
+                "couldn't find key password in Secret pake-prod/db",
+                none.clone()
+            )
+            .contains("Secret or ConfigMap")
+        );
+        assert!(
+            fix(
+                "CreateContainerConfigError",
+                "container has runAsNonRoot and image will run as root",
+                none.clone()
+            )
+            .contains("USER 1000:1000")
+        );
+        let ro = json!({"terminated": {"exitCode": 1, "reason": "Error", "message": "mkdir /app/cache: read-only file system"}});
+        let f = fix("CrashLoopBackOff", "back-off 10s", ro);
+        assert!(f.contains("emptyDir") && f.contains("/app/logs"), "{f}");
+        let oom = json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}});
+        assert!(fix("CrashLoopBackOff", "back-off", oom).contains("resources.limits.memory"));
+        let generic = fix(
+            "CrashLoopBackOff",
+            "back-off",
+            json!({"terminated": {"exitCode": 2, "reason": "Error"}}),
+        );
+        assert!(
+            generic.contains("kubectl logs backend-7d9f-x2k4q -n pake-prod -c app --previous"),
+            "{generic}"
+        );
+        assert!(generic.contains("USER 1000:1000") && generic.contains("uid/gid 1000"));
+    }
+
+    fn replicaset(conditions: serde_json::Value) -> ReplicaSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "backend-7d9f", "namespace": "pake-prod"},
+            "spec": {"selector": {"matchLabels": {"app": "backend"}}},
+            "status": {"replicas": 0, "conditions": conditions},
+        }))
+        .unwrap()
+    }
+
+    const PSA_MESSAGE: &str = "pods \"backend-7d9f-abcde\" is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"app\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \"app\" must set securityContext.capabilities.drop=[\"ALL\"]), runAsNonRoot != true (pod or container \"app\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"app\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")";
+
+    #[test]
+    fn podsecurity_rejection_names_each_failed_check() {
+        let rs = replicaset(
+            json!([{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": PSA_MESSAGE}]),
+        );
+        let f = replicaset_failure(&rs).unwrap();
+        assert_eq!(f.reason, "FailedCreate");
+        assert_eq!(f.object, "ReplicaSet pake-prod/backend-7d9f");
+        assert!(f.fix.contains("\"restricted:latest\""));
+        assert!(f.fix.contains("pake audit"));
+        let (level, checks) = podsecurity_violations(PSA_MESSAGE).unwrap();
+        assert_eq!(level, "restricted:latest");
+        assert_eq!(checks.len(), 4, "{checks:?}");
+        assert!(checks[0].starts_with("allowPrivilegeEscalation != false (container"));
+        assert!(checks[1].contains("capabilities.drop=[\"ALL\"]"));
+        assert!(checks[3].starts_with("seccompProfile ("));
+    }
+
+    #[test]
+    fn replicaset_without_failure_or_with_resolved_failure_is_fine() {
+        assert_eq!(replicaset_failure(&replicaset(json!([]))), None);
+        let resolved = json!([{"type": "ReplicaFailure", "status": "False", "reason": "FailedCreate", "message": "x"}]);
+        assert_eq!(replicaset_failure(&replicaset(resolved)), None);
+        let quota = json!([{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                            "message": "pods \"x\" is forbidden: exceeded quota: compute, requested: limits.memory=2Gi"}]);
+        assert!(
+            replicaset_failure(&replicaset(quota))
+                .unwrap()
+                .fix
+                .contains("ResourceQuota")
+        );
+        assert_eq!(podsecurity_violations("something else"), None);
+    }
+
+    #[test]
+    fn failure_becomes_a_pake_error_on_the_failing_object() {
+        let rs = replicaset(
+            json!([{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": PSA_MESSAGE}]),
+        );
+        let e = replicaset_failure(&rs)
+            .unwrap()
+            .into_error("Deployment pake-prod/backend");
+        assert_eq!(e.kind, crate::ExitCode::Failed);
+        assert!(
+            e.message
+                .starts_with("rollout of Deployment pake-prod/backend failed: FailedCreate: pods")
+        );
+        assert_eq!(
+            e.object.as_deref(),
+            Some("ReplicaSet pake-prod/backend-7d9f")
+        );
+    }
+
+    #[test]
+    fn conditions_match_the_predicates() {
+        let done = deployment(
+            json!({"replicas": 1}),
+            json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}),
+            2,
+        );
+        let c = conditions::deployment_complete();
+        assert!(c.matches_object(Some(&done)));
+        assert!(!c.matches_object(None));
+        let not = deployment(json!({"replicas": 1}), json!({"observedGeneration": 1}), 2);
+        assert!(!c.matches_object(Some(&not)));
+    }
+
+    // The driver's bookkeeping, without a cluster: which pods are new or old.
+
+    fn rs_obj(name: &str, uid: &str, hash: &str, revision: &str, owner: &str) -> ReplicaSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "pake-prod", "uid": uid,
+                         "labels": {"app": "backend", "pod-template-hash": hash},
+                         "annotations": {"deployment.kubernetes.io/revision": revision},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "backend", "uid": owner, "controller": true}]},
+            "spec": {"selector": {"matchLabels": {"app": "backend"}}},
+        }))
+        .unwrap()
+    }
+
+    fn pod_obj(
+        name: &str,
+        hash: &str,
+        owner_uid: &str,
+        status: serde_json::Value,
+        terminating: bool,
+    ) -> Pod {
+        let mut p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "pake-prod", "labels": {"app": "backend", "pod-template-hash": hash},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": owner_uid, "controller": true}]},
+            "spec": {"containers": [{"name": "app", "image": "backend:2"}]},
+            "status": status,
+        }))
+        .unwrap();
+        if terminating {
+            p.metadata.deletion_timestamp = Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+            );
+        }
+        p
+    }
+
+    fn tracker(d: Deployment, rss: Vec<ReplicaSet>, pods: Vec<Pod>) -> Tracker {
+        let mut t = Tracker {
+            object: "Deployment pake-prod/backend".into(),
+            uid: "d-uid".into(),
+            live: Some(Live::Deployment(d)),
+            exists: true,
+            replicasets: Store::new(),
+            revisions: Store::new(),
+            revisions_forbidden: false,
+            pods: Store::new(),
+        };
+        t.replicasets.apply(watcher::Event::Init);
+        for rs in rss {
+            t.replicasets.apply(watcher::Event::InitApply(rs));
+        }
+        t.replicasets.apply(watcher::Event::InitDone);
+        t.pods.apply(watcher::Event::Init);
+        for p in pods {
+            t.pods.apply(watcher::Event::InitApply(p));
+        }
+        t.pods.apply(watcher::Event::InitDone);
+        t
+    }
+
+    fn complete_deployment() -> Deployment {
+        deployment(
+            json!({"replicas": 1}),
+            json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}),
+            2,
+        )
+    }
+
+    #[test]
+    fn complete_status_still_waits_for_terminating_old_pods() {
+        let rss = vec![
+            rs_obj("backend-old", "rs1", "old", "1", "d-uid"),
+            rs_obj("backend-new", "rs2", "new", "2", "d-uid"),
+        ];
+        let pods = vec![
+            pod_obj(
+                "backend-new-a",
+                "new",
+                "rs2",
+                json!({"phase": "Running"}),
+                false,
+            ),
+            pod_obj(
+                "backend-old-a",
+                "old",
+                "rs1",
+                json!({"phase": "Running"}),
+                true,
+            ),
+        ];
+        let mut t = tracker(complete_deployment(), rss, pods);
+        match t.evaluate() {
+            Verdict::Pending(m) => {
+                assert_eq!(m, "waiting for 1 old pod to terminate (backend-old-a)")
+            }
+            _ => panic!("must wait for the old pod"),
+        }
+        t.pods.apply(watcher::Event::Delete(pod_obj(
+            "backend-old-a",
+            "old",
+            "rs1",
+            json!({}),
+            true,
+        )));
+        assert!(matches!(t.evaluate(), Verdict::Done));
+    }
+
+    #[test]
+    fn pods_of_a_deleted_old_replicaset_are_old() {
+        let rss = vec![rs_obj("backend-new", "rs2", "new", "2", "d-uid")];
+        let pods = vec![pod_obj(
+            "backend-gone-a",
+            "gone",
+            "rs-deleted",
+            json!({}),
+            true,
+        )];
+        let t = tracker(complete_deployment(), rss, pods);
+        assert!(matches!(t.evaluate(), Verdict::Pending(m) if m.contains("1 old pod")));
+    }
+
+    #[test]
+    fn only_new_pods_fail_fast() {
+        let crash = json!({"phase": "Running", "containerStatuses": [waiting("app", "CrashLoopBackOff", "back-off", 4)]});
+        let rss = vec![
+            rs_obj("backend-old", "rs1", "old", "1", "d-uid"),
+            rs_obj("backend-new", "rs2", "new", "2", "d-uid"),
+        ];
+        let rolling = deployment(
+            json!({"replicas": 2}),
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2}),
+            2,
+        );
+        let t = tracker(
+            rolling.clone(),
+            rss.clone(),
+            vec![pod_obj("backend-old-a", "old", "rs1", crash.clone(), false)],
+        );
+        assert!(
+            matches!(t.evaluate(), Verdict::Pending(_)),
+            "old pod failure must be ignored"
+        );
+        let t = tracker(
+            rolling,
+            rss,
+            vec![pod_obj("backend-new-a", "new", "rs2", crash, false)],
+        );
+        match t.evaluate() {
+            Verdict::Failed(f) => {
+                assert_eq!(f.reason, "CrashLoopBackOff");
+                assert_eq!(f.object, "Pod pake-prod/backend-new-a");
+            }
+            _ => panic!("new pod failure must fail fast"),
+        }
+    }
+
+    #[test]
+    fn new_replicaset_failure_fails_fast_but_old_does_not() {
+        let failing = |mut rs: ReplicaSet| {
+            rs.status = Some(serde_json::from_value(json!({"replicas": 0, "conditions": [
+                {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": PSA_MESSAGE}]})).unwrap());
+            rs
+        };
+        let rolling = deployment(
+            json!({"replicas": 1}),
+            json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 0, "availableReplicas": 1}),
+            2,
+        );
+        let t = tracker(
+            rolling.clone(),
+            vec![
+                failing(rs_obj("backend-old", "rs1", "old", "1", "d-uid")),
+                rs_obj("backend-new", "rs2", "new", "2", "d-uid"),
+            ],
+            vec![],
+        );
+        assert!(matches!(t.evaluate(), Verdict::Pending(_)));
+        let t = tracker(
+            rolling,
+            vec![
+                rs_obj("backend-old", "rs1", "old", "1", "d-uid"),
+                failing(rs_obj("backend-new", "rs2", "new", "2", "d-uid")),
+            ],
+            vec![],
+        );
+        assert!(matches!(t.evaluate(), Verdict::Failed(f) if f.reason == "FailedCreate"));
+    }
+
+    #[test]
+    fn complete_needs_synced_pods_and_known_new_replicaset() {
+        // The RS of the Deployment's revision is not seen yet: not done.
+        let t = tracker(
+            complete_deployment(),
+            vec![rs_obj("backend-old", "rs1", "old", "1", "d-uid")],
+            vec![],
+        );
+        assert!(matches!(t.evaluate(), Verdict::Pending(_)));
+        let mut t = tracker(
+            complete_deployment(),
+            vec![rs_obj("backend-new", "rs2", "new", "2", "d-uid")],
+            vec![],
+        );
+        t.pods = Store::new();
+        assert!(matches!(t.evaluate(), Verdict::Pending(m) if m.contains("sync")));
+    }
+
+    #[test]
+    fn deleted_workload_fails() {
+        let mut t = tracker(complete_deployment(), vec![], vec![]);
+        t.exists = false;
+        assert!(matches!(t.evaluate(), Verdict::Failed(f) if f.reason == "Deleted"));
+    }
+
+    #[test]
+    fn timeout_message_says_what_is_missing() {
+        let d = deployment(
+            json!({"replicas": 3}),
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 2}),
+            2,
+        );
+        let unsched = json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                                                  "message": "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."}]});
+        let t = tracker(
+            d,
+            vec![rs_obj("backend-new", "rs2", "new", "2", "d-uid")],
+            vec![pod_obj("backend-new-c", "new", "rs2", unsched, false)],
+        );
+        let e = deadline_error(
+            &t,
+            Duration::from_secs(120),
+            false,
+            Duration::from_secs(120),
+            "pake-prod",
+            "app=backend",
+        );
+        assert_eq!(e.kind, crate::ExitCode::Failed);
+        assert!(
+            e.message.starts_with("rollout of Deployment pake-prod/backend timed out: 2 of 3 updated replicas are available after 120s"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message
+                .contains("Pod backend-new-c is Unschedulable: 0/2 nodes"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.fix
+                .unwrap()
+                .contains("kubectl describe pods -n pake-prod -l app=backend")
+        );
+        let e = deadline_error(
+            &t,
+            Duration::from_secs(8),
+            true,
+            Duration::from_secs(120),
+            "pake-prod",
+            "app=backend",
+        );
+        assert!(
+            e.message.starts_with(
+                "rollout of Deployment pake-prod/backend failed: ProgressDeadlineExceeded: no rollout within progressDeadlineSeconds (8s, shorter than --timeout 120s): 2 of 3 updated replicas are available after 8s"
+            ),
+            "{}",
+            e.message
+        );
+        assert!(e.fix.unwrap().contains("spec.progressDeadlineSeconds"));
+    }
+}
