@@ -173,7 +173,7 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
             super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
             let s = bluegreen::status(&cluster, &p.resolved).await?;
             if ui.is_text() {
-                crate::output::out(bluegreen::status_text(&s));
+                crate::output::out(crate::report::bluegreen::status_text(&s));
             } else {
                 ui.document("BlueGreenStatus", &s);
             }
@@ -216,7 +216,7 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
                 );
             }
             if ui.is_text() {
-                crate::output::out(bluegreen::cleanup_text(&r));
+                crate::output::out(crate::report::bluegreen::cleanup_text(&r));
             } else {
                 ui.document("CleanupReport", &r);
             }
@@ -269,7 +269,7 @@ fn print_switch(ui: &Ui, r: &SwitchReport) -> ExitCode {
         );
     }
     if ui.is_text() {
-        crate::output::out(bluegreen::switch_text(ui, r));
+        crate::output::out(crate::report::bluegreen::switch_text(ui, r));
     } else {
         ui.document("SwitchReport", r);
     }

@@ -1,6 +1,7 @@
 //! Report formats: text summaries, JSON, and the GitHub step summary.
 
 pub mod audit;
+pub mod bluegreen;
 pub mod deploy;
 pub mod github;
 pub mod netpol;
