@@ -25,12 +25,12 @@ pub async fn history(g: &Global, _a: HistoryArgs) -> Result<ExitCode> {
         let holder = recovery::lock_holder(&cluster, &r.namespace, &r.app, &r.env).await;
         for v in revs.iter_mut() {
             let shown = recovery::shown_status(v, holder.as_deref());
-            if shown != v.status {
+            if v.status != shown.as_str() {
                 v.message = format!(
                     "its run ended without finishing ({}); the next deploy or rotate-secret reports what is live",
                     v.message
                 );
-                v.status = shown;
+                v.status = shown.into();
             }
         }
     }

@@ -56,8 +56,8 @@ impl From<&Revision> for RevisionSummary {
     fn from(r: &Revision) -> Self {
         RevisionSummary {
             revision: r.revision,
-            status: r.status.clone(),
-            action: r.action.clone(),
+            status: r.status.to_string(),
+            action: r.action.to_string(),
             time: r.time.clone(),
             user: r.user.clone(),
             image: r.image.clone(),

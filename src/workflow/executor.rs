@@ -17,7 +17,7 @@ use crate::kube::apply::{self, strip_server_fields};
 use crate::output::Ui;
 use crate::render::{Manifest, describe};
 use crate::workflow::definition::{Plan, StepKind};
-use crate::workflow::history::{self, Revision};
+use crate::workflow::history::{self, Revision, RevisionStatus};
 use crate::workflow::{recovery, release, signals, wait};
 
 pub use crate::workflow::step::{
@@ -432,7 +432,7 @@ pub async fn run(
             .filter(|r| pending.contains(&r.revision))
             .map(|r| Interrupted {
                 revision: r.revision,
-                action: r.action.clone(),
+                action: r.action.to_string(),
                 user: r.user.clone(),
                 started: r.time.clone(),
                 message: r.message.clone(),
@@ -442,7 +442,7 @@ pub async fn run(
         let pending = Revision {
             revision,
             status: recovery::PENDING.into(),
-            action: opts.action.clone(),
+            action: opts.action.as_str().into(),
             time: history::now_rfc3339(),
             user: history::current_user(),
             image: resolved.image_ref.clone(),
@@ -471,7 +471,7 @@ pub async fn run(
     let run_opts = Options {
         last_applied: prior
             .last()
-            .filter(|r| r.status == "deployed")
+            .filter(|r| r.status == RevisionStatus::Deployed)
             .map(|r| r.hashes.clone())
             .unwrap_or_default(),
         ..opts.clone()
@@ -498,7 +498,7 @@ pub async fn run(
             .fix("check `pake history` and re-run; a run must finish within the lease renewals (network trouble?)"));
     }
 
-    rev.status = "deployed".into();
+    rev.status = RevisionStatus::Deployed;
     rev.message = String::new();
     rev.time = history::now_rfc3339();
     rev.secret_hashes = journal.secret_hashes.clone();

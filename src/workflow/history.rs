@@ -23,6 +23,102 @@ pub const LABEL_REVISION: &str = "pake.dev/revision";
 /// History action of a secret rotation (`steps::rotate::ROTATION` is the same).
 pub const ROTATION_ACTION: &str = "rotation";
 
+/// Defines a string-valued enum stored in history as its string: the known
+/// values as variants, anything else kept as `Other` so a record written by a
+/// newer (or older) pake still loads. Compares with `&str` and converts from
+/// it, so `status == "deployed"` and `"failed".into()` read as before.
+macro_rules! history_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(from = "String", into = "String")]
+        pub enum $name {
+            $($(#[$vm])* $variant,)*
+            /// A value this version of pake does not know.
+            Other(String),
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $text,)*
+                    $name::Other(s) => s,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                match s {
+                    $($text => $name::$variant,)*
+                    other => $name::Other(other.to_string()),
+                }
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $name::from(s.as_str())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.as_str().to_string()
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+history_enum! {
+    /// Where a revision stands (`pending` is written before a run's first
+    /// change; see workflow::recovery).
+    RevisionStatus {
+        Pending = "pending",
+        Deployed = "deployed",
+        Superseded = "superseded",
+        Failed = "failed",
+        RolledBack = "rolled-back",
+        Interrupted = "interrupted",
+        /// A verified blue-green switch.
+        Switch = "switch",
+        /// A verified secret rotation.
+        Rotation = "rotation",
+        /// A blue-green cleanup.
+        Cleanup = "cleanup",
+    }
+}
+
+history_enum! {
+    /// What a revision records.
+    ReleaseAction {
+        Deploy = "deploy",
+        Rollback = "rollback",
+        Switch = "switch",
+        Rotation = "rotation",
+        Cleanup = "cleanup",
+        BluegreenDeploy = "bluegreen-deploy",
+    }
+}
+
 /// One revision.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -30,8 +126,8 @@ pub struct Revision {
     pub revision: u32,
     /// pending | deployed | failed | rolled-back | interrupted | superseded | switch | rotation
     /// (`pending` is written before a run's first change; see workflow::recovery)
-    pub status: String,
-    pub action: String,
+    pub status: RevisionStatus,
+    pub action: ReleaseAction,
     pub time: String,
     pub user: String,
     #[serde(default)]
@@ -41,10 +137,10 @@ pub struct Revision {
     /// Objects as applied (Secrets without values).
     #[serde(default)]
     pub manifests: Vec<Value>,
-    /// `Kind ns/name` -> sha256 of the applied object.
+    /// `Kind ns/name` -> SHA-256 of the applied object (objects hold no secret values).
     #[serde(default)]
     pub hashes: BTreeMap<String, String>,
-    /// `secret/key` -> sha256 of the value.
+    /// `secret/key` -> keyed fingerprint (HMAC-SHA256 under `fingerprint_key`) of the value.
     #[serde(default)]
     pub secret_hashes: BTreeMap<String, String>,
     /// Free-form details of the action (blue-green from/to, rotation targets).
@@ -340,6 +436,42 @@ pub async fn fingerprint_key(
 #[cfg(test)]
 mod prune_tests {
     use super::*;
+
+    #[test]
+    fn an_old_history_record_still_loads_and_round_trips() {
+        // A record as pake wrote it before statuses and actions were typed.
+        let old = r#"{"revision": 7, "status": "rolled-back", "action": "bluegreen-deploy",
+            "time": "2026-01-02T03:04:05Z", "user": "ci", "image": "r/a:1", "message": "m",
+            "manifests": [], "hashes": {"Deployment ns/a": "h"},
+            "secretHashes": {"db/password": "f"}, "details": {"version": "v2"}}"#;
+        let r: Revision = serde_json::from_str(old).unwrap();
+        assert_eq!(r.status, RevisionStatus::RolledBack);
+        assert_eq!(r.action, ReleaseAction::BluegreenDeploy);
+        assert!(r.status == "rolled-back" && r.action == "bluegreen-deploy");
+        let back = serde_json::to_value(&r).unwrap();
+        assert_eq!(back["status"], "rolled-back");
+        assert_eq!(back["action"], "bluegreen-deploy");
+        // A value this pake does not know is kept as written.
+        let newer: Revision = serde_json::from_str(&old.replace("rolled-back", "paused")).unwrap();
+        assert_eq!(newer.status, RevisionStatus::Other("paused".into()));
+        assert_eq!(serde_json::to_value(&newer).unwrap()["status"], "paused");
+        for s in [
+            "pending",
+            "deployed",
+            "superseded",
+            "failed",
+            "interrupted",
+            "switch",
+            "rotation",
+            "cleanup",
+        ] {
+            assert_eq!(RevisionStatus::from(s).as_str(), s);
+            assert!(
+                !matches!(RevisionStatus::from(s), RevisionStatus::Other(_)),
+                "{s}"
+            );
+        }
+    }
 
     fn rev(n: u32, action: &str, status: &str) -> Revision {
         Revision {

@@ -349,7 +349,7 @@ pub fn unchanged(revision: u32, r: &crate::config::Resolved, why: &str) -> Revis
     Revision {
         revision,
         status: "failed".into(),
-        action: String::new(),
+        action: "".into(),
         time: history::now_rfc3339(),
         user: history::current_user(),
         image: String::new(),
@@ -365,7 +365,7 @@ pub fn unchanged(revision: u32, r: &crate::config::Resolved, why: &str) -> Revis
 /// no longer holds the lock is `interrupted` (not yet settled by a next run).
 pub fn shown_status(rev: &Revision, lock_holder: Option<&str>) -> String {
     if rev.status != PENDING {
-        return rev.status.clone();
+        return rev.status.to_string();
     }
     match (rev.details["holder"].as_str(), lock_holder) {
         (Some(h), Some(l)) if h == l => PENDING.into(),
