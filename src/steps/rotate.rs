@@ -23,7 +23,8 @@
 //!   every pod a second time.
 //!
 //! Values never leave memory except inside API request bodies: errors from
-//! Secret writes are scrubbed of them, reports and history carry SHA-256 only.
+//! Secret writes are scrubbed of them, reports and history carry keyed
+//! fingerprints (HMAC-SHA256, `history::fingerprint_key`) only.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -554,7 +555,7 @@ pub struct Report {
     pub revision: Option<u32>,
     /// The pod template annotation pods are stamped with.
     pub annotation: String,
-    /// SHA-256 of the key's value before and after.
+    /// Keyed fingerprint (HMAC-SHA256) of the key's value before and after.
     pub previous_hash: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new_hash: Option<String>,

@@ -2,7 +2,8 @@
 //! environment variables, files), never from a value written in the repo.
 //!
 //! Values exist only in memory: read from the source, put into the apply
-//! request body, and hashed (SHA-256) for verification and history.
+//! request body, and fingerprinted (HMAC-SHA256 under the namespace's
+//! `pake-fingerprint-key`) for verification and history.
 
 use std::collections::BTreeMap;
 

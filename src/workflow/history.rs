@@ -1,8 +1,10 @@
 //! Release history, stored in the cluster as one ConfigMap per revision.
 //!
 //! Like Helm's release records, but never with secret values: Secret objects
-//! are stored with their keys only, plus a SHA-256 of each value so a later
-//! run can tell whether a Secret changed (rotation) without knowing it.
+//! are stored with their keys only, plus a keyed fingerprint (HMAC-SHA256
+//! under [`fingerprint_key`]) of each value so a later run can tell whether a
+//! Secret changed (rotation) without knowing it, and a guessable value cannot
+//! be recovered by hashing guesses.
 
 use std::collections::BTreeMap;
 
