@@ -267,8 +267,83 @@ fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
+/// Why a stage ended the build early: its failure is already in the report
+/// (`BuildReport::fail`), or an error that is not part of a report.
+enum Halt {
+    Reported,
+    Err(Error),
+}
+
+type Stage<T> = std::result::Result<T, Halt>;
+
+/// What every stage reads: the validated configuration and the provenance.
+struct Inputs {
+    root: PathBuf,
+    image: ImageRef,
+    credentials: Option<crate::docker::registry::Credentials>,
+    dockerfile: PathBuf,
+    context_dir: PathBuf,
+    text: String,
+    git: Option<GitInfo>,
+    primary_tag: String,
+    primary_ref: String,
+    built_at: String,
+    build_args: BTreeMap<String, String>,
+    labels: HashMap<String, String>,
+    /// The smoke run's memory limit: pake.yaml's, else 512 MiB.
+    memory: i64,
+}
+
+/// The stages in order: checks -> build -> inspect -> smoke -> scan -> push
+/// -> sign -> record, each adding its part to the report (which `-o json`
+/// prints whole, whichever stage stopped the build).
 async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildReport> {
     let t0 = Instant::now();
+    let inp = inputs(project, opts)?;
+    let mut report = start_report(&inp, ui);
+    match stages(&inp, ui, opts, &mut report, t0).await {
+        Ok(()) => {
+            report.ok = true;
+            report.durations_ms.total = ms(t0.elapsed());
+            Ok(report)
+        }
+        Err(Halt::Reported) => Ok(report),
+        Err(Halt::Err(e)) => Err(e),
+    }
+}
+
+async fn stages(
+    inp: &Inputs,
+    ui: &Ui,
+    opts: &Options,
+    report: &mut BuildReport,
+    t0: Instant,
+) -> Stage<()> {
+    static_checks(inp, ui, opts, report, t0)?;
+    let (engine, image_id) = build_image(inp, ui, opts, report).await?;
+    let facts = image_checks(&engine, inp, ui, report).await?;
+    if opts.smoke {
+        smoke_run(&engine, inp, &facts, ui, opts, report).await?;
+    } else {
+        ui.line("- smoke run: skipped (--no-smoke)");
+    }
+    if opts.scan {
+        scan_image(inp, ui, opts, report).await?;
+    }
+    let digest = if opts.push {
+        push_image(&engine, inp, ui, opts, report).await?
+    } else {
+        None
+    };
+    if opts.sign {
+        sign_image(inp, digest.as_deref(), ui, opts, report).await?;
+    }
+    record(inp, image_id, digest, ui, opts, report)
+}
+
+/// Everything that can be refused before any work (exit 2, no report), and
+/// the provenance: git commit, tags, build arguments and labels.
+fn inputs(project: &Project, opts: &Options) -> Result<Inputs> {
     let cfg = &project.config;
     if let Some(env) = &opts.env {
         project.resolve(Some(env))?;
@@ -338,30 +413,6 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
     let built_at = jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
-    let mut report = BuildReport {
-        image: image.repository.clone(),
-        git_commit: git.as_ref().map(|g| g.commit.clone()),
-        git_dirty: git.as_ref().is_some_and(|g| g.dirty),
-        dockerfile: display_rel(&dockerfile, &root),
-        context: display_rel(&context_dir, &root),
-        builder: "classic".into(),
-        ..Default::default()
-    };
-    match &git {
-        None => report.warn(
-            ui,
-            format!(
-                "{} is not in a git work tree: GIT_COMMIT is \"unknown\" and the image is tagged {primary_tag}",
-                root.display()
-            ),
-        ),
-        Some(g) if g.dirty => report.warn(
-            ui,
-            format!("uncommitted changes in the build context: tagging {primary_tag}"),
-        ),
-        _ => {}
-    }
-
     // Build arguments and labels: the guide's provenance.
     let commit = git
         .as_ref()
@@ -388,12 +439,84 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
         labels.insert("org.opencontainers.image.source".into(), src);
     }
 
+    let primary_ref = format!("{}:{primary_tag}", image.repository);
+    let memory = parse_quantity(&cfg.resources.limits.memory).unwrap_or(512 << 20);
+    Ok(Inputs {
+        root,
+        image,
+        credentials,
+        dockerfile,
+        context_dir,
+        text,
+        git,
+        primary_tag,
+        primary_ref,
+        built_at,
+        build_args,
+        labels,
+        memory,
+    })
+}
+
+/// The report as the build starts, with the warnings about its provenance.
+fn start_report(inp: &Inputs, ui: &Ui) -> BuildReport {
+    let Inputs {
+        root,
+        image,
+        dockerfile,
+        context_dir,
+        git,
+        primary_tag,
+        ..
+    } = inp;
+    let mut report = BuildReport {
+        image: image.repository.clone(),
+        git_commit: git.as_ref().map(|g| g.commit.clone()),
+        git_dirty: git.as_ref().is_some_and(|g| g.dirty),
+        dockerfile: display_rel(dockerfile, root),
+        context: display_rel(context_dir, root),
+        builder: "classic".into(),
+        ..Default::default()
+    };
+    match &git {
+        None => report.warn(
+            ui,
+            format!(
+                "{} is not in a git work tree: GIT_COMMIT is \"unknown\" and the image is tagged {primary_tag}",
+                root.display()
+            ),
+        ),
+        Some(g) if g.dirty => report.warn(
+            ui,
+            format!("uncommitted changes in the build context: tagging {primary_tag}"),
+        ),
+        _ => {}
+    }
+    report
+}
+
+/// 1. The Dockerfile and context checks; errors refuse the build unless --force.
+fn static_checks(
+    inp: &Inputs,
+    ui: &Ui,
+    opts: &Options,
+    report: &mut BuildReport,
+    t0: Instant,
+) -> Stage<()> {
+    let Inputs {
+        root,
+        dockerfile,
+        context_dir,
+        text,
+        build_args,
+        ..
+    } = inp;
     // 1. Static checks.
     let t = Instant::now();
     let step = ui.step("Dockerfile checks");
     let findings = relative_objects(
-        check_dockerfile_with_args(&dockerfile, &text, Some(&context_dir), &build_args),
-        &root,
+        check_dockerfile_with_args(dockerfile, text, Some(context_dir), build_args),
+        root,
     );
     let errors: Vec<Finding> = findings
         .iter()
@@ -432,7 +555,7 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
                 .fix("fix the findings above (each has a fix), or pass --force to build anyway"),
             );
             report.durations_ms.total = ms(t0.elapsed());
-            return Ok(report);
+            return Err(Halt::Reported);
         }
         report.forced = errors.iter().map(|f| f.id.clone()).collect();
         let msg = format!(
@@ -444,13 +567,31 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
         report.warn(ui, msg);
     }
     report.checks.dockerfile = findings;
+    Ok(())
+}
 
+/// 2-3. Connect to the engine, stream the context, build and tag.
+async fn build_image(
+    inp: &Inputs,
+    ui: &Ui,
+    opts: &Options,
+    report: &mut BuildReport,
+) -> Stage<(Engine, String)> {
+    let Inputs {
+        image,
+        dockerfile,
+        context_dir,
+        primary_ref,
+        build_args,
+        labels,
+        ..
+    } = inp;
     // 2. Engine and context.
     let engine = match Engine::connect().await {
         Ok(e) => e,
         Err(e) => {
             report.fail("engine", e);
-            return Ok(report);
+            return Err(Halt::Reported);
         }
     };
     report.api_version = Some(engine.docker.client_version().to_string());
@@ -463,9 +604,13 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
                 "context",
                 Error::usage(e.to_string()).fix("fix the build context or its .dockerignore"),
             );
-            return Ok(report);
+            return Err(Halt::Reported);
         }
-        Err(e) => return Err(Error::failed(format!("packing the context panicked: {e}"))),
+        Err(e) => {
+            return Err(Halt::Err(Error::failed(format!(
+                "packing the context panicked: {e}"
+            ))));
+        }
     };
     report.context_entries = plan.entries;
     report.context_excluded = plan.excluded;
@@ -479,14 +624,13 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
 
     // 3. Build.
     let t = Instant::now();
-    let primary_ref = format!("{}:{primary_tag}", image.repository);
     let step = ui.step("build");
     let req = BuildRequest {
         context: crate::docker::build::BuildContext::Stream(Box::pin(context_stream)),
         dockerfile: dockerfile_in_context,
         tag: primary_ref.clone(),
         build_args: build_args.clone().into_iter().collect(),
-        labels,
+        labels: labels.clone(),
         no_cache: opts.no_cache,
     };
     let built = engine
@@ -517,12 +661,12 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
                 "context",
                 Error::usage(e.to_string()).fix("fix the build context or its .dockerignore"),
             );
-            return Ok(report);
+            return Err(Halt::Reported);
         }
         (Err(e), None) => {
             step.fail("failed");
             report.fail("build", e);
-            return Ok(report);
+            return Err(Halt::Reported);
         }
     };
     report.image_id = Some(image_id.clone());
@@ -531,7 +675,7 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
         if let Err(e) = engine.tag(&image_id, &image.repository, t).await {
             step.fail("tagging failed");
             report.fail("build", e);
-            return Ok(report);
+            return Err(Halt::Reported);
         }
         report.tags.push(format!("{}:{t}", image.repository));
     }
@@ -543,16 +687,26 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
         report.context_entries,
         report.context_excluded
     ));
+    Ok((engine, image_id))
+}
 
+/// 4. Inspect the built image and check it (--force does not override these).
+async fn image_checks(
+    engine: &Engine,
+    inp: &Inputs,
+    ui: &Ui,
+    report: &mut BuildReport,
+) -> Stage<crate::checks::image::ImageFacts> {
+    let primary_ref = &inp.primary_ref;
     // 4. Image checks.
     let t = Instant::now();
     let step = ui.step("image checks");
-    let facts = match engine.image_facts(&primary_ref).await {
+    let facts = match engine.image_facts(primary_ref).await {
         Ok(f) => f,
         Err(e) => {
             step.fail("inspect failed");
             report.fail("image-checks", e);
-            return Ok(report);
+            return Err(Halt::Reported);
         }
     };
     report.size_bytes = Some(facts.size_bytes);
@@ -587,138 +741,191 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
             .on(primary_ref.clone())
             .fix("fix the Dockerfile (see each finding's fix); --force does not override checks of the built image"),
         );
-        return Ok(report);
+        return Err(Halt::Reported);
     }
+    Ok(facts)
+}
 
+/// 5. Run the image hardened, as production does.
+async fn smoke_run(
+    engine: &Engine,
+    inp: &Inputs,
+    facts: &crate::checks::image::ImageFacts,
+    ui: &Ui,
+    opts: &Options,
+    report: &mut BuildReport,
+) -> Stage<()> {
+    let Inputs {
+        image,
+        primary_ref,
+        memory,
+        ..
+    } = inp;
     // 5. Smoke run.
-    if opts.smoke {
-        let t = Instant::now();
-        let step = ui.step("smoke run");
-        let has_health = facts
-            .healthcheck
-            .as_ref()
-            .is_some_and(|h| !h.is_empty() && h[0] != "NONE");
-        let memory = parse_quantity(&cfg.resources.limits.memory).unwrap_or(512 << 20);
-        let result = smoke(
-            &engine,
-            &primary_ref,
-            &image.repository,
-            has_health,
-            memory,
-            opts.smoke_window,
-        )
-        .await;
-        report.durations_ms.smoke = ms(t.elapsed());
-        match result {
-            Ok(r) if r.status == "passed" => {
-                step.done(&r.detail);
-                report.smoke = Some(r);
-            }
-            Ok(r) => {
-                step.fail(&r.detail);
-                for l in &r.logs {
-                    ui.line(format!("    | {l}"));
-                }
-                let msg = format!("smoke run failed: {}", r.detail);
-                report.smoke = Some(r);
-                report.fail(
-                    "smoke",
-                    Error::failed(msg).on(primary_ref.clone()).fix(
-                        "run it as production does (read-only root, tmpfs /tmp, user 1000:1000, no capabilities) and fix what it writes or needs; the container's last log lines are above",
-                    ),
-                );
-                return Ok(report);
-            }
-            Err(e) => {
-                step.fail("could not run the container");
-                report.fail("smoke", e);
-                return Ok(report);
-            }
+    let t = Instant::now();
+    let step = ui.step("smoke run");
+    let has_health = facts
+        .healthcheck
+        .as_ref()
+        .is_some_and(|h| !h.is_empty() && h[0] != "NONE");
+    let result = smoke(
+        engine,
+        primary_ref,
+        &image.repository,
+        has_health,
+        *memory,
+        opts.smoke_window,
+    )
+    .await;
+    report.durations_ms.smoke = ms(t.elapsed());
+    match result {
+        Ok(r) if r.status == "passed" => {
+            step.done(&r.detail);
+            report.smoke = Some(r);
         }
-    } else {
-        ui.line("- smoke run: skipped (--no-smoke)");
+        Ok(r) => {
+            step.fail(&r.detail);
+            for l in &r.logs {
+                ui.line(format!("    | {l}"));
+            }
+            let msg = format!("smoke run failed: {}", r.detail);
+            report.smoke = Some(r);
+            report.fail(
+                "smoke",
+                Error::failed(msg).on(primary_ref.clone()).fix(
+                    "run it as production does (read-only root, tmpfs /tmp, user 1000:1000, no capabilities) and fix what it writes or needs; the container's last log lines are above",
+                ),
+            );
+            return Err(Halt::Reported);
+        }
+        Err(e) => {
+            step.fail("could not run the container");
+            report.fail("smoke", e);
+            return Err(Halt::Reported);
+        }
     }
+    Ok(())
+}
 
+/// 6. trivy, HIGH/CRITICAL.
+async fn scan_image(inp: &Inputs, ui: &Ui, opts: &Options, report: &mut BuildReport) -> Stage<()> {
+    let primary_ref = &inp.primary_ref;
     // 6. Scan.
-    if opts.scan {
-        let t = Instant::now();
-        let step = ui.step("scan (trivy, HIGH/CRITICAL)");
-        let r = scan(&primary_ref).await;
-        report.durations_ms.scan = ms(t.elapsed());
-        let status = r.status.clone();
-        match status.as_str() {
-            "passed" => step.done(&r.detail),
-            _ => step.fail(&r.detail),
-        }
-        report.scan = Some(r.clone());
-        if let Some(e) = tool_failure(&r, opts.force, "scan", ui, &mut report) {
-            report.fail("scan", e);
-            return Ok(report);
-        }
+    let t = Instant::now();
+    let step = ui.step("scan (trivy, HIGH/CRITICAL)");
+    let r = scan(primary_ref).await;
+    report.durations_ms.scan = ms(t.elapsed());
+    let status = r.status.clone();
+    match status.as_str() {
+        "passed" => step.done(&r.detail),
+        _ => step.fail(&r.detail),
     }
+    report.scan = Some(r.clone());
+    if let Some(e) = tool_failure(&r, opts.force, "scan", ui, report) {
+        report.fail("scan", e);
+        return Err(Halt::Reported);
+    }
+    Ok(())
+}
 
+/// 7. Push every tag; the digest the registry serves.
+async fn push_image(
+    engine: &Engine,
+    inp: &Inputs,
+    ui: &Ui,
+    opts: &Options,
+    report: &mut BuildReport,
+) -> Stage<Option<String>> {
+    let Inputs {
+        image,
+        primary_tag,
+        credentials,
+        ..
+    } = inp;
     // 7. Push.
-    let mut digest = None;
-    if opts.push {
-        let t = Instant::now();
-        let step = ui.step(&format!(
-            "push to {}",
-            image.registry.as_deref().unwrap_or("?")
-        ));
-        let pushed = push(
-            &engine,
-            &image,
-            &primary_tag,
-            &opts.tags,
-            credentials.as_ref(),
-            &step,
-        )
-        .await;
-        report.durations_ms.push = ms(t.elapsed());
-        match pushed {
-            Ok(p) => {
-                step.done(&format!(
-                    "{}{}",
-                    p.reference,
-                    if p.resolved {
-                        " (the registry serves it by digest)"
-                    } else {
-                        ""
-                    }
-                ));
-                digest = Some(p.digest.clone());
-                report.push = Some(p);
-            }
-            Err(e) => {
-                step.fail("failed");
-                report.fail("push", e);
-                return Ok(report);
-            }
+    let t = Instant::now();
+    let step = ui.step(&format!(
+        "push to {}",
+        image.registry.as_deref().unwrap_or("?")
+    ));
+    let pushed = push(
+        engine,
+        image,
+        primary_tag,
+        &opts.tags,
+        credentials.as_ref(),
+        &step,
+    )
+    .await;
+    report.durations_ms.push = ms(t.elapsed());
+    match pushed {
+        Ok(p) => {
+            step.done(&format!(
+                "{}{}",
+                p.reference,
+                if p.resolved {
+                    " (the registry serves it by digest)"
+                } else {
+                    ""
+                }
+            ));
+            let digest = Some(p.digest.clone());
+            report.push = Some(p);
+            Ok(digest)
+        }
+        Err(e) => {
+            step.fail("failed");
+            report.fail("push", e);
+            Err(Halt::Reported)
         }
     }
+}
 
+/// 8. cosign the pushed digest.
+async fn sign_image(
+    inp: &Inputs,
+    digest: Option<&str>,
+    ui: &Ui,
+    opts: &Options,
+    report: &mut BuildReport,
+) -> Stage<()> {
+    let image = &inp.image;
     // 8. Sign.
-    if opts.sign {
-        let t = Instant::now();
-        let step = ui.step("sign (cosign)");
-        let reference = format!(
-            "{}@{}",
-            image.repository,
-            digest.as_deref().unwrap_or_default()
-        );
-        let r = sign(&reference).await;
-        report.durations_ms.sign = ms(t.elapsed());
-        match r.status.as_str() {
-            "passed" => step.done(&r.detail),
-            _ => step.fail(&r.detail),
-        }
-        report.sign = Some(r.clone());
-        if let Some(e) = tool_failure(&r, opts.force, "sign", ui, &mut report) {
-            report.fail("sign", e);
-            return Ok(report);
-        }
+    let t = Instant::now();
+    let step = ui.step("sign (cosign)");
+    let reference = format!("{}@{}", image.repository, digest.unwrap_or_default());
+    let r = sign(&reference).await;
+    report.durations_ms.sign = ms(t.elapsed());
+    match r.status.as_str() {
+        "passed" => step.done(&r.detail),
+        _ => step.fail(&r.detail),
     }
+    report.sign = Some(r.clone());
+    if let Some(e) = tool_failure(&r, opts.force, "sign", ui, report) {
+        report.fail("sign", e);
+        return Err(Halt::Reported);
+    }
+    Ok(())
+}
 
+/// 9. `.pake/build.json`, which `digest: record` deploys.
+fn record(
+    inp: &Inputs,
+    image_id: String,
+    digest: Option<String>,
+    ui: &Ui,
+    opts: &Options,
+    report: &mut BuildReport,
+) -> Stage<()> {
+    let Inputs {
+        root,
+        image,
+        git,
+        primary_tag,
+        primary_ref,
+        built_at,
+        ..
+    } = inp;
     // 9. Record.
     let record = BuildRecord {
         image: image.repository.clone(),
@@ -726,7 +933,7 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
         tags: std::iter::once(primary_tag.clone())
             .chain(opts.tags.iter().cloned())
             .collect(),
-        image_id: image_id.clone(),
+        image_id,
         reference: match &digest {
             Some(d) => format!("{}@{d}", image.repository),
             None => primary_ref.clone(),
@@ -734,7 +941,7 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
         digest,
         git_commit: git.as_ref().map(|g| g.commit.clone()),
         git_dirty: report.git_dirty,
-        built_at,
+        built_at: built_at.clone(),
         pushed_at: opts.push.then(|| {
             jiff::Timestamp::now()
                 .strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -743,23 +950,21 @@ async fn run_inner(project: &Project, ui: &Ui, opts: &Options) -> Result<BuildRe
         env: opts.env.clone(),
         dockerfile: report.dockerfile.clone(),
     };
-    match write_record(&root, &record) {
+    match write_record(root, &record) {
         Ok(p) => {
             ui.line(format!(
                 "record: {} ({})",
-                display_rel(&p, &root),
+                display_rel(&p, root),
                 record.reference
             ));
             report.record = Some(p.display().to_string());
         }
         Err(e) => {
             report.fail("record", e);
-            return Ok(report);
+            return Err(Halt::Reported);
         }
     }
-    report.ok = true;
-    report.durations_ms.total = ms(t0.elapsed());
-    Ok(report)
+    Ok(())
 }
 
 /// Name files relative to pake.yaml's directory in findings, as pake.yaml does.
