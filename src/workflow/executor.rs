@@ -326,140 +326,25 @@ pub async fn run(
         ui,
         opts,
     };
-    let mut journal = Journal::default();
-    let mut report = Report {
-        ok: false,
-        action: opts.action.clone(),
-        app: resolved.app.clone(),
-        env: resolved.env.clone(),
-        namespace: resolved.namespace.clone(),
-        image: resolved.image_ref.clone(),
-        dry_run: opts.dry_run,
-        revision: None,
-        duration_ms: 0,
-        steps: Vec::new(),
-        rolled_back: false,
-        rollback: Vec::new(),
-        error: None,
-        rollback_error: None,
-        interrupted: Vec::new(),
-    };
-
+    let mut report = new_report(resolved, opts);
     // The lock lives in the namespace, so the namespace must exist first.
     let ns_exists = crate::kube::namespace_exists(cluster, &resolved.namespace).await?;
     if opts.dry_run {
-        if !ns_exists {
-            ui.line(format!(
-                "note: namespace {} does not exist yet; namespaced objects are checked offline only",
-                resolved.namespace
-            ));
-        }
-        let mut ok = true;
-        for step in steps {
-            let t = Instant::now();
-            let mut objects = Vec::new();
-            let mut err = None;
-            for m in step.dry_run_manifests() {
-                if m.namespace().is_some() && !ns_exists {
-                    continue;
-                }
-                match apply_manifest(&ctx, &mut journal, &m.object).await {
-                    Ok((_, r)) => objects.push(r),
-                    Err(e) => {
-                        err = Some(e);
-                        break;
-                    }
-                }
-            }
-            ok &= err.is_none();
-            let line = format!("{} (dry run)", step.name());
-            ui.line(format!(
-                "{} {line}: {}",
-                ui.mark(err.is_none()),
-                summarize(&objects)
-            ));
-            if let Some(e) = &err {
-                ui.line(format!("  {e}"));
-            }
-            report.steps.push(StepReport {
-                name: step.name().to_string(),
-                kind: step.kind(),
-                ok: err.is_none(),
-                duration_ms: t.elapsed().as_millis(),
-                objects,
-                checks: Vec::new(),
-                error: err.as_ref().map(|e| e.to_string()),
-            });
-            if let Some(e) = err {
-                report.error = Some((&e).into());
-                break;
-            }
-        }
-        report.ok = ok;
+        dry_run(&ctx, steps, ns_exists, &mut report).await;
         report.duration_ms = started.elapsed().as_millis();
         return Ok(report);
     }
-
     if !ns_exists {
-        let ns = plan
-            .manifests()
-            .find(|m| m.kind() == "Namespace" && m.name() == resolved.namespace)
-            .map(|m| m.object.clone())
-            .unwrap_or_else(|| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": resolved.namespace}}));
-        apply::apply(cluster, &ns, false, opts.force_conflicts).await?;
-        cluster.namespace_seen(&resolved.namespace);
+        ensure_namespace(cluster, resolved, plan, opts).await?;
     }
-
     let guard = release::Release::new(cluster, resolved, ui)
         .lock(opts.wait_lock, Some(opts.timeout))
         .await?;
     // Transient API errors are retried within the run's own timeout.
     crate::kube::retry::set_budget(opts.timeout.max(std::time::Duration::from_secs(30)));
-
     // Write-ahead: settle what a dead run left, then record this revision as
     // pending before the first change. Failing here changes nothing.
-    let (ns, app, env) = (&resolved.namespace, &resolved.app, &resolved.env);
-    let prepared = async {
-        let prior = history::list(cluster, ns, app, env).await?;
-        let pending: Vec<u32> = prior
-            .iter()
-            .filter(|r| r.status == recovery::PENDING)
-            .map(|r| r.revision)
-            .collect();
-        let prior = recovery::settle(cluster, ui, ns, app, env, prior).await?;
-        let settled: Vec<Interrupted> = prior
-            .iter()
-            .filter(|r| pending.contains(&r.revision))
-            .map(|r| Interrupted {
-                revision: r.revision,
-                action: r.action.to_string(),
-                user: r.user.clone(),
-                started: r.time.clone(),
-                message: r.message.clone(),
-            })
-            .collect();
-        let revision = prior.last().map(|r| r.revision + 1).unwrap_or(1);
-        let pending = Revision {
-            revision,
-            status: recovery::PENDING.into(),
-            action: opts.action.as_str().into(),
-            time: history::now_rfc3339(),
-            user: history::current_user(),
-            image: resolved.image_ref.clone(),
-            message: format!("in progress: {}", guard.holder()),
-            manifests: plan.manifests().map(|m| m.object.clone()).collect(),
-            hashes: plan
-                .manifests()
-                .map(|m| (m.describe(), history::object_hash(&m.object)))
-                .collect(),
-            secret_hashes: Default::default(),
-            details: recovery::pending_details(&opts.details, plan, guard.holder()),
-        };
-        history::record(cluster, ns, app, env, &pending).await?;
-        Ok::<_, Error>((prior, pending, settled))
-    }
-    .await;
-    let (prior, mut rev, settled) = match prepared {
+    let (prior, mut rev, settled) = match write_ahead(&ctx, plan, guard.holder()).await {
         Ok(p) => p,
         Err(e) => {
             let _ = guard.release().await;
@@ -480,10 +365,10 @@ pub async fn run(
         opts: &run_opts,
         ..ctx
     };
-    let revision = rev.revision;
-    report.revision = Some(revision);
+    report.revision = Some(rev.revision);
     report.interrupted = settled;
 
+    let mut journal = Journal::default();
     let mut stopped_by = None;
     let mut outcome = tokio::select! {
         r = run_steps(&ctx, steps, &mut journal, &mut report) => r,
@@ -505,92 +390,10 @@ pub async fn run(
     rev.details = opts.details.clone();
 
     match outcome {
-        Ok(()) => {
-            report.ok = true;
-            history::record(
-                cluster,
-                &resolved.namespace,
-                &resolved.app,
-                &resolved.env,
-                &rev,
-            )
-            .await?;
-            history::supersede(
-                cluster,
-                &resolved.namespace,
-                &resolved.app,
-                &resolved.env,
-                revision,
-                &prior,
-            )
-            .await?;
-            // Prune after the new record is written; a failure here leaves
-            // only extra history behind, so it is a warning, not a failed run.
-            let mut all = prior.clone();
-            all.push(rev.clone());
-            if let Err(e) = history::prune(
-                cluster,
-                &resolved.namespace,
-                &resolved.app,
-                &resolved.env,
-                &all,
-                opts.history_max,
-            )
-            .await
-            {
-                ui.line(format!("warning: history not pruned: {e}"));
-            }
-        }
+        Ok(()) => record_deployed(&ctx, &mut report, &rev, &prior).await?,
         Err(e) => {
-            report.error = Some((&e).into());
-            if stopped_by.is_some() {
-                ui.line(format!(
-                    "{} {}: restoring the previous state (a second signal does not interrupt this)",
-                    ui.mark(false),
-                    e.message
-                ));
-            }
-            let rb = rollback(&ctx, &mut journal).await;
-            report.rolled_back = true;
-            let restored_ok = rb.is_ok();
-            match rb {
-                Ok(restored) => {
-                    ui.line(format!(
-                        "{} rollback: restored {} object(s) to their previous state",
-                        ui.mark(true),
-                        restored.len()
-                    ));
-                    report.rollback = restored;
-                }
-                Err(re) => {
-                    ui.line(format!("{} rollback failed: {re}", ui.mark(false)));
-                    report.rollback_error = Some((&re).into());
-                }
-            }
-            rev.status = if stopped_by.is_some() && restored_ok {
-                recovery::ROLLED_BACK.into()
-            } else {
-                "failed".into()
-            };
-            rev.message = if restored_ok {
-                e.message.clone()
-            } else {
-                format!("{}; rollback FAILED", e.message)
-            };
-            if let Err(he) = history::record(
-                cluster,
-                &resolved.namespace,
-                &resolved.app,
-                &resolved.env,
-                &rev,
-            )
-            .await
-            {
-                ui.line(format!(
-                    "{} could not record revision {revision} ({he}); it stays pending and the next run reports it",
-                    ui.mark(false)
-                ));
-            }
+            let interrupted = stopped_by.is_some();
+            undo_and_record(&ctx, &mut journal, &mut report, &mut rev, e, interrupted).await
         }
     }
     if let Err(e) = guard.release().await {
@@ -598,6 +401,264 @@ pub async fn run(
     }
     report.duration_ms = started.elapsed().as_millis();
     Ok(report)
+}
+
+/// The report before anything ran.
+fn new_report(resolved: &Resolved, opts: &Options) -> Report {
+    Report {
+        ok: false,
+        action: opts.action.clone(),
+        app: resolved.app.clone(),
+        env: resolved.env.clone(),
+        namespace: resolved.namespace.clone(),
+        image: resolved.image_ref.clone(),
+        dry_run: opts.dry_run,
+        revision: None,
+        duration_ms: 0,
+        steps: Vec::new(),
+        rolled_back: false,
+        rollback: Vec::new(),
+        error: None,
+        rollback_error: None,
+        interrupted: Vec::new(),
+    }
+}
+
+/// `--dry-run`: every step's objects as a server-side dry run; no lock, no
+/// history, no namespace created (namespaced objects are checked offline only
+/// when it does not exist yet).
+async fn dry_run(
+    ctx: &Ctx<'_>,
+    steps: &[Box<dyn Step + '_>],
+    ns_exists: bool,
+    report: &mut Report,
+) {
+    let (ui, resolved) = (ctx.ui, ctx.resolved);
+    let mut journal = Journal::default();
+    if !ns_exists {
+        ui.line(format!(
+            "note: namespace {} does not exist yet; namespaced objects are checked offline only",
+            resolved.namespace
+        ));
+    }
+    let mut ok = true;
+    for step in steps {
+        let t = Instant::now();
+        let mut objects = Vec::new();
+        let mut err = None;
+        for m in step.dry_run_manifests() {
+            if m.namespace().is_some() && !ns_exists {
+                continue;
+            }
+            match apply_manifest(ctx, &mut journal, &m.object).await {
+                Ok((_, r)) => objects.push(r),
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        ok &= err.is_none();
+        let line = format!("{} (dry run)", step.name());
+        ui.line(format!(
+            "{} {line}: {}",
+            ui.mark(err.is_none()),
+            summarize(&objects)
+        ));
+        if let Some(e) = &err {
+            ui.line(format!("  {e}"));
+        }
+        report.steps.push(StepReport {
+            name: step.name().to_string(),
+            kind: step.kind(),
+            ok: err.is_none(),
+            duration_ms: t.elapsed().as_millis(),
+            objects,
+            checks: Vec::new(),
+            error: err.as_ref().map(|e| e.to_string()),
+        });
+        if let Some(e) = err {
+            report.error = Some((&e).into());
+            break;
+        }
+    }
+    report.ok = ok;
+}
+
+/// Create the namespace (the plan's Namespace object, or a bare one).
+async fn ensure_namespace(
+    cluster: &Cluster,
+    resolved: &Resolved,
+    plan: &Plan,
+    opts: &Options,
+) -> Result<()> {
+    let ns = plan
+        .manifests()
+        .find(|m| m.kind() == "Namespace" && m.name() == resolved.namespace)
+        .map(|m| m.object.clone())
+        .unwrap_or_else(|| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": resolved.namespace}}));
+    apply::apply(cluster, &ns, false, opts.force_conflicts).await?;
+    cluster.namespace_seen(&resolved.namespace);
+    Ok(())
+}
+
+/// Write-ahead history: settle what dead runs left (reported as
+/// `interrupted`), then record this run's revision as `pending`. Returns the
+/// prior history, the pending record and the settled runs.
+async fn write_ahead(
+    ctx: &Ctx<'_>,
+    plan: &Plan,
+    holder: &str,
+) -> Result<(Vec<Revision>, Revision, Vec<Interrupted>)> {
+    let (cluster, ui, resolved, opts) = (ctx.cluster, ctx.ui, ctx.resolved, ctx.opts);
+    let (ns, app, env) = (&resolved.namespace, &resolved.app, &resolved.env);
+    let prior = history::list(cluster, ns, app, env).await?;
+    let pending: Vec<u32> = prior
+        .iter()
+        .filter(|r| r.status == recovery::PENDING)
+        .map(|r| r.revision)
+        .collect();
+    let prior = recovery::settle(cluster, ui, ns, app, env, prior).await?;
+    let settled: Vec<Interrupted> = prior
+        .iter()
+        .filter(|r| pending.contains(&r.revision))
+        .map(|r| Interrupted {
+            revision: r.revision,
+            action: r.action.to_string(),
+            user: r.user.clone(),
+            started: r.time.clone(),
+            message: r.message.clone(),
+        })
+        .collect();
+    let revision = prior.last().map(|r| r.revision + 1).unwrap_or(1);
+    let pending = Revision {
+        revision,
+        status: recovery::PENDING.into(),
+        action: opts.action.as_str().into(),
+        time: history::now_rfc3339(),
+        user: history::current_user(),
+        image: resolved.image_ref.clone(),
+        message: format!("in progress: {holder}"),
+        manifests: plan.manifests().map(|m| m.object.clone()).collect(),
+        hashes: plan
+            .manifests()
+            .map(|m| (m.describe(), history::object_hash(&m.object)))
+            .collect(),
+        secret_hashes: Default::default(),
+        details: recovery::pending_details(&opts.details, plan, holder),
+    };
+    history::record(cluster, ns, app, env, &pending).await?;
+    Ok((prior, pending, settled))
+}
+
+/// A successful run: the revision is `deployed`, the previous one
+/// `superseded`, and history is pruned (a prune failure is only a warning).
+async fn record_deployed(
+    ctx: &Ctx<'_>,
+    report: &mut Report,
+    rev: &Revision,
+    prior: &[Revision],
+) -> Result<()> {
+    let (cluster, ui, resolved, opts) = (ctx.cluster, ctx.ui, ctx.resolved, ctx.opts);
+    let revision = rev.revision;
+    report.ok = true;
+    history::record(
+        cluster,
+        &resolved.namespace,
+        &resolved.app,
+        &resolved.env,
+        rev,
+    )
+    .await?;
+    history::supersede(
+        cluster,
+        &resolved.namespace,
+        &resolved.app,
+        &resolved.env,
+        revision,
+        prior,
+    )
+    .await?;
+    // Prune after the new record is written; a failure here leaves
+    // only extra history behind, so it is a warning, not a failed run.
+    let mut all = prior.to_vec();
+    all.push(rev.clone());
+    if let Err(e) = history::prune(
+        cluster,
+        &resolved.namespace,
+        &resolved.app,
+        &resolved.env,
+        &all,
+        opts.history_max,
+    )
+    .await
+    {
+        ui.line(format!("warning: history not pruned: {e}"));
+    }
+    Ok(())
+}
+
+/// A failed or interrupted run: undo the journal, and record the revision
+/// as `failed` (or `rolled-back` after a signal).
+async fn undo_and_record(
+    ctx: &Ctx<'_>,
+    journal: &mut Journal,
+    report: &mut Report,
+    rev: &mut Revision,
+    e: Error,
+    interrupted: bool,
+) {
+    let (cluster, ui, resolved) = (ctx.cluster, ctx.ui, ctx.resolved);
+    let revision = rev.revision;
+    report.error = Some((&e).into());
+    if interrupted {
+        ui.line(format!(
+            "{} {}: restoring the previous state (a second signal does not interrupt this)",
+            ui.mark(false),
+            e.message
+        ));
+    }
+    let rb = rollback(ctx, journal).await;
+    report.rolled_back = true;
+    let restored_ok = rb.is_ok();
+    match rb {
+        Ok(restored) => {
+            ui.line(format!(
+                "{} rollback: restored {} object(s) to their previous state",
+                ui.mark(true),
+                restored.len()
+            ));
+            report.rollback = restored;
+        }
+        Err(re) => {
+            ui.line(format!("{} rollback failed: {re}", ui.mark(false)));
+            report.rollback_error = Some((&re).into());
+        }
+    }
+    rev.status = if interrupted && restored_ok {
+        recovery::ROLLED_BACK.into()
+    } else {
+        "failed".into()
+    };
+    rev.message = if restored_ok {
+        e.message.clone()
+    } else {
+        format!("{}; rollback FAILED", e.message)
+    };
+    if let Err(he) = history::record(
+        cluster,
+        &resolved.namespace,
+        &resolved.app,
+        &resolved.env,
+        rev,
+    )
+    .await
+    {
+        ui.line(format!(
+            "{} could not record revision {revision} ({he}); it stays pending and the next run reports it",
+            ui.mark(false)
+        ));
+    }
 }
 
 async fn run_steps(
