@@ -9,7 +9,7 @@ use super::{Global, only_formats};
 use crate::config::Project;
 use crate::error::{ExitCode, Result};
 use crate::output::Format;
-use crate::steps::build::{self, Options};
+use crate::steps::build::{self, Options, StageStatus};
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -101,10 +101,18 @@ fn github_summary(r: &build::BuildReport) {
         }
     }
     if let Some(s) = &r.smoke {
-        rows.push(Row::new("smoke run", s.status == "passed", &s.status));
+        rows.push(Row::new(
+            "smoke run",
+            s.status == StageStatus::Passed,
+            s.status.as_str(),
+        ));
     }
     for t in [&r.scan, &r.sign].into_iter().flatten() {
-        rows.push(Row::new(&t.tool, t.status != "failed", &t.detail));
+        rows.push(Row::new(
+            &t.tool,
+            t.status != StageStatus::Failed,
+            &t.detail,
+        ));
     }
     if let Some(p) = &r.push {
         rows.push(Row::new("push", p.resolved, &p.reference));

@@ -144,11 +144,32 @@ pub struct Failure {
     pub exit_code: i32,
 }
 
+/// How a smoke run, scan or signature ended (serialized as before:
+/// `passed`, `failed`, `skipped`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StageStatus {
+    Passed,
+    Failed,
+    /// The tool is not installed (a failure unless --force).
+    Skipped,
+}
+
+impl StageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageStatus::Passed => "passed",
+            StageStatus::Failed => "failed",
+            StageStatus::Skipped => "skipped",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SmokeResult {
     /// `passed` or `failed`.
-    pub status: String,
+    pub status: StageStatus,
     pub container: String,
     /// How it was run: the production hardening.
     pub user: String,
@@ -172,7 +193,7 @@ pub struct SmokeResult {
 #[serde(rename_all = "camelCase")]
 pub struct ToolResult {
     /// `passed`, `failed` or `skipped`.
-    pub status: String,
+    pub status: StageStatus,
     pub tool: String,
     pub detail: String,
 }
@@ -779,7 +800,7 @@ async fn smoke_run(
     .await;
     report.durations_ms.smoke = ms(t.elapsed());
     match result {
-        Ok(r) if r.status == "passed" => {
+        Ok(r) if r.status == StageStatus::Passed => {
             step.done(&r.detail);
             report.smoke = Some(r);
         }
@@ -815,8 +836,7 @@ async fn scan_image(inp: &Inputs, ui: &Ui, opts: &Options, report: &mut BuildRep
     let step = ui.step("scan (trivy, HIGH/CRITICAL)");
     let r = scan(primary_ref).await;
     report.durations_ms.scan = ms(t.elapsed());
-    let status = r.status.clone();
-    match status.as_str() {
+    match r.status.as_str() {
         "passed" => step.done(&r.detail),
         _ => step.fail(&r.detail),
     }
@@ -1066,7 +1086,7 @@ async fn smoke(
     let mut tmpfs_paths: Vec<String> = tmpfs.keys().cloned().collect();
     tmpfs_paths.sort();
     let mut result = SmokeResult {
-        status: "failed".into(),
+        status: StageStatus::Failed,
         container: name.clone(),
         user: spec.user.clone(),
         read_only_rootfs: true,
@@ -1143,7 +1163,7 @@ async fn smoke(
     result.removed = removed.is_ok();
     match outcome {
         None => {
-            result.status = "passed".into();
+            result.status = StageStatus::Passed;
             result.detail = format!(
                 "up {:.1}s{} as 1000:1000, read-only root, tmpfs {}, cap_drop ALL, no-new-privileges, network none; container removed",
                 result.up_ms as f64 / 1000.0,
@@ -1233,7 +1253,7 @@ fn tool_failure(
 async fn scan(reference: &str) -> ToolResult {
     let Some(bin) = find_on_path("trivy") else {
         return ToolResult {
-            status: "skipped".into(),
+            status: StageStatus::Skipped,
             tool: "trivy".into(),
             detail: "skipped: trivy not found on PATH".into(),
         };
@@ -1256,7 +1276,7 @@ async fn scan(reference: &str) -> ToolResult {
         Ok(o) => o,
         Err(e) => {
             return ToolResult {
-                status: "failed".into(),
+                status: StageStatus::Failed,
                 tool: "trivy".into(),
                 detail: format!("cannot run {}: {e}", bin.display()),
             };
@@ -1265,17 +1285,17 @@ async fn scan(reference: &str) -> ToolResult {
     let tail = tail_lines(&out.stdout, &out.stderr, 15);
     match out.status.code() {
         Some(0) => ToolResult {
-            status: "passed".into(),
+            status: StageStatus::Passed,
             tool: "trivy".into(),
             detail: "no HIGH or CRITICAL vulnerabilities".into(),
         },
         Some(c) if c == TRIVY_FOUND => ToolResult {
-            status: "failed".into(),
+            status: StageStatus::Failed,
             tool: "trivy".into(),
             detail: format!("HIGH or CRITICAL vulnerabilities found:\n{tail}"),
         },
         c => ToolResult {
-            status: "failed".into(),
+            status: StageStatus::Failed,
             tool: "trivy".into(),
             detail: format!("trivy itself failed (exit {c:?}):\n{tail}"),
         },
@@ -1287,7 +1307,7 @@ async fn scan(reference: &str) -> ToolResult {
 async fn sign(reference: &str) -> ToolResult {
     let Some(bin) = find_on_path("cosign") else {
         return ToolResult {
-            status: "skipped".into(),
+            status: StageStatus::Skipped,
             tool: "cosign".into(),
             detail: "skipped: cosign not found on PATH".into(),
         };
@@ -1302,12 +1322,12 @@ async fn sign(reference: &str) -> ToolResult {
     cmd.arg(reference).stdin(std::process::Stdio::null());
     match cmd.output().await {
         Ok(o) if o.status.success() => ToolResult {
-            status: "passed".into(),
+            status: StageStatus::Passed,
             tool: "cosign".into(),
             detail: format!("signed {reference}"),
         },
         Ok(o) => ToolResult {
-            status: "failed".into(),
+            status: StageStatus::Failed,
             tool: "cosign".into(),
             detail: format!(
                 "cosign sign exited with {:?}:\n{}",
@@ -1316,7 +1336,7 @@ async fn sign(reference: &str) -> ToolResult {
             ),
         },
         Err(e) => ToolResult {
-            status: "failed".into(),
+            status: StageStatus::Failed,
             tool: "cosign".into(),
             detail: format!("cannot run {}: {e}", bin.display()),
         },
@@ -1439,6 +1459,18 @@ fn parse_quantity(q: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stage_statuses_serialize_as_the_strings_build_json_always_had() {
+        for (st, text) in [
+            (StageStatus::Passed, "passed"),
+            (StageStatus::Failed, "failed"),
+            (StageStatus::Skipped, "skipped"),
+        ] {
+            assert_eq!(serde_json::to_value(st).unwrap(), text);
+            assert_eq!(st.as_str(), text);
+        }
+    }
 
     #[test]
     fn truncation_keeps_char_boundaries() {
