@@ -88,7 +88,10 @@ pub fn status_text(s: &Status) -> String {
     {
         out.push_str(&format!(
             "  ({} from {} at {} by {})",
-            l.kind, l.from, l.time, l.user
+            l.kind.as_str(),
+            l.from,
+            l.time,
+            l.user
         ));
     }
     out.push('\n');

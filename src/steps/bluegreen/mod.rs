@@ -280,7 +280,7 @@ mod tests {
         ));
         assert_eq!(rollback_target(&more, "v1").as_deref(), Some("v2"));
         assert_eq!(switches(&more).len(), 2);
-        assert_eq!(switches(&more)[1].kind, "rollback");
+        assert_eq!(switches(&more)[1].kind, SwitchKind::Rollback);
     }
 
     fn opts() -> CleanupOptions {

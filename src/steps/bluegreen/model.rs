@@ -30,7 +30,7 @@ pub struct SwitchRecord {
     pub time: String,
     pub user: String,
     /// `switch` or `rollback`.
-    pub kind: String,
+    pub kind: SwitchKind,
 }
 
 /// Successful switches, oldest first.
@@ -44,7 +44,10 @@ pub fn switches(revs: &[Revision]) -> Vec<SwitchRecord> {
                 to: r.details["to"].as_str()?.to_string(),
                 time: r.time.clone(),
                 user: r.user.clone(),
-                kind: r.details["kind"].as_str().unwrap_or("switch").to_string(),
+                kind: match r.details["kind"].as_str() {
+                    Some("rollback") => SwitchKind::Rollback,
+                    _ => SwitchKind::Switch,
+                },
             })
         })
         .collect()
