@@ -360,7 +360,7 @@ async fn wrong_remote_key_fails_the_secrets_step_fast_and_rolls_back() {
     assert_eq!(r["rolledBack"], true);
     assert!(
         Api::<Deployment>::namespaced(admin.clone(), NS)
-            .get_opt(&app)
+            .get_opt(&format!("{app}-v1"))
             .await
             .unwrap()
             .is_none(),
@@ -404,7 +404,7 @@ async fn wrong_remote_key_fails_the_secrets_step_fast_and_rolls_back() {
         "previous ExternalSecret restored: {es}"
     );
     let d = Api::<Deployment>::namespaced(admin.clone(), NS)
-        .get(&app)
+        .get(&format!("{app}-v1"))
         .await
         .unwrap();
     assert_eq!(
@@ -482,7 +482,7 @@ async fn rotation_through_the_store_restarts_exactly_the_readers() {
         "{r}"
     );
     let gen_app = Api::<Deployment>::namespaced(admin.clone(), NS)
-        .get(&app)
+        .get(&format!("{app}-v1"))
         .await
         .unwrap()
         .metadata
@@ -505,7 +505,7 @@ async fn rotation_through_the_store_restarts_exactly_the_readers() {
     assert_eq!(out.status.code(), Some(1), "{}", k8s::text(&out));
     assert_eq!(
         Api::<Deployment>::namespaced(admin.clone(), NS)
-            .get(&app)
+            .get(&format!("{app}-v1"))
             .await
             .unwrap()
             .metadata
@@ -542,7 +542,7 @@ async fn rotation_through_the_store_restarts_exactly_the_readers() {
         })
         .collect();
     assert_eq!(
-        actions.get(&app).map(String::as_str),
+        actions.get(&format!("{app}-v1")).map(String::as_str),
         Some("restarted"),
         "{r}"
     );

@@ -114,6 +114,81 @@ pub fn refresh_interval_error(s: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    const MIN: &str =
+        "app: backend\nimage: pake-backend\nenvironments:\n  dev:\n    namespace: pake-dev\n";
+
+    fn parse(extra: &str) -> crate::error::Result<crate::config::ProjectConfig> {
+        crate::config::parse(&format!("{MIN}{extra}"), std::path::Path::new("pake.yaml"))
+    }
+
+    #[test]
+    fn external_secret_parses_and_renders_its_external_secret() {
+        let c = parse("secrets:\n  - name: database-credentials\n    external:\n      store: { name: vault-backend, kind: ClusterSecretStore }\n      keys:\n        password: { key: pake/prod/database, property: password }\nenv:\n  - name: DB_PASSWORD\n    secretKeyRef: { name: database-credentials, key: password }\n").unwrap();
+        let e = c.secrets[0].external.as_ref().unwrap();
+        assert_eq!(e.store.kind, StoreKind::ClusterSecretStore);
+        assert_eq!(e.refresh_interval, "1h");
+        let p = crate::config::Project {
+            path: "pake.yaml".into(),
+            config: c,
+        };
+        let r = p.resolve(Some("dev")).unwrap();
+        let m = crate::render::secret_skeletons(&r);
+        let o = &m[0].object;
+        assert_eq!(o["kind"], "ExternalSecret");
+        assert_eq!(o["apiVersion"], "external-secrets.io/v1");
+        assert_eq!(o["spec"]["secretStoreRef"]["kind"], "ClusterSecretStore");
+        assert_eq!(o["spec"]["target"]["name"], "database-credentials");
+        assert_eq!(o["spec"]["target"]["creationPolicy"], "Owner");
+        assert_eq!(
+            o["spec"]["data"][0]["remoteRef"],
+            serde_json::json!({"key": "pake/prod/database", "property": "password"})
+        );
+    }
+
+    #[test]
+    fn exactly_one_of_keys_and_external() {
+        let both = parse("secrets:\n  - name: db\n    keys:\n      password: { fromEnv: X }\n    external:\n      store: { name: v }\n      keys:\n        password: { key: k }\n").unwrap_err();
+        assert!(
+            both.message.contains("both keys: and external:"),
+            "{}",
+            both.message
+        );
+        assert_eq!(both.kind, crate::ExitCode::Usage);
+        let none = parse("secrets:\n  - name: db\n").unwrap_err();
+        assert!(none.message.contains("no keys"), "{}", none.message);
+        let empty = parse(
+            "secrets:\n  - name: db\n    external:\n      store: { name: v }\n      keys: {}\n",
+        )
+        .unwrap_err();
+        assert!(empty.message.contains("has no keys"), "{}", empty.message);
+        let refresh = parse("secrets:\n  - name: db\n    external:\n      store: { name: v }\n      refreshInterval: 1d\n      keys:\n        password: { key: k }\n").unwrap_err();
+        assert!(
+            refresh.message.contains("refreshInterval"),
+            "{}",
+            refresh.message
+        );
+        let remote = parse("secrets:\n  - name: db\n    external:\n      store: { name: v }\n      keys:\n        password: { key: \"\" }\n").unwrap_err();
+        assert!(
+            remote.message.contains("password.key"),
+            "{}",
+            remote.message
+        );
+        let kind = parse("secrets:\n  - name: db\n    external:\n      store: { name: v, kind: Vault }\n      keys:\n        password: { key: k }\n").unwrap_err();
+        assert!(
+            kind.message
+                .contains("expected one of SecretStore, ClusterSecretStore"),
+            "{}",
+            kind.message
+        );
+        // env may read only a declared key of an external secret too.
+        let env = parse("secrets:\n  - name: db\n    external:\n      store: { name: v }\n      keys:\n        password: { key: k }\nenv:\n  - name: X\n    secretKeyRef: { name: db, key: user }\n").unwrap_err();
+        assert!(
+            env.message.contains("declares only: password"),
+            "{}",
+            env.message
+        );
+    }
+
     #[test]
     fn refresh_intervals() {
         for ok in ["1h", "15m", "30s", "1h30m", "0"] {
