@@ -345,10 +345,18 @@ pub async fn wait_sync(
         }
         match done(es.as_ref(), secret.as_ref()) {
             SyncState::Synced => {
-                return Ok(Waited::Synced(
-                    es.unwrap_or_default(),
-                    secret.unwrap_or_default(),
-                ));
+                // The two watches are separate streams: ESO writes the Secret
+                // before its status, but the Secret's event may arrive after
+                // the status event. Read the Secret now (a consistent read)
+                // and judge again with it.
+                let probe = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns}});
+                secret = crate::kube::apply::get(cluster, &probe).await?;
+                if done(es.as_ref(), secret.as_ref()) == SyncState::Synced {
+                    return Ok(Waited::Synced(
+                        es.unwrap_or_default(),
+                        secret.unwrap_or_default(),
+                    ));
+                }
             }
             SyncState::Pending(why) => {
                 if why != last {
@@ -660,19 +668,30 @@ mod tests {
 
 /// A rotation's sync: ESO must report Ready with a synced version other than
 /// the one before the force-sync annotation (any sync after it records a new
-/// one, since the annotation is part of what ESO hashes), and the Secret must
-/// be as declared.
+/// one, since the annotation is part of what ESO hashes) from a refresh that
+/// started no earlier than the annotation (`status.refreshTime`, whole
+/// seconds: a sync already under way when the annotation landed may have
+/// read the store before the change), and the Secret must be as declared.
 pub fn rotation_sync_state(
     es: Option<&Value>,
     secret: Option<&Value>,
     keys: &BTreeSet<String>,
     before: Option<&str>,
+    since: Option<Timestamp>,
 ) -> SyncState {
     let Some(es) = es else {
         return SyncState::Pending("the ExternalSecret disappeared".into());
     };
     let uid = es["metadata"]["uid"].as_str().unwrap_or_default();
-    let newer = synced_version(es).is_some_and(|v| Some(v) != before);
+    let refreshed = es["status"]["refreshTime"]
+        .as_str()
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let after_annotation = match (since, refreshed) {
+        (None, _) => true,
+        (Some(s), Some(r)) => r.as_second() >= s.as_second(),
+        (Some(_), None) => false,
+    };
+    let newer = after_annotation && synced_version(es).is_some_and(|v| Some(v) != before);
     match ready_condition(es) {
         Some((s, _, _)) if s == "True" && newer => match target_problem(secret, uid, keys) {
             None => SyncState::Synced,
@@ -849,7 +868,9 @@ pub async fn rotate(
             }
         }
         let step = ui.step(&format!("sync {who} now ({})", eso::FORCE_SYNC));
-        let annotated = eso::force_sync(cluster, &version, ns, name, &history::now_rfc3339()).await?;
+        // A new value every time (sub-second): an unchanged annotation syncs nothing.
+        let stamp = Timestamp::now().to_string();
+        let annotated = eso::force_sync(cluster, &version, ns, name, &stamp).await?;
         let since = applied_at(&annotated, eso::SYNC_MANAGER);
         let keys: BTreeSet<String> = e.keys.keys().cloned().collect();
         let waited = wait_sync(
@@ -859,7 +880,7 @@ pub async fn rotate(
             name,
             since,
             opts.timeout,
-            &|es, s| rotation_sync_state(es, s, &keys, before_version.as_deref()),
+            &|es, s| rotation_sync_state(es, s, &keys, before_version.as_deref(), since),
             &|m| step.message(m),
         )
         .await?;
@@ -1009,37 +1030,37 @@ mod rotation_tests {
     #[test]
     fn a_rotation_needs_a_sync_after_the_annotation() {
         let keys: BTreeSet<String> = ["password".to_string()].into();
-        let es = |v: &str, status: &str, reason: &str| {
+        let es = |v: &str, status: &str, reason: &str, refreshed: &str| {
             json!({"metadata": {"uid": "u", "generation": 1},
-            "status": {"syncedResourceVersion": v, "conditions": [{"type": "Ready", "status": status, "reason": reason, "message": "m"}]}})
+            "status": {"syncedResourceVersion": v, "refreshTime": refreshed,
+                "conditions": [{"type": "Ready", "status": status, "reason": reason, "message": "m"}]}})
         };
+        let at = |t: &str| Some(t.parse::<Timestamp>().unwrap());
+        let since = at("2026-11-29T17:00:05Z");
         let secret = json!({"metadata": {"ownerReferences": [{"kind": "ExternalSecret", "uid": "u", "controller": true}]}, "data": {"password": "eA=="}});
+        let state =
+            |e: Value| rotation_sync_state(Some(&e), Some(&secret), &keys, Some("1-old"), since);
         // Still the sync from before the annotation: wait.
         assert!(matches!(
-            rotation_sync_state(
-                Some(&es("1-old", "True", "SecretSynced")),
-                Some(&secret),
-                &keys,
-                Some("1-old")
-            ),
+            state(es("1-old", "True", "SecretSynced", "2026-11-29T17:00:06Z")),
             SyncState::Pending(_)
         ));
         assert_eq!(
-            rotation_sync_state(
-                Some(&es("1-new", "True", "SecretSynced")),
-                Some(&secret),
-                &keys,
-                Some("1-old")
-            ),
+            state(es("1-new", "True", "SecretSynced", "2026-11-29T17:00:05Z")),
             SyncState::Synced
         );
+        // A new version from a refresh that started before the annotation may hold the old value: wait.
+        assert!(matches!(
+            state(es("1-new", "True", "SecretSynced", "2026-11-29T17:00:04Z")),
+            SyncState::Pending(_)
+        ));
         assert_eq!(
-            rotation_sync_state(
-                Some(&es("1-old", "False", "SecretSyncedError")),
-                Some(&secret),
-                &keys,
-                Some("1-old")
-            ),
+            state(es(
+                "1-old",
+                "False",
+                "SecretSyncedError",
+                "2026-11-29T17:00:04Z"
+            )),
             SyncState::Error("m".into())
         );
     }
