@@ -615,3 +615,69 @@ async fn rotation_through_the_store_restarts_exactly_the_readers() {
         .await;
     cleanup(&admin, &app, &v).await;
 }
+
+#[tokio::test]
+async fn missing_store_fails_before_any_change_and_doctor_names_it() {
+    let Some(kc) = k8s::kubeconfig("eso_missing_store") else {
+        return;
+    };
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    if !eso_served(&admin, "eso_missing_store").await {
+        return;
+    }
+    let app = format!("esom-{}", k8s::suffix());
+    let v = Vault {
+        ns: String::new(),
+        secret: format!("db-{app}"),
+        store: format!("no-such-store-{app}"),
+    };
+    let p = k8s::project(&yaml(&app, &v, "password"), &[]);
+
+    let out = pake(&kc, p.path(), &["doctor", "--no-docker", "-o", "json"]);
+    let t = k8s::text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = r["checks"].as_array().unwrap();
+    let crds = checks.iter().find(|c| c["name"] == "eso-crds").unwrap();
+    assert_eq!(crds["ok"], true, "{crds}");
+    let store = checks.iter().find(|c| c["name"] == "eso-store").unwrap();
+    assert_eq!(store["ok"], false, "{store}");
+    assert!(
+        store["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("SecretStore {} not found", v.store)),
+        "{store}"
+    );
+
+    let out = pake(&kc, p.path(), &["deploy", "--timeout", "60s", "-o", "json"]);
+    let t = k8s::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let secrets = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "secrets")
+        .unwrap();
+    assert_eq!(secrets["checks"][0]["check"], "external-secret-store");
+    assert!(
+        secrets["objects"].as_array().unwrap().is_empty(),
+        "nothing applied: {secrets}"
+    );
+    assert!(
+        es_api(&admin, "ExternalSecret")
+            .get_opt(&v.secret)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        Api::<Deployment>::namespaced(admin.clone(), NS)
+            .get_opt(&format!("{app}-v1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
