@@ -681,3 +681,31 @@ async fn missing_store_fails_before_any_change_and_doctor_names_it() {
     );
     k8s::cleanup_app(&admin, NS, &app).await;
 }
+
+/// Offline: `pake render` shows the ExternalSecret as pake applies it (snapshot).
+#[test]
+fn render_shows_the_external_secret() {
+    let v = Vault {
+        ns: String::new(),
+        secret: "database-credentials".into(),
+        store: "vault-backend".into(),
+    };
+    let p = k8s::project(&yaml("esorender", &v, "password"), &[]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pake"))
+        .current_dir(p.path())
+        .args(["render", "--env", "test"])
+        .env_remove("PAKE_ENV")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = String::from_utf8(out.stdout).unwrap();
+    let doc = all
+        .split("---\n")
+        .find(|d| d.contains("kind: ExternalSecret"))
+        .expect("the ExternalSecret is rendered");
+    insta::assert_snapshot!("external_secret_render", doc);
+}
