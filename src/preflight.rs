@@ -22,6 +22,7 @@ const APPLIED: &[(&str, &str)] = &[
     ("policy", "poddisruptionbudgets"),
     ("rbac.authorization.k8s.io", "roles"),
     ("rbac.authorization.k8s.io", "rolebindings"),
+    ("external-secrets.io", "externalsecrets"),
 ];
 const APPLY_VERBS: &[&str] = &["get", "list", "create", "patch", "update", "delete"];
 
@@ -63,6 +64,10 @@ const OTHER: &[Permission] = &[
     p("create", "coordination.k8s.io", "leases", true),
     p("update", "coordination.k8s.io", "leases", true),
     p("delete", "coordination.k8s.io", "leases", true),
+    p("watch", "", "secrets", true),
+    p("watch", "external-secrets.io", "externalsecrets", true),
+    p("get", "external-secrets.io", "secretstores", true),
+    p("get", "external-secrets.io", "clustersecretstores", false),
 ];
 
 /// Every permission pake's commands use. `templates/rbac/` grants exactly these
@@ -236,6 +241,63 @@ pub async fn run(target: &Target, namespace: Option<&str>, docker: bool) -> Doct
         namespace: ns.unwrap_or_default(),
         checks,
     }
+}
+
+/// For the `external:` secrets of pake.yaml: the External Secrets Operator's
+/// CRDs are served, and every store they name exists and is Ready.
+pub async fn external_secrets(
+    target: &Target,
+    namespace: &str,
+    secrets: &[crate::config::SecretSpec],
+) -> Vec<Check> {
+    use crate::steps::external_secrets as es;
+    let externals: Vec<&crate::config::ExternalSource> =
+        secrets.iter().filter_map(|s| s.external.as_ref()).collect();
+    if externals.is_empty() {
+        return Vec::new();
+    }
+    let Ok(cluster) = target.connect().await else {
+        return Vec::new(); // the kubeconfig check already failed
+    };
+    let version = match es::api_version(&cluster).await {
+        Ok(v) => v,
+        Err(e) => {
+            return vec![fail(
+                "eso-crds",
+                e.message.clone(),
+                e.fix.clone().unwrap_or_default(),
+            )];
+        }
+    };
+    let mut checks = vec![pass(
+        "eso-crds",
+        format!(
+            "external-secrets.io/{version} is served (External Secrets Operator CRDs installed)"
+        ),
+    )];
+    let mut seen = std::collections::BTreeSet::new();
+    for e in externals {
+        if !seen.insert((e.store.kind, e.store.name.clone())) {
+            continue;
+        }
+        let what = format!("{} {}", e.store.kind.as_str(), e.store.name);
+        checks.push(
+            match es::store_problem(&cluster, &version, e, namespace).await {
+                Ok(None) => pass("eso-store", format!("{what} exists and is Ready")),
+                Ok(Some(p)) => fail(
+                    "eso-store",
+                    p.clone(),
+                    es::fix_for(&p, &e.store.name, e.store.kind.as_str(), namespace),
+                ),
+                Err(err) => fail(
+                    "eso-store",
+                    format!("cannot read {what}: {}", err.message),
+                    "the identity needs get on secretstores/clustersecretstores (`pake help rbac`)",
+                ),
+            },
+        );
+    }
+    checks
 }
 
 #[cfg(test)]

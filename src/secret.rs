@@ -190,6 +190,33 @@ pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, Strin
     Ok(d)
 }
 
+/// Run a command that changes a value elsewhere (e.g. writes it into the
+/// vault an External Secrets Operator store reads), bounded like `fromCommand`.
+/// Its standard output may echo the value, so it is discarded unread (zeroized);
+/// only the exit status counts.
+pub fn run_store_command(cmd: &str, timeout: std::time::Duration) -> Result<()> {
+    match run_bounded(cmd, timeout)? {
+        Bounded::Exited(status, mut out) => {
+            out.zeroize();
+            if status.success() {
+                Ok(())
+            } else {
+                Err(Error::failed(format!("command `{cmd}` failed with {status}; nothing was changed by pake"))
+                    .fix("run the command by hand and check that it writes the new value into the store"))
+            }
+        }
+        Bounded::TimedOut => Err(Error::failed(format!(
+            "command `{cmd}` did not finish within {}s and was stopped; nothing was changed by pake",
+            timeout.as_secs_f64()
+        ))
+        .fix(format!("check that the command does not wait for input; raise the limit with {COMMAND_TIMEOUT_ENV}=DURATION"))),
+        Bounded::TooLong => Err(Error::failed(format!(
+            "command `{cmd}` printed more than 1 MiB and was stopped"
+        ))
+        .fix("make the command quiet (its output is discarded anyway)")),
+    }
+}
+
 enum Bounded {
     Exited(std::process::ExitStatus, Vec<u8>),
     TimedOut,

@@ -86,6 +86,7 @@ pub fn check_objects(objects: &[Value]) -> Vec<(usize, Finding)> {
             _ => {}
         }
     }
+    out.extend(super::external_secrets::check(objects));
     out
 }
 

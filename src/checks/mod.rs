@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod depth;
 pub mod dockerfile;
+pub mod external_secrets;
 pub mod guide;
 pub mod image;
 pub mod lines;

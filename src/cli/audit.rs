@@ -80,7 +80,8 @@ pub async fn run(g: &Global, a: AuditArgs) -> Result<ExitCode> {
         let objects: Vec<(String, usize, serde_json::Value)> = p
             .plan
             .manifests()
-            .filter(|m| m.template != "pake.yaml#secrets")
+            // ExternalSecrets (`external:`) are complete objects: audited.
+            .filter(|m| m.template != "pake.yaml#secrets" || m.kind() == "ExternalSecret")
             .map(|m| (m.template.clone(), m.doc, m.object.clone()))
             .collect();
         let declared = crate::checks::netpol::zero_trust::Declared::from_resolved(&p.resolved);

@@ -105,7 +105,8 @@ fn client_dry_run(g: &Global, p: &release::Prepared) -> Result<ExitCode> {
     let objects: Vec<(String, usize, serde_json::Value)> = p
         .plan
         .manifests()
-        .filter(|m| m.template != "pake.yaml#secrets")
+        // ExternalSecrets (`external:`) are complete objects: checked too.
+        .filter(|m| m.template != "pake.yaml#secrets" || m.kind() == "ExternalSecret")
         .map(|m| (m.template.clone(), m.doc, m.object.clone()))
         .collect();
     let opts = AuditOptions {

@@ -24,7 +24,17 @@ pub async fn run(g: &Global, a: DoctorArgs) -> Result<ExitCode> {
         .namespace
         .clone()
         .or_else(|| resolved.as_ref().map(|r| r.namespace.clone()));
-    let report = crate::preflight::run(&g.target(), namespace.as_deref(), !a.no_docker).await;
+    let mut report = crate::preflight::run(&g.target(), namespace.as_deref(), !a.no_docker).await;
+    if let Some(r) = &resolved {
+        let eso = crate::preflight::external_secrets(
+            &g.target(),
+            namespace.as_deref().unwrap_or(&r.namespace),
+            &r.secrets,
+        )
+        .await;
+        report.ok &= eso.iter().all(|c| c.ok);
+        report.checks.extend(eso);
+    }
     crate::output::err_line(format!(
         "{}context {} · namespace {}",
         resolved

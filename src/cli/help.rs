@@ -82,6 +82,11 @@ pub const TOPICS: &[(&str, &str, &str)] = &[
         include_str!("../../docs/rotate-secret.md"),
     ),
     (
+        "external-secrets",
+        "secrets synced by the External Secrets Operator (`external:`)",
+        include_str!("../../docs/external-secrets.md"),
+    ),
+    (
         "build",
         "build, smoke run, scan, push, the build record",
         include_str!("../../docs/build.md"),

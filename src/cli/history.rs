@@ -97,6 +97,12 @@ pub async fn rollback(g: &Global, a: RollbackArgs) -> Result<ExitCode> {
         target,
         plan,
     } = rollback::plan(&p.resolved, &revs, a.to_revision)?;
+    if plan.manifests().any(|m| m.kind() == "ExternalSecret") {
+        ui.line(format!(
+            "note: {}; ESO re-syncs the restored ExternalSecret from what the store holds now",
+            crate::steps::external_secrets::NOT_OURS
+        ));
+    }
     if a.dry_run == Some(release::DryRun::Client) {
         let objects: Vec<String> = plan.manifests().map(|m| describe(&m.object)).collect();
         if ui.is_text() {

@@ -50,6 +50,14 @@ pub async fn run(g: &Global, a: RotateArgs) -> Result<ExitCode> {
     only_formats(g, &[Format::Text, Format::Json], "rotate-secret")?;
     let ui = g.ui();
     let (project, resolved) = crate::workflow::release::resolve(&super::deploy::selection(g))?;
+    if let Some(ext) = resolved
+        .secrets
+        .iter()
+        .find(|s| s.name == a.name)
+        .and_then(|s| s.external.clone())
+    {
+        return rotate_external(g, a, &project, &resolved, &ext).await;
+    }
     let source = match (a.from_env, a.from_file, a.from_command) {
         (Some(v), _, _) => NewValue::Env(v),
         (_, Some(p), _) => NewValue::File(resolved.root.join(p)),
@@ -69,6 +77,49 @@ pub async fn run(g: &Global, a: RotateArgs) -> Result<ExitCode> {
     let cluster = g.target().connect().await?;
     super::announce(g, &project, &resolved, Some(&cluster.context));
     let report = rotate::run(&cluster, &resolved, &ui, &opts).await?;
+    finish(g, report)
+}
+
+/// An `external:` secret: the value changes in the store (the user's
+/// `--from-command`, or already), ESO syncs it, pake restarts what reads it.
+async fn rotate_external(
+    g: &Global,
+    a: RotateArgs,
+    project: &crate::config::Project,
+    resolved: &crate::config::Resolved,
+    ext: &crate::config::ExternalSource,
+) -> Result<ExitCode> {
+    if a.from_env.is_some() || a.from_file.is_some() || a.no_restart {
+        return Err(crate::error::Error::usage(format!(
+            "secret {} is synced by the External Secrets Operator from {} {}: pake never holds its value, so --from-env, --from-file and --no-restart do not apply",
+            a.name,
+            ext.store.kind.as_str(),
+            ext.store.name
+        ))
+        .fix(format!(
+            "change the value in the store with your own command: `pake rotate-secret {} --from-command \"vault kv put ...\"` (or change it first, then run `pake rotate-secret {}`)",
+            a.name, a.name
+        )));
+    }
+    let ui = g.ui();
+    let opts = crate::steps::external_secrets::RotateOptions {
+        secret: a.name,
+        command: a.from_command,
+        dry_run: a.dry_run,
+        timeout: a.timeout,
+        wait_lock: a.wait_lock,
+        yes: g.yes,
+    };
+    let cluster = g.target().connect().await?;
+    super::announce(g, project, resolved, Some(&cluster.context));
+    let report =
+        crate::steps::external_secrets::rotate(&cluster, resolved, &ui, ext, &opts).await?;
+    finish(g, report)
+}
+
+/// Print the report (text or `-o json`) and the CI step summary; the exit code.
+fn finish(g: &Global, report: rotate::Report) -> Result<ExitCode> {
+    let ui = g.ui();
     if ui.is_text() {
         let mark = ui.mark(report.ok);
         match (&report.error, report.dry_run) {

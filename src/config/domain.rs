@@ -346,11 +346,27 @@ impl V<'_> {
                     format!("secret {:?} is declared twice", s.name),
                 ));
             }
-            if s.keys.is_empty() {
-                return Err(self.err(
-                    &["secrets", "keys"],
-                    format!("secret {:?} has no keys", s.name),
-                ));
+            match (&s.external, s.keys.is_empty()) {
+                (Some(_), false) => {
+                    return Err(self.err(
+                        &["secrets", "external"],
+                        format!(
+                            "secret {:?} has both keys: and external:; give exactly one (`keys:` with fromEnv/fromFile/fromCommand/generate, or `external:` for the External Secrets Operator)",
+                            s.name
+                        ),
+                    ));
+                }
+                (Some(e), true) => self.external(&s.name, e)?,
+                (None, true) => {
+                    return Err(self.err(
+                        &["secrets", "keys"],
+                        format!(
+                            "secret {:?} has no keys (give `keys:` or `external:`)",
+                            s.name
+                        ),
+                    ));
+                }
+                (None, false) => {}
             }
             for (key, src) in &s.keys {
                 let f = ["secrets", "keys", key.as_str()];
@@ -407,6 +423,50 @@ impl V<'_> {
         Ok(())
     }
 
+    /// `external:` of a secret: the store's name, the refresh interval and
+    /// every key with a non-empty remote key.
+    fn external(&self, secret: &str, e: &crate::config::ExternalSource) -> Result<()> {
+        self.dns_subdomain(&["secrets", "external", "store", "name"], &e.store.name)?;
+        if let Some(why) = crate::config::external::refresh_interval_error(&e.refresh_interval) {
+            return Err(self.err(
+                &["secrets", "external", "refreshInterval"],
+                format!("{:?}: {why}", escape_control(&e.refresh_interval)),
+            ));
+        }
+        if e.keys.is_empty() {
+            return Err(self.err(
+                &["secrets", "external", "keys"],
+                format!("secret {secret:?} has no keys: map each Secret key to a remote key, e.g. `password: {{key: pake/prod/database, property: password}}`"),
+            ));
+        }
+        for (key, r) in &e.keys {
+            if !SECRET_KEY.is_match(key) || key == "." || key == ".." || key.len() > 253 {
+                return Err(self.err(&["secrets", "external", "keys", key.as_str()], format!(
+                    "{:?} is not a valid Secret key: letters, digits, '-', '_' and '.', not `.` or `..`, at most 253 characters",
+                    escape_control(key)
+                )));
+            }
+            if r.key.trim().is_empty() || r.key.len() > 1024 || r.key.chars().any(char::is_control)
+            {
+                return Err(self.err(
+                    &["secrets", "external", "keys", key.as_str(), "key"],
+                    "is empty or not printable: give the key of the value in the store, e.g. pake/prod/database".into(),
+                ));
+            }
+            for (f, v) in [("property", &r.property), ("version", &r.version)] {
+                if v.as_ref().is_some_and(|v| {
+                    v.trim().is_empty() || v.len() > 1024 || v.chars().any(char::is_control)
+                }) {
+                    return Err(self.err(
+                        &["secrets", "external", "keys", key.as_str(), f],
+                        "is empty or not printable".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn env(&self, c: &ProjectConfig) -> Result<()> {
         for e in &c.env {
             if !ENV_NAME.is_match(&e.name) {
@@ -427,7 +487,7 @@ impl V<'_> {
                     ));
                 }
                 if let Some(s) = c.secrets.iter().find(|s| s.name == r.name)
-                    && !s.keys.contains_key(&r.key)
+                    && !s.key_names().contains(&r.key)
                 {
                     return Err(self.err(
                         &["env", "secretKeyRef", "key"],
@@ -436,7 +496,7 @@ impl V<'_> {
                             e.name,
                             r.key,
                             r.name,
-                            s.keys.keys().cloned().collect::<Vec<_>>().join(", ")
+                            s.key_names().join(", ")
                         ),
                     ));
                 }

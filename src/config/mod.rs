@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 
 pub mod current;
 pub mod domain;
+pub mod external;
 pub use current::EnvSource;
+pub use external::{ExternalSource, RemoteRef, StoreKind, StoreRef};
 
 pub const FILE_NAME: &str = "pake.yaml";
 
@@ -186,13 +188,29 @@ fn default_context() -> PathBuf {
     ".".into()
 }
 
-/// A Kubernetes Secret pake creates from external sources.
+/// A Kubernetes Secret pake creates from external sources (`keys:`), or one
+/// the External Secrets Operator syncs from a store (`external:`). Exactly one.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretSpec {
     pub name: String,
     /// key -> where its value comes from.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub keys: BTreeMap<String, SecretSource>,
+    /// Synced by the External Secrets Operator from a SecretStore: pake applies
+    /// an ExternalSecret and verifies the sync, and never sees the values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalSource>,
+}
+
+impl SecretSpec {
+    /// The Secret's key names, from `keys:` or `external.keys`.
+    pub fn key_names(&self) -> Vec<String> {
+        match &self.external {
+            Some(e) => e.keys.keys().cloned().collect(),
+            None => self.keys.keys().cloned().collect(),
+        }
+    }
 }
 
 /// Where a secret value comes from. Exactly one field is set.

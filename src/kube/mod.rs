@@ -5,6 +5,7 @@ pub mod access;
 pub mod apply;
 pub mod connect;
 pub mod debug;
+pub mod external_secrets;
 pub mod fields;
 pub mod list;
 pub mod retry;

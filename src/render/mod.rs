@@ -6,6 +6,7 @@
 //! k8s-openapi type to catch type errors before anything reaches a cluster.
 
 pub mod builtin;
+pub mod external;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -495,11 +496,18 @@ pub fn render_templates(r: &Resolved, names: &[String]) -> Result<Vec<Manifest>>
 }
 
 /// The Secret objects of pake.yaml, without data: what `render` shows and
-/// history stores. The secrets step adds the data at apply time.
+/// history stores. The secrets step adds the data at apply time. A secret
+/// with `external:` is its ExternalSecret instead (complete: it holds no values).
 pub fn secret_skeletons(r: &Resolved) -> Vec<Manifest> {
     r.secrets
         .iter()
-        .map(|s| Manifest {
+        .map(|s| match &s.external {
+            Some(e) => Manifest {
+                template: "pake.yaml#secrets".into(),
+                doc: 0,
+                object: external::external_secret(r, &s.name, e),
+            },
+            None => Manifest {
             template: "pake.yaml#secrets".into(),
             doc: 0,
             object: serde_json::json!({
@@ -513,7 +521,7 @@ pub fn secret_skeletons(r: &Resolved) -> Vec<Manifest> {
                 "type": "Opaque",
                 "data": s.keys.keys().map(|k| (k.clone(), Value::String(crate::secret::REDACTED.into()))).collect::<serde_json::Map<_, _>>(),
             }),
-        })
+        }})
         .collect()
 }
 

@@ -27,7 +27,8 @@ pub async fn compute(cluster: &Cluster, r: &Resolved, plan: &Plan) -> Result<Vec
     for step in &plan.steps {
         for m in &step.manifests {
             let live = apply::get(cluster, &m.object).await?;
-            let (mut desired, mut live) = if step.kind == StepKind::Secrets {
+            let (mut desired, mut live) = if step.kind == StepKind::Secrets && m.kind() == "Secret"
+            {
                 secret_view(cluster, r, m, live.as_ref()).await?
             } else if m.namespace().is_some() && !ns_exists {
                 (m.object.clone(), None)

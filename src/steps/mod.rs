@@ -6,6 +6,7 @@ pub mod bluegreen;
 pub mod build;
 pub mod deploy;
 pub mod diff;
+pub mod external_secrets;
 pub mod namespace;
 pub mod policies;
 pub mod rotate;

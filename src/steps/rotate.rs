@@ -868,7 +868,7 @@ fn set(
 /// failure; `stamped` collects what was restarted, so a restore knows what to
 /// restart again.
 #[allow(clippy::too_many_arguments)]
-async fn restart_all(
+pub async fn restart_all(
     cluster: &Cluster,
     ui: &Ui,
     ns: &str,

@@ -215,7 +215,23 @@ pub async fn run(
     let fkey =
         crate::workflow::history::fingerprint_key(ctx.cluster, &r.namespace, ctx.opts.dry_run)
             .await?;
-    for SecretSpec { name, keys } in &r.secrets {
+    for spec in &r.secrets {
+        if let Some(ext) = &spec.external {
+            // Synced by the External Secrets Operator: stop at its first failure
+            // (fail fast, before any workload).
+            let (o, c) = crate::steps::external_secrets::deploy(
+                ctx, journal, &spec.name, ext, &fkey, progress,
+            )
+            .await?;
+            let failed = c.iter().any(|c| !c.ok);
+            objects.extend(o);
+            checks.extend(c);
+            if failed {
+                break;
+            }
+            continue;
+        }
+        let SecretSpec { name, keys, .. } = spec;
         progress(&format!("Secret {}/{name}", r.namespace));
         let who = format!("Secret {}/{name}", r.namespace);
         let probe = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": r.namespace}});
