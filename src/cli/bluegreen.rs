@@ -130,7 +130,7 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
             sel.version = Some(d.version);
             // Fails early on bad input; bluegreen::deploy plans again with the live state.
             let p = release::prepare(&sel, &d.workflow)?;
-            let cluster = g.target().connect().await?;
+            let cluster = super::target_for(g, &p)?.connect().await?;
             super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
             let o = bluegreen::DeployOptions {
                 timeout: d.timeout,
@@ -145,7 +145,7 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
         }
         BluegreenCommand::Switch(s) => {
             let p = release::prepare(&selection(g), &s.common.workflow)?;
-            let cluster = g.target().connect().await?;
+            let cluster = super::target_for(g, &p)?.connect().await?;
             super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
             let o = switch_options(SwitchKind::Switch, &s.common, g.yes);
             let r = bluegreen::switch(
@@ -161,7 +161,7 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
         }
         BluegreenCommand::Rollback(s) => {
             let p = release::prepare(&selection(g), &s.common.workflow)?;
-            let cluster = g.target().connect().await?;
+            let cluster = super::target_for(g, &p)?.connect().await?;
             super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
             let o = switch_options(SwitchKind::Rollback, &s.common, g.yes);
             let r = bluegreen::rollback(&cluster, &p.resolved, &ui, &s.common.workflow, &o).await?;
@@ -169,7 +169,7 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
         }
         BluegreenCommand::Status(_) => {
             let p = release::prepare(&selection(g), "deploy")?;
-            let cluster = g.target().connect().await?;
+            let cluster = super::target_for(g, &p)?.connect().await?;
             super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
             let s = bluegreen::status(&cluster, &p.resolved).await?;
             if ui.is_text() {
@@ -181,7 +181,7 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
         }
         BluegreenCommand::Cleanup(c) => {
             let p = release::prepare(&selection(g), "deploy")?;
-            let cluster = g.target().connect().await?;
+            let cluster = super::target_for(g, &p)?.connect().await?;
             super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
             let o = bluegreen::CleanupOptions {
                 keep: c.keep,

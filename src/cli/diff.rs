@@ -22,7 +22,7 @@ pub async fn run(g: &Global, a: DiffArgs) -> Result<ExitCode> {
     let mut sel = super::deploy::selection(g);
     sel.image = a.image.clone();
     let p = release::prepare(&sel, &a.workflow)?;
-    let cluster = g.target().connect().await?;
+    let cluster = super::target_for(g, &p)?.connect().await?;
     super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
     let p = release::follow_active(&cluster, &sel, &a.workflow, p, &ui).await?;
     let diffs = diff::compute(&cluster, &p.resolved, &p.plan).await?;

@@ -7,8 +7,6 @@ use clap::Args;
 use super::{Global, only_formats};
 use crate::error::{Error, ExitCode, Result};
 use crate::output::Format;
-use crate::render::Manifest;
-use crate::workflow::definition::{Plan, PlannedStep, StepKind, check_order};
 use crate::workflow::{executor, history, recovery, release};
 
 #[derive(Debug, Args)]
@@ -18,7 +16,7 @@ pub async fn history(g: &Global, _a: HistoryArgs) -> Result<ExitCode> {
     only_formats(g, &[Format::Text, Format::Json], "history")?;
     let ui = g.ui();
     let p = release::prepare(&super::deploy::selection(g), "deploy")?;
-    let cluster = g.target().connect().await?;
+    let cluster = super::target_for(g, &p)?.connect().await?;
     super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
     let r = &p.resolved;
     let mut revs = history::list(&cluster, &r.namespace, &r.app, &r.env).await?;
@@ -85,7 +83,7 @@ pub async fn rollback(g: &Global, a: RollbackArgs) -> Result<ExitCode> {
     only_formats(g, &[Format::Text, Format::Json], "rollback")?;
     let ui = g.ui();
     let p = release::prepare(&super::deploy::selection(g), "deploy")?;
-    let cluster = g.target().connect().await?;
+    let cluster = super::target_for(g, &p)?.connect().await?;
     super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
     let mut r = p.resolved.clone();
     let revs = history::list(&cluster, &r.namespace, &r.app, &r.env).await?;
@@ -115,7 +113,7 @@ pub async fn rollback(g: &Global, a: RollbackArgs) -> Result<ExitCode> {
                 ))
             })?,
     };
-    if !matches!(target.status.as_str(), "deployed" | "superseded") {
+    if !crate::workflow::rollback::restorable(target) {
         return Err(Error::usage(format!(
             "revision {} is {} (it never finished a deploy); roll back to a revision that was deployed",
             target.revision, target.status
@@ -126,35 +124,7 @@ pub async fn rollback(g: &Global, a: RollbackArgs) -> Result<ExitCode> {
         )));
     }
     r.image_ref = target.image.clone();
-    let manifests: Vec<Manifest> = target
-        .manifests
-        .iter()
-        .filter(|o| o["kind"] != "Secret")
-        .enumerate()
-        .map(|(i, o)| Manifest {
-            template: format!("revision {}", target.revision),
-            doc: i,
-            object: o.clone(),
-        })
-        .collect();
-    let plan = Plan {
-        workflow: format!("rollback to revision {}", target.revision),
-        steps: vec![
-            PlannedStep {
-                name: "restore".into(),
-                kind: StepKind::Deploy,
-                templates: Vec::new(),
-                manifests,
-            },
-            PlannedStep {
-                name: "verify".into(),
-                kind: StepKind::Verify,
-                templates: Vec::new(),
-                manifests: Vec::new(),
-            },
-        ],
-    };
-    check_order(&plan, &plan.workflow)?;
+    let plan = crate::workflow::rollback::plan(target)?;
     if a.dry_run == Some(release::DryRun::Client) {
         let objects: Vec<String> = plan.manifests().map(|m| describe(&m.object)).collect();
         if ui.is_text() {

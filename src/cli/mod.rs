@@ -63,6 +63,10 @@ pub struct Global {
     /// Path to pake.yaml (default: ./pake.yaml or the nearest parent's, up to the repository root).
     #[arg(long, global = true, env = "PAKE_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// One cluster of the environment's `clusters:` in pake.yaml; `deploy` takes it
+    /// repeatedly to narrow the fleet.
+    #[arg(long = "cluster", global = true, value_name = "NAME", action = ArgAction::Append)]
+    pub clusters: Vec<String>,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -89,6 +93,40 @@ impl Global {
     }
     pub fn ui(&self) -> Ui {
         Ui::new(self.output, self.no_progress, self.color)
+    }
+}
+
+/// The cluster a single-cluster command talks to: `--context` (or the
+/// current context) for an environment without `clusters:`; the context of
+/// `--cluster NAME` for one with them (exit 2 without exactly one).
+pub fn target_for(g: &Global, p: &crate::workflow::release::Prepared) -> Result<Target> {
+    let env = &p.resolved.env;
+    let o = &p.project.config.environments[env];
+    if o.clusters.is_empty() {
+        if !g.clusters.is_empty() {
+            crate::config::fleet::plan(env, o, &g.clusters)?;
+        }
+        return Ok(g.target());
+    }
+    let names: Vec<&str> = o.clusters.iter().map(|c| c.name.as_str()).collect();
+    match g.clusters.as_slice() {
+        [one] if g.context.is_none() => {
+            let spec = crate::workflow::release::cluster_spec(&p.project, env, one)?;
+            Ok(Target {
+                kubeconfig: g.kubeconfig.clone(),
+                context: Some(spec.context.clone()),
+            })
+        }
+        [_] => Err(crate::Error::usage(format!(
+            "environment {env} names the context of each cluster: --context cannot be combined with --cluster"
+        ))
+        .fix("drop --context")),
+        _ => Err(crate::Error::usage(format!(
+            "environment {env} has {} clusters ({}): this command acts on one",
+            names.len(),
+            names.join(", ")
+        ))
+        .fix(format!("pass --cluster NAME (one of: {})", names.join(", ")))),
     }
 }
 

@@ -4,10 +4,13 @@
 pub mod definition;
 pub mod diff;
 pub mod executor;
+pub mod fleet;
+pub mod fleet_member;
 pub mod history;
 pub mod lock;
 pub mod netpol;
 pub mod recovery;
 pub mod release;
+pub mod rollback;
 pub mod signals;
 pub mod wait;
