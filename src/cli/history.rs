@@ -46,9 +46,15 @@ pub async fn history(g: &Global, _a: HistoryArgs) -> Result<ExitCode> {
                 "REVISION", "TIME", "STATUS", "ACTION", "USER", "IMAGE"
             ));
             for v in &revs {
+                // A fleet run's revisions say which fleet they belong to.
+                let message = match v.details["fleet"]["id"].as_str() {
+                    Some(id) if v.message.is_empty() => id.to_string(),
+                    Some(id) => format!("{id}: {}", v.message),
+                    None => v.message.clone(),
+                };
                 ui.line(format!(
                     "{:<8} {:<20} {:<11} {:<16} {:<20} {:<30} {}",
-                    v.revision, v.time, v.status, v.action, v.user, v.image, v.message
+                    v.revision, v.time, v.status, v.action, v.user, v.image, message
                 ));
             }
         }

@@ -100,8 +100,12 @@ impl Global {
 /// current context) for an environment without `clusters:`; the context of
 /// `--cluster NAME` for one with them (exit 2 without exactly one).
 pub fn target_for(g: &Global, p: &crate::workflow::release::Prepared) -> Result<Target> {
-    let env = &p.resolved.env;
-    let o = &p.project.config.environments[env];
+    target_in(g, &p.project, &p.resolved.env)
+}
+
+/// [`target_for`] for a command that resolved environment `env` of `project` itself.
+pub fn target_in(g: &Global, project: &Project, env: &str) -> Result<Target> {
+    let o = &project.config.environments[env];
     if o.clusters.is_empty() {
         if !g.clusters.is_empty() {
             crate::config::fleet::plan(env, o, &g.clusters)?;
@@ -111,7 +115,7 @@ pub fn target_for(g: &Global, p: &crate::workflow::release::Prepared) -> Result<
     let names: Vec<&str> = o.clusters.iter().map(|c| c.name.as_str()).collect();
     match g.clusters.as_slice() {
         [one] if g.context.is_none() => {
-            let spec = crate::workflow::release::cluster_spec(&p.project, env, one)?;
+            let spec = crate::workflow::release::cluster_spec(project, env, one)?;
             Ok(Target {
                 kubeconfig: g.kubeconfig.clone(),
                 context: Some(spec.context.clone()),

@@ -51,6 +51,10 @@ pub async fn run(g: &Global, a: RotateArgs) -> Result<ExitCode> {
     let ui = g.ui();
     let project = crate::config::Project::load(g.config.as_deref())?;
     let mut resolved = project.resolve(g.env.as_deref())?;
+    // One cluster of a fleet: its overrides (its context: `target_in` below).
+    if let Some(name) = g.clusters.first() {
+        crate::workflow::release::cluster_spec(&project, &resolved.env, name)?.apply(&mut resolved);
+    }
     if let Some(ns) = &g.namespace {
         if !crate::config::is_dns_label(ns) {
             return Err(Error::usage(format!(
@@ -75,7 +79,9 @@ pub async fn run(g: &Global, a: RotateArgs) -> Result<ExitCode> {
         wait_lock: a.wait_lock,
         yes: g.yes,
     };
-    let cluster = g.target().connect().await?;
+    let cluster = super::target_in(g, &project, &resolved.env)?
+        .connect()
+        .await?;
     super::announce(g, &project, &resolved, Some(&cluster.context));
     let report = rotate::run(&cluster, &resolved, &ui, &opts).await?;
     if ui.is_text() {

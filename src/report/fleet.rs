@@ -95,7 +95,7 @@ fn cluster_lines(ui: &Ui, c: &ClusterResult) -> Vec<String> {
         }
         ClusterStatus::Skipped => format!("{p}- skipped: the fleet halted before this cluster"),
         ClusterStatus::RolledBack => format!(
-            "{p}{} rolled back (rollback-all) to revision {}",
+            "{p}{} returned to its previous release by rollback-all, verified (recorded as revision {})",
             ui.mark(true),
             c.rollback
                 .as_ref()
