@@ -507,3 +507,91 @@ async fn an_unreachable_cluster_stops_the_fleet_before_any_change() {
     assert!(k8s::text(&out).contains("use one of: a, dead"));
     f.cleanup(&app).await;
 }
+
+// Multi-threaded: the Lease holder renews and releases while pake runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_are_serialized_per_cluster_by_the_leases() {
+    let Some(f) = Fleet::new("fleet_concurrent") else {
+        return;
+    };
+    let app = format!("fltg-{}", k8s::suffix());
+    let clusters = ["{name: a, context: flt-a}", "{name: b, context: flt-b}"];
+    let p = k8s::project(&fleet_yaml(&app, &clusters, ""), &[]);
+    let dir = p.path();
+    let admins = f.admins().await;
+    // Another run holds cluster b's Lease (its own, in b's namespace).
+    let other = pake::workflow::lock::acquire(
+        &admins[1],
+        NS,
+        &format!("pake-lock-{app}-prod"),
+        "another-run@ci pid 7",
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let (code, r, t) = deploy(&f, dir, &[]);
+    assert_eq!(code, Some(1), "{t}");
+    assert_eq!(status_of(&r, "a"), "passed", "{r}");
+    assert_eq!(status_of(&r, "b"), "failed", "{r}");
+    let b = &r["clusters"][1]["error"];
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .contains("another-run@ci pid 7"),
+        "{b}"
+    );
+    // b was not touched: the Lease is taken before the first change.
+    assert_eq!(image_of(&admins[1], &app).await, None);
+    assert!(history(&f, dir, "b").is_empty());
+    // --wait-lock waits for b's holder, then deploys there.
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        other.release().await.unwrap();
+    });
+    let (code, r, t) = deploy(&f, dir, &["--wait-lock"]);
+    assert_eq!(code, Some(0), "{t}");
+    assert_eq!(status_of(&r, "b"), "passed", "{r}");
+    release.await.unwrap();
+
+    // Two fleet runs at once: whichever meets the other's Lease waits
+    // (--wait-lock) and both finish, each cluster's history without gaps or
+    // pending records.
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_pake"))
+            .current_dir(dir)
+            .arg("--kubeconfig")
+            .arg(f.kubeconfig())
+            .args([
+                "--env",
+                "prod",
+                "--yes",
+                "deploy",
+                "--wait-lock",
+                "--timeout",
+                "120s",
+            ])
+            .env_remove("PAKE_ENV")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let runs = [spawn(), spawn()].map(|c| c.wait_with_output().unwrap());
+    for o in &runs {
+        assert!(o.status.success(), "{}", k8s::text(o));
+    }
+    for c in ["a", "b"] {
+        let h = history(&f, dir, c);
+        assert!(h.iter().all(|r| r["status"] != "pending"), "{c}: {h:?}");
+        let revs: Vec<u64> = h.iter().map(|r| r["revision"].as_u64().unwrap()).collect();
+        assert_eq!(revs, (1..=revs.len() as u64).collect::<Vec<_>>(), "{c}");
+        assert_eq!(
+            h.iter().filter(|r| r["status"] == "deployed").count(),
+            1,
+            "{c}"
+        );
+    }
+    f.cleanup(&app).await;
+}
