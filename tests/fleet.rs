@@ -595,3 +595,73 @@ async fn concurrent_runs_are_serialized_per_cluster_by_the_leases() {
     }
     f.cleanup(&app).await;
 }
+
+// Multi-threaded: the test watches the cluster while pake runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_restores_the_running_cluster_and_starts_no_other() {
+    let Some(f) = Fleet::new("fleet_sigterm") else {
+        return;
+    };
+    let app = format!("flth-{}", k8s::suffix());
+    let p = k8s::project(&fleet_yaml(&app, &[], ""), &[]);
+    let dir = p.path();
+    let ok = [
+        "{name: a, context: flt-a}",
+        "{name: b, context: flt-b}",
+        "{name: c, context: flt-c}",
+    ];
+    first_release(&f, dir, &app, &ok);
+    // b never becomes ready; even `continue` must not go on to c after a signal.
+    let slow = format!("{{name: b, context: flt-b, {NEVER}}}");
+    write_yaml(
+        dir,
+        &fleet_yaml(&app, &[ok[0], &slow, ok[2]], "{onFailure: continue}"),
+    );
+    let two = format!("pake-test/{app}:2");
+    let child = Command::new(env!("CARGO_BIN_EXE_pake"))
+        .current_dir(dir)
+        .arg("--kubeconfig")
+        .arg(f.kubeconfig())
+        .args([
+            "--env",
+            "prod",
+            "--yes",
+            "deploy",
+            "-o",
+            "json",
+            "--timeout",
+            "120s",
+        ])
+        .args(["--image", &two])
+        .env_remove("PAKE_ENV")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let admins = f.admins().await;
+    let t = std::time::Instant::now();
+    while image_of(&admins[1], &app).await.as_deref() != Some(two.as_str()) {
+        assert!(t.elapsed().as_secs() < 90, "b never started");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let text = k8s::text(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status_of(&r, "a"), "passed", "{r}");
+    assert_eq!(status_of(&r, "b"), "failed", "{r}");
+    assert_eq!(status_of(&r, "c"), "skipped", "{r}");
+    let one = format!("pake-test/{app}:1");
+    assert_eq!(image_of(&admins[0], &app).await, Some(two));
+    assert_eq!(image_of(&admins[1], &app).await, Some(one.clone()));
+    assert_eq!(image_of(&admins[2], &app).await, Some(one));
+    assert_eq!(
+        history(&f, dir, "b").last().unwrap()["status"],
+        "rolled-back"
+    );
+    assert_eq!(history(&f, dir, "c").len(), 1);
+    f.cleanup(&app).await;
+}

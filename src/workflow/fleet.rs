@@ -28,6 +28,7 @@ use crate::config::fleet::{FleetPlan, Member as PlannedMember, OnFailure};
 use crate::error::{Error, ExitCode, Result};
 use crate::output::Ui;
 use crate::workflow::executor::{ErrorReport, Report};
+use crate::workflow::signals;
 
 /// The seam: one cluster's release. `deploy` is one full single-cluster run
 /// (errors before any change are `Err`, failures after changes are rolled
@@ -253,7 +254,9 @@ async fn deploy_one<M: Member>(
     t0: Instant,
     fleet_id: &str,
 ) -> ClusterResult {
-    if halted.get() {
+    // A signal (Ctrl-C, SIGTERM, SIGHUP) stops the fleet whatever the policy:
+    // running clusters restore themselves, nothing new starts.
+    if halted.get() || signals::pending().is_some() {
         return blank(m, ClusterStatus::Skipped);
     }
     let mut r = blank(m, ClusterStatus::Failed);
@@ -287,6 +290,18 @@ async fn rollback_passed<M: Member>(
         .filter(|&i| results[i].status == ClusterStatus::Passed && !dry(&results[i]))
         .collect();
     if passed.is_empty() {
+        return;
+    }
+    if let Some(sig) = signals::pending() {
+        // Each run would stop at once on the pending signal: say what to do instead.
+        ui.line(format!(
+            "rollback-all not started: interrupted by {sig}; {} keep the new revision (`pake rollback --cluster NAME` returns one)",
+            passed
+                .iter()
+                .map(|&i| results[i].name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
         return;
     }
     ui.line(format!(
