@@ -134,6 +134,51 @@ pub fn target_in(g: &Global, project: &Project, env: &str) -> Result<Target> {
     }
 }
 
+/// Read-only commands on a fleet (`status`, `verify`): when the environment
+/// lists `clusters:` and neither `--cluster` nor `--context` picks one, run
+/// `one` on each cluster in plan order (text: a heading per cluster; `-o json`:
+/// one document per cluster, in order) and return the worst exit code
+/// (3, 2, 1, 0). `None`: not a fleet, the caller runs as usual.
+pub async fn each_cluster<F, Fut>(g: &Global, one: F) -> Option<Result<ExitCode>>
+where
+    F: Fn(Global) -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode>>,
+{
+    if !g.clusters.is_empty() || g.context.is_some() {
+        return None;
+    }
+    let project = Project::load(g.config.as_deref()).ok()?;
+    let (env, _) = project.select_env(g.env.as_deref()).ok()?;
+    let o = project.config.environments.get(&env)?;
+    if o.clusters.is_empty() {
+        return None;
+    }
+    let plan = match crate::config::fleet::plan(&env, o, &[]) {
+        Ok(p) => p,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut worst = ExitCode::Ok;
+    for m in plan.members() {
+        if g.output == Format::Text {
+            crate::output::out_line(format!("== cluster {} (context {})", m.name, m.context));
+        }
+        let mut gm = g.clone();
+        gm.clusters = vec![m.name.clone()];
+        let code = match one(gm).await {
+            Ok(c) => c,
+            Err(e) => {
+                crate::output::err_line(format!("[{}] error: {e}", m.name));
+                e.kind
+            }
+        };
+        worst = [ExitCode::Cluster, ExitCode::Usage, ExitCode::Failed]
+            .into_iter()
+            .find(|k| *k == code || *k == worst)
+            .unwrap_or(ExitCode::Ok);
+    }
+    Some(Ok(worst))
+}
+
 /// Every command that acts on an environment says so first (on stderr, so
 /// stdout stays the result): which environment and why, which kubeconfig
 /// context, which namespace.
