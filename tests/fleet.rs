@@ -336,6 +336,20 @@ async fn two_waves_pass_in_order_with_one_fleet_id_and_per_cluster_history_and_r
     let out = pake(&f, dir, &["history"]);
     assert_eq!(out.status.code(), Some(2), "{}", k8s::text(&out));
     assert!(k8s::text(&out).contains("--cluster NAME (one of: a, b)"));
+    // Read-only commands go through every cluster.
+    let out = pake(&f, dir, &["verify"]);
+    let t = k8s::text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("== cluster a (context flt-a)") && t.contains("== cluster b (context flt-b)"),
+        "{t}"
+    );
+    let out = pake(&f, dir, &["doctor", "--no-docker", "-o", "json"]);
+    let t = k8s::text(&out);
+    assert!(out.status.success(), "{t}");
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["kind"], "FleetDoctorReport", "{d}");
+    assert_eq!(d["clusters"].as_array().unwrap().len(), 2, "{d}");
     f.cleanup(&app).await;
 }
 
