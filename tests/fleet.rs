@@ -679,3 +679,71 @@ async fn sigterm_restores_the_running_cluster_and_starts_no_other() {
     assert_eq!(history(&f, dir, "c").len(), 1);
     f.cleanup(&app).await;
 }
+
+async fn selects(c: &kube::Client, service: &str) -> Option<String> {
+    let s = Api::<k8s_openapi::api::core::v1::Service>::namespaced(c.clone(), NS)
+        .get(service)
+        .await
+        .unwrap();
+    s.spec?.selector?.get("version").cloned()
+}
+
+#[tokio::test]
+async fn a_bluegreen_switch_across_clusters_switches_all_or_none() {
+    let Some(f) = Fleet::new("fleet_bluegreen") else {
+        return;
+    };
+    let app = format!("flti-{}", k8s::suffix());
+    let p = k8s::project(&fleet_yaml(&app, &[], ""), &[]);
+    let dir = p.path();
+    first_release(
+        &f,
+        dir,
+        &app,
+        &["{name: a, context: flt-a}", "{name: b, context: flt-b}"],
+    );
+    let image = format!("pake-test/{app}:2");
+    let candidate = |cluster: &str| {
+        let out = pake(
+            &f,
+            dir,
+            &[
+                "bluegreen",
+                "deploy",
+                "v2",
+                "--image",
+                &image,
+                "--timeout",
+                "60s",
+                "--cluster",
+                cluster,
+            ],
+        );
+        assert!(out.status.success(), "{}", k8s::text(&out));
+    };
+    let admins = f.admins().await;
+    // v2 is a candidate on a only: a switches, b cannot, a is switched back.
+    candidate("a");
+    let out = pake(&f, dir, &["bluegreen", "switch", "v2", "-o", "json"]);
+    let t = k8s::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["kind"], "FleetSwitchReport", "{r}");
+    assert_eq!(r["clusters"][0]["switch"]["ok"], true, "{r}");
+    assert_eq!(r["clusters"][0]["switchedBack"]["ok"], true, "{r}");
+    assert_eq!(r["clusters"][0]["switchedBack"]["to"], "v1", "{r}");
+    assert!(r["clusters"][1]["switch"]["ok"] != true, "{r}");
+    for c in &admins[..2] {
+        assert_eq!(selects(c, &app).await.as_deref(), Some("v1"));
+    }
+    // With the candidate everywhere, both switch.
+    candidate("b");
+    let out = pake(&f, dir, &["bluegreen", "switch", "v2"]);
+    let t = k8s::text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("switched to v2 on all 2 cluster(s)"), "{t}");
+    for c in &admins[..2] {
+        assert_eq!(selects(c, &app).await.as_deref(), Some("v2"));
+    }
+    f.cleanup(&app).await;
+}

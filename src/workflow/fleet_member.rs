@@ -226,3 +226,211 @@ fn announce(plan: &FleetPlan, app: &str, env: &str, opts: &DeployOptions) {
         plan.on_failure.as_str()
     ));
 }
+
+/// One cluster's part of a fleet-wide blue-green switch.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSwitch {
+    pub name: String,
+    pub context: String,
+    /// The switch on this cluster, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switch: Option<crate::steps::bluegreen::SwitchReport>,
+    /// An error before this cluster's switch changed anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<executor::ErrorReport>,
+    /// This cluster had switched, a later one failed: the switch back to its
+    /// previous version (verified like a switch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switched_back: Option<crate::steps::bluegreen::SwitchReport>,
+}
+
+/// `pake bluegreen switch VERSION` on a fleet (`-o json`: kind `FleetSwitchReport`).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetSwitchReport {
+    pub ok: bool,
+    pub app: String,
+    pub env: String,
+    pub to: String,
+    pub clusters: Vec<ClusterSwitch>,
+}
+
+impl FleetSwitchReport {
+    /// 0 when every cluster switched; 3 when one did not answer; else 1.
+    pub fn exit_code(&self) -> crate::error::ExitCode {
+        use crate::error::ExitCode;
+        if self.ok {
+            return ExitCode::Ok;
+        }
+        let kinds = self.clusters.iter().filter_map(|c| {
+            c.error
+                .as_ref()
+                .map(|e| e.kind)
+                .or(c.switch.as_ref().map(|s| s.exit_code()))
+        });
+        let kinds: Vec<ExitCode> = kinds.collect();
+        if kinds.contains(&ExitCode::Cluster) {
+            ExitCode::Cluster
+        } else {
+            ExitCode::Failed
+        }
+    }
+}
+
+struct SwitchTarget {
+    name: String,
+    context: String,
+    server: String,
+    cluster: Cluster,
+    resolved: crate::config::Resolved,
+    ui: Ui,
+}
+
+/// A blue-green switch across every cluster of the environment, all or none:
+/// every cluster is prepared and answers first (nothing changes otherwise);
+/// protected environments are confirmed once; then the clusters switch one
+/// after another in wave order, each proving its switch (pre-checks, smoke
+/// test, endpoints) as a single switch does. When one fails (and, as a
+/// single switch, put itself back), the clusters that already switched are
+/// switched back to their previous version, verified.
+pub async fn switch(
+    base: &Selection,
+    kubeconfig: Option<PathBuf>,
+    to: &str,
+    workflow: &str,
+    o: &crate::steps::bluegreen::SwitchOptions,
+    ui: &Ui,
+) -> Result<FleetSwitchReport> {
+    use crate::steps::bluegreen::{self, SwitchKind, SwitchOptions};
+    let project = Project::load(base.config.as_deref())?;
+    let (env, _) = project.select_env(base.env.as_deref())?;
+    let resolved = project.resolve(Some(&env))?;
+    let plan = crate::config::fleet::plan(&env, &project.config.environments[&env], &[])?;
+    crate::output::err_line(format!(
+        "fleet switch of {} in {env} to {to}: {} (one cluster at a time; all or none)",
+        resolved.app,
+        describe(&plan)
+    ));
+    let mut targets = Vec::new();
+    for m in plan.members() {
+        let t = async {
+            let mut sel = base.clone();
+            sel.cluster = Some(m.name.clone());
+            let p = release::prepare(&sel, workflow)?;
+            let target = Target {
+                kubeconfig: kubeconfig.clone(),
+                context: Some(m.context.clone()),
+            };
+            let (cfg, _, _) = target.config().await?;
+            let server = cfg.cluster_url.to_string();
+            let cluster = target.connect().await?;
+            crate::error::with_endpoint(server.clone(), m.context.clone(), cluster.version())
+                .await?;
+            Ok::<_, Error>(SwitchTarget {
+                name: m.name.clone(),
+                context: m.context.clone(),
+                server,
+                cluster,
+                resolved: p.resolved,
+                ui: ui.for_cluster(&m.name),
+            })
+        }
+        .await
+        .map_err(|e| fleet::on_cluster(e, &m.name, &m.context))?;
+        targets.push(t);
+    }
+    if o.dry_run.is_none() {
+        release::confirm_protected(
+            &resolved,
+            ui,
+            o.yes,
+            "switch",
+            &format!(
+                "switch {} cluster(s) to {to}: {}",
+                targets.len(),
+                describe(&plan)
+            ),
+        )?;
+    }
+    let one = SwitchOptions {
+        kind: o.kind,
+        check: o.check.clone(),
+        check_timeout: o.check_timeout,
+        timeout: o.timeout,
+        wait_lock: o.wait_lock,
+        force_conflicts: o.force_conflicts,
+        yes: true,
+        dry_run: o.dry_run,
+    };
+    let mut out: Vec<ClusterSwitch> = Vec::new();
+    let mut failed = false;
+    for t in &targets {
+        let mut c = ClusterSwitch {
+            name: t.name.clone(),
+            context: t.context.clone(),
+            switch: None,
+            error: None,
+            switched_back: None,
+        };
+        if failed {
+            out.push(c);
+            continue;
+        }
+        let r = crate::error::with_endpoint(
+            t.server.clone(),
+            t.context.clone(),
+            bluegreen::switch(&t.cluster, &t.resolved, &t.ui, to, workflow, &one),
+        )
+        .await;
+        match r {
+            Ok(rep) => {
+                failed = !rep.ok;
+                c.switch = Some(rep);
+            }
+            Err(e) => {
+                failed = true;
+                c.error = Some((&e).into());
+            }
+        }
+        out.push(c);
+    }
+    if failed && o.dry_run.is_none() {
+        let back = SwitchOptions {
+            kind: SwitchKind::Rollback,
+            check: None,
+            check_timeout: o.check_timeout,
+            timeout: o.timeout,
+            wait_lock: true,
+            force_conflicts: o.force_conflicts,
+            yes: true,
+            dry_run: None,
+        };
+        for (t, c) in targets.iter().zip(out.iter_mut()) {
+            let Some(done) = c.switch.as_ref().filter(|s| s.ok && s.changed) else {
+                continue;
+            };
+            let from = done.from.clone();
+            t.ui.line(format!(
+                "switching back to {from}: a later cluster did not switch"
+            ));
+            let r = crate::error::with_endpoint(
+                t.server.clone(),
+                t.context.clone(),
+                bluegreen::switch(&t.cluster, &t.resolved, &t.ui, &from, workflow, &back),
+            )
+            .await;
+            match r {
+                Ok(rep) => c.switched_back = Some(rep),
+                Err(e) => c.error = Some((&e).into()),
+            }
+        }
+    }
+    Ok(FleetSwitchReport {
+        ok: !failed,
+        app: resolved.app,
+        env,
+        to: to.to_string(),
+        clusters: out,
+    })
+}
