@@ -344,6 +344,14 @@ async fn two_waves_pass_in_order_with_one_fleet_id_and_per_cluster_history_and_r
         t.contains("== cluster a (context flt-a)") && t.contains("== cluster b (context flt-b)"),
         "{t}"
     );
+    // a runs :2, pake.yaml says :1: the fleet diff shows both and exits 1.
+    let out = pake(&f, dir, &["diff"]);
+    let t = k8s::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("== cluster a") && t.contains("== cluster b"),
+        "{t}"
+    );
     let out = pake(&f, dir, &["doctor", "--no-docker", "-o", "json"]);
     let t = k8s::text(&out);
     assert!(out.status.success(), "{t}");

@@ -7,7 +7,7 @@ use crate::error::{ExitCode, Result};
 use crate::output::Format;
 use crate::workflow::{diff, release};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct DiffArgs {
     #[arg(long, default_value = "deploy")]
     pub workflow: String,
@@ -18,6 +18,18 @@ pub struct DiffArgs {
 
 pub async fn run(g: &Global, a: DiffArgs) -> Result<ExitCode> {
     only_formats(g, &[Format::Text, Format::Json], "diff")?;
+    // A fleet: every cluster in turn, each with its overrides (docs/fleet.md).
+    let each = super::each_cluster(g, |g| {
+        let a = a.clone();
+        async move { run_one(&g, a).await }
+    });
+    if let Some(r) = each.await {
+        return r;
+    }
+    run_one(g, a).await
+}
+
+async fn run_one(g: &Global, a: DiffArgs) -> Result<ExitCode> {
     let ui = g.ui();
     let mut sel = super::deploy::selection(g);
     sel.image = a.image.clone();
