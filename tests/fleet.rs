@@ -755,3 +755,49 @@ async fn a_bluegreen_switch_across_clusters_switches_all_or_none() {
     }
     f.cleanup(&app).await;
 }
+
+/// Offline: per-cluster overrides in what is rendered, and bad fleets are exit 2.
+#[test]
+fn per_cluster_overrides_render_offline_and_bad_fleets_are_usage_errors() {
+    let yaml = "app: fltj\nimage: pake-test/fltj\nreplicas: 2\nenvironments:\n  prod:\n    namespace: pake-test\n    clusters:\n      - {name: canary, context: c1}\n      - {name: eu, context: c2, wave: 2, replicas: 4, namespace: pake-prod}\n";
+    let p = k8s::project(yaml, &[]);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pake"))
+            .current_dir(p.path())
+            .args(args)
+            .env_remove("PAKE_ENV")
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["render", "--env", "prod", "--cluster", "eu"]);
+    let t = k8s::text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("replicas: 4") && t.contains("namespace: pake-prod"),
+        "{t}"
+    );
+    let out = run(&["render", "--env", "prod", "--cluster", "canary"]);
+    let t = k8s::text(&out);
+    assert!(t.contains("replicas: 2") && !t.contains("pake-prod"), "{t}");
+    let out = run(&["deploy", "--env", "prod", "--dry-run=client"]);
+    let t = k8s::text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("== cluster canary (context c1)") && t.contains("== cluster eu (context c2)"),
+        "{t}"
+    );
+    // Two clusters on one context: exit 2 naming the line, before any cluster is contacted.
+    std::fs::write(
+        p.path().join("pake.yaml"),
+        yaml.replace("context: c2", "context: c1"),
+    )
+    .unwrap();
+    let out = run(&["deploy", "--env", "prod", "--yes"]);
+    let t = k8s::text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("pake.yaml:") && t.contains("both use context \"c1\""),
+        "{t}"
+    );
+}

@@ -49,6 +49,20 @@ pub fn selection(g: &Global) -> release::Selection {
 pub async fn run(g: &Global, a: DeployArgs) -> Result<ExitCode> {
     only_formats(g, &[Format::Text, Format::Json], "deploy")?;
     let ui = g.ui();
+    if a.dry_run == Some(release::DryRun::Client) {
+        // A fleet: each cluster's manifests (its overrides applied), offline.
+        let each = super::each_cluster(g, |g| {
+            let (workflow, image) = (a.workflow.clone(), a.image.clone());
+            async move {
+                let mut sel = selection(&g);
+                sel.image = image;
+                client_dry_run(&g, &release::prepare(&sel, &workflow)?)
+            }
+        });
+        if let Some(r) = each.await {
+            return r;
+        }
+    }
     let mut sel = selection(g);
     sel.image = a.image.clone();
     if a.dry_run != Some(release::DryRun::Client) && has_clusters(g)? {
