@@ -486,8 +486,29 @@ async fn max_parallel_bounds_the_clusters_running_at_once() {
         "{name: c, context: flt-c, wave: 1}",
     ];
     let p = k8s::project(&fleet_yaml(&app, &clusters, "{maxParallel: 2}"), &[]);
-    let (code, r, t) = deploy(&f, p.path(), &[]);
-    assert_eq!(code, Some(0), "{t}");
+    let summary = p.path().join("step-summary.md");
+    let out = k8s::pake(
+        &f.kubeconfig(),
+        p.path(),
+        &["--env", "prod", "--yes", "deploy", "-o", "json"],
+        &[("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())],
+    );
+    let t = k8s::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The GitHub step summary: one table row per cluster.
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.contains("| cluster | context | wave | result | revision | time |"),
+        "{md}"
+    );
+    for c in [
+        "| a | flt-a | 1 | passed |",
+        "| b | flt-b | 1 | passed |",
+        "| c | flt-c | 1 | passed |",
+    ] {
+        assert!(md.contains(c), "{md}");
+    }
     assert_eq!(r["maxParallel"], 2);
     let mut spans: Vec<(u64, u64)> = ["a", "b", "c"]
         .iter()

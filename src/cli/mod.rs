@@ -134,9 +134,10 @@ pub fn target_in(g: &Global, project: &Project, env: &str) -> Result<Target> {
     }
 }
 
-/// Read-only commands on a fleet (`status`, `verify`): when the environment
-/// lists `clusters:` and neither `--cluster` nor `--context` picks one, run
-/// `one` on each cluster in plan order (text: a heading per cluster; `-o json`:
+/// Read-only commands on a fleet (`status`, `verify`, `diff`, ...): when the
+/// environment lists `clusters:` and neither one `--cluster` nor `--context`
+/// picks one, run
+/// `one` on each cluster in plan order, or on each `--cluster` given (text: a heading per cluster; `-o json`:
 /// one document per cluster, in order) and return the worst exit code
 /// (3, 2, 1, 0). `None`: not a fleet, the caller runs as usual.
 pub async fn each_cluster<F, Fut>(g: &Global, one: F) -> Option<Result<ExitCode>>
@@ -144,7 +145,7 @@ where
     F: Fn(Global) -> Fut,
     Fut: std::future::Future<Output = Result<ExitCode>>,
 {
-    if !g.clusters.is_empty() || g.context.is_some() {
+    if g.clusters.len() == 1 || g.context.is_some() {
         return None;
     }
     let project = Project::load(g.config.as_deref()).ok()?;
@@ -153,7 +154,7 @@ where
     if o.clusters.is_empty() {
         return None;
     }
-    let plan = match crate::config::fleet::plan(&env, o, &[]) {
+    let plan = match crate::config::fleet::plan(&env, o, &g.clusters) {
         Ok(p) => p,
         Err(e) => return Some(Err(e)),
     };
