@@ -332,10 +332,19 @@ async fn two_waves_pass_in_order_with_one_fleet_id_and_per_cluster_history_and_r
     );
     assert_eq!(history(&f, dir, "b").last().unwrap()["action"], "rollback");
     assert_eq!(history(&f, dir, "a").last().unwrap()["action"], "deploy");
-    // Without --cluster, a single-cluster command says which to pick.
-    let out = pake(&f, dir, &["history"]);
+    // Without --cluster, a command that changes one cluster says which to pick ...
+    let out = pake(&f, dir, &["rollback"]);
     assert_eq!(out.status.code(), Some(2), "{}", k8s::text(&out));
     assert!(k8s::text(&out).contains("--cluster NAME (one of: a, b)"));
+    // ... and history shows each cluster's own.
+    let out = pake(&f, dir, &["history"]);
+    let t = k8s::text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("== cluster a (context flt-a)") && t.contains("== cluster b (context flt-b)"),
+        "{t}"
+    );
+    assert!(t.contains(id), "the fleet id in the MESSAGE column: {t}");
     // Read-only commands go through every cluster.
     let out = pake(&f, dir, &["verify"]);
     let t = k8s::text(&out);

@@ -14,6 +14,14 @@ pub struct HistoryArgs {}
 
 pub async fn history(g: &Global, _a: HistoryArgs) -> Result<ExitCode> {
     only_formats(g, &[Format::Text, Format::Json], "history")?;
+    // A fleet: each cluster's own history in turn (docs/fleet.md).
+    if let Some(r) = super::each_cluster(g, |g| async move { history_one(&g).await }).await {
+        return r;
+    }
+    history_one(g).await
+}
+
+async fn history_one(g: &Global) -> Result<ExitCode> {
     let ui = g.ui();
     let p = release::prepare(&super::deploy::selection(g), "deploy")?;
     let cluster = super::target_for(g, &p)?.connect().await?;
