@@ -780,6 +780,16 @@ async fn a_bluegreen_switch_across_clusters_switches_all_or_none() {
     let t = k8s::text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("switched to v2 on all 2 cluster(s)"), "{t}");
+    // bluegreen status goes through both clusters.
+    let out = pake(&f, dir, &["bluegreen", "status", "-o", "json"]);
+    let t = k8s::text(&out);
+    assert!(out.status.success(), "{t}");
+    let docs: Vec<Value> = serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter::<Value>()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(docs.len(), 2, "{t}");
+    assert!(docs.iter().all(|d| d["active"] == "v2"), "{t}");
     for c in &admins[..2] {
         assert_eq!(selects(c, &app).await.as_deref(), Some("v2"));
     }

@@ -181,16 +181,11 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
             Ok(print_switch(&ui, &r))
         }
         BluegreenCommand::Status(_) => {
-            let p = release::prepare(&selection(g), "deploy")?;
-            let cluster = super::target_for(g, &p)?.connect().await?;
-            super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
-            let s = bluegreen::status(&cluster, &p.resolved).await?;
-            if ui.is_text() {
-                crate::output::out(bluegreen::status_text(&s));
-            } else {
-                ui.document("BlueGreenStatus", &s);
+            // A fleet: each cluster's in turn (docs/fleet.md).
+            if let Some(r) = super::each_cluster(g, |g| async move { status(&g).await }).await {
+                return r;
             }
-            Ok(ExitCode::Ok)
+            status(g).await
         }
         BluegreenCommand::Cleanup(c) => {
             let p = release::prepare(&selection(g), "deploy")?;
@@ -352,4 +347,19 @@ fn print_fleet_switch(ui: &Ui, r: &crate::workflow::fleet_member::FleetSwitchRep
         )
     });
     r.exit_code()
+}
+
+/// `pake bluegreen status` on one cluster.
+async fn status(g: &Global) -> Result<ExitCode> {
+    let ui = g.ui();
+    let p = release::prepare(&selection(g), "deploy")?;
+    let cluster = super::target_for(g, &p)?.connect().await?;
+    super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
+    let s = bluegreen::status(&cluster, &p.resolved).await?;
+    if ui.is_text() {
+        crate::output::out(bluegreen::status_text(&s));
+    } else {
+        ui.document("BlueGreenStatus", &s);
+    }
+    Ok(ExitCode::Ok)
 }
