@@ -129,7 +129,26 @@ pub fn set_endpoint(server: &str, context: &str) {
     let _ = ENDPOINT.set((server.to_string(), context.to_string()));
 }
 
+tokio::task_local! {
+    /// The API server of the cluster a future works on, when a run talks to
+    /// several (a fleet): set per cluster with [`with_endpoint`].
+    static SCOPED_ENDPOINT: (String, String);
+}
+
+/// Run `f` with errors naming `server` (context `context`) instead of the
+/// process-wide endpoint: one cluster of a fleet.
+pub async fn with_endpoint<F: std::future::Future>(
+    server: String,
+    context: String,
+    f: F,
+) -> F::Output {
+    SCOPED_ENDPOINT.scope((server, context), f).await
+}
+
 fn endpoint() -> String {
+    if let Ok(s) = SCOPED_ENDPOINT.try_with(|(s, c)| format!(" {s} (context {c})")) {
+        return s;
+    }
     ENDPOINT
         .get()
         .map(|(s, c)| format!(" {s} (context {c})"))

@@ -148,6 +148,8 @@ pub struct Ui {
     /// stdin and stdout are terminals: prompts are allowed.
     pub interactive: bool,
     pub color: bool,
+    /// Put before every human line (`[eu] ` for one cluster of a fleet).
+    pub prefix: String,
 }
 
 impl Ui {
@@ -159,6 +161,7 @@ impl Ui {
             progress: tty && !no_progress && format == Format::Text,
             interactive,
             color: color.apply(),
+            prefix: String::new(),
         }
     }
 
@@ -169,6 +172,7 @@ impl Ui {
             progress: false,
             interactive: false,
             color: false,
+            prefix: String::new(),
         }
     }
 
@@ -179,7 +183,18 @@ impl Ui {
     /// A line of human output; suppressed in machine formats.
     pub fn line(&self, s: impl AsRef<str>) {
         if self.is_text() {
-            out_line(s);
+            out_line(format!("{}{}", self.prefix, s.as_ref()));
+        }
+    }
+
+    /// The UI of one cluster of a fleet: every line starts with `[name] `,
+    /// no spinners (several clusters run at once), no prompts.
+    pub fn for_cluster(&self, name: &str) -> Ui {
+        Ui {
+            progress: false,
+            interactive: false,
+            prefix: format!("{}[{name}] ", self.prefix),
+            ..self.clone()
         }
     }
 
@@ -212,7 +227,7 @@ impl Ui {
             }
         } else {
             if self.is_text() {
-                err_line(format!("→ {name}"));
+                err_line(format!("{}→ {name}", self.prefix));
             }
             StepProgress {
                 pb: None,
@@ -335,7 +350,7 @@ impl StepProgress {
         if let Some(pb) = &self.pb {
             pb.set_message(format!("{}: {msg}", self.name));
         } else if self.ui.is_text() {
-            err_line(format!("  {msg}"));
+            err_line(format!("{}  {msg}", self.ui.prefix));
         }
     }
     pub fn done(self, summary: &str) {
@@ -354,7 +369,7 @@ impl StepProgress {
             pb.finish_and_clear();
         }
         if self.ui.is_text() {
-            out_line(line);
+            out_line(format!("{}{line}", self.ui.prefix));
         }
     }
 }

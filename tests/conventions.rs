@@ -801,6 +801,7 @@ fn schemas_are_generated_published_and_used_by_init() {
         "audit-report",
         "build-report",
         "release-status",
+        "fleet-report",
     ] {
         let out = pake_as_typed(d.path(), &["schema", name], &[]);
         let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

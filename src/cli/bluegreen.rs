@@ -130,7 +130,7 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
             sel.version = Some(d.version);
             // Fails early on bad input; bluegreen::deploy plans again with the live state.
             let p = release::prepare(&sel, &d.workflow)?;
-            let cluster = g.target().connect().await?;
+            let cluster = super::target_for(g, &p)?.connect().await?;
             super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
             let o = bluegreen::DeployOptions {
                 timeout: d.timeout,
@@ -143,9 +143,22 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
             crate::report::deploy::print(&ui, &report);
             Ok(report.exit_code())
         }
+        BluegreenCommand::Switch(s) if is_fleet(g)? => {
+            let o = switch_options(SwitchKind::Switch, &s.common, g.yes);
+            let r = crate::steps::fleet::switch(
+                &selection(g),
+                g.kubeconfig.clone(),
+                &s.version,
+                &s.common.workflow,
+                &o,
+                &ui,
+            )
+            .await?;
+            Ok(print_fleet_switch(&ui, &r))
+        }
         BluegreenCommand::Switch(s) => {
             let p = release::prepare(&selection(g), &s.common.workflow)?;
-            let cluster = g.target().connect().await?;
+            let cluster = super::target_for(g, &p)?.connect().await?;
             super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
             let o = switch_options(SwitchKind::Switch, &s.common, g.yes);
             let r = bluegreen::switch(
@@ -161,27 +174,22 @@ pub async fn run(g: &Global, a: BluegreenArgs) -> Result<ExitCode> {
         }
         BluegreenCommand::Rollback(s) => {
             let p = release::prepare(&selection(g), &s.common.workflow)?;
-            let cluster = g.target().connect().await?;
+            let cluster = super::target_for(g, &p)?.connect().await?;
             super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
             let o = switch_options(SwitchKind::Rollback, &s.common, g.yes);
             let r = bluegreen::rollback(&cluster, &p.resolved, &ui, &s.common.workflow, &o).await?;
             Ok(print_switch(&ui, &r))
         }
         BluegreenCommand::Status(_) => {
-            let p = release::prepare(&selection(g), "deploy")?;
-            let cluster = g.target().connect().await?;
-            super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
-            let s = bluegreen::status(&cluster, &p.resolved).await?;
-            if ui.is_text() {
-                crate::output::out(crate::report::bluegreen::status_text(&s));
-            } else {
-                ui.document("BlueGreenStatus", &s);
+            // A fleet: each cluster's in turn (docs/fleet.md).
+            if let Some(r) = super::each_cluster(g, |g| async move { status(&g).await }).await {
+                return r;
             }
-            Ok(ExitCode::Ok)
+            status(g).await
         }
         BluegreenCommand::Cleanup(c) => {
             let p = release::prepare(&selection(g), "deploy")?;
-            let cluster = g.target().connect().await?;
+            let cluster = super::target_for(g, &p)?.connect().await?;
             super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
             let o = bluegreen::CleanupOptions {
                 keep: c.keep,
@@ -274,4 +282,84 @@ fn print_switch(ui: &Ui, r: &SwitchReport) -> ExitCode {
         ui.document("SwitchReport", r);
     }
     r.exit_code()
+}
+
+/// A fleet-wide switch: the environment lists `clusters:` and neither
+/// `--cluster` nor `--context` picks one.
+fn is_fleet(g: &Global) -> Result<bool> {
+    if !g.clusters.is_empty() || g.context.is_some() {
+        return Ok(false);
+    }
+    let project = crate::config::Project::load(g.config.as_deref())?;
+    let (env, _) = project.select_env(g.env.as_deref())?;
+    Ok(project
+        .config
+        .environments
+        .get(&env)
+        .is_some_and(|o| !o.clusters.is_empty()))
+}
+
+fn print_fleet_switch(ui: &Ui, r: &crate::steps::fleet::FleetSwitchReport) -> ExitCode {
+    if !ui.is_text() {
+        ui.document("FleetSwitchReport", r);
+        return r.exit_code();
+    }
+    for c in &r.clusters {
+        let u = ui.for_cluster(&c.name);
+        for rep in [&c.switch, &c.switched_back].into_iter().flatten() {
+            for l in crate::report::bluegreen::switch_text(ui, rep).lines() {
+                u.line(l);
+            }
+        }
+        if let Some(e) = &c.error {
+            u.line(format!("{} {}", ui.mark(false), e.message));
+        }
+        if c.switch.is_none() && c.error.is_none() {
+            u.line("- not switched: an earlier cluster failed");
+        }
+    }
+    let back: Vec<&str> = r
+        .clusters
+        .iter()
+        .filter(|c| c.switched_back.as_ref().is_some_and(|s| s.ok))
+        .map(|c| c.name.as_str())
+        .collect();
+    ui.line(if r.ok {
+        format!(
+            "{} {} switched to {} on all {} cluster(s)",
+            ui.mark(true),
+            r.app,
+            r.to,
+            r.clusters.len()
+        )
+    } else {
+        format!(
+            "{} switch of {} to {} in {} failed; {}",
+            ui.mark(false),
+            r.app,
+            r.to,
+            r.env,
+            if back.is_empty() {
+                "no cluster had switched".to_string()
+            } else {
+                format!("switched back: {}", back.join(", "))
+            }
+        )
+    });
+    r.exit_code()
+}
+
+/// `pake bluegreen status` on one cluster.
+async fn status(g: &Global) -> Result<ExitCode> {
+    let ui = g.ui();
+    let p = release::prepare(&selection(g), "deploy")?;
+    let cluster = super::target_for(g, &p)?.connect().await?;
+    super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
+    let s = bluegreen::status(&cluster, &p.resolved).await?;
+    if ui.is_text() {
+        crate::output::out(crate::report::bluegreen::status_text(&s));
+    } else {
+        ui.document("BlueGreenStatus", &s);
+    }
+    Ok(ExitCode::Ok)
 }

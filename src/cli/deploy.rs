@@ -41,6 +41,7 @@ pub fn selection(g: &Global) -> release::Selection {
         config: g.config.clone(),
         env: g.env.clone(),
         namespace: g.namespace.clone(),
+        cluster: g.clusters.first().cloned(),
         ..Default::default()
     }
 }
@@ -48,8 +49,25 @@ pub fn selection(g: &Global) -> release::Selection {
 pub async fn run(g: &Global, a: DeployArgs) -> Result<ExitCode> {
     only_formats(g, &[Format::Text, Format::Json], "deploy")?;
     let ui = g.ui();
+    if a.dry_run == Some(release::DryRun::Client) {
+        // A fleet: each cluster's manifests (its overrides applied), offline.
+        let each = super::each_cluster(g, |g| {
+            let (workflow, image) = (a.workflow.clone(), a.image.clone());
+            async move {
+                let mut sel = selection(&g);
+                sel.image = image;
+                client_dry_run(&g, &release::prepare(&sel, &workflow)?)
+            }
+        });
+        if let Some(r) = each.await {
+            return r;
+        }
+    }
     let mut sel = selection(g);
     sel.image = a.image.clone();
+    if a.dry_run != Some(release::DryRun::Client) && has_clusters(g)? {
+        return fleet(g, a, sel).await;
+    }
     let p = release::prepare(&sel, &a.workflow)?;
     if a.dry_run == Some(release::DryRun::Client) {
         return client_dry_run(g, &p);
@@ -92,6 +110,45 @@ pub async fn run(g: &Global, a: DeployArgs) -> Result<ExitCode> {
     )
     .await?;
     crate::report::deploy::print(&ui, &report);
+    Ok(report.exit_code())
+}
+
+/// The environment lists `clusters:` (a fleet deploy), checked before
+/// anything else so bad flags are exit 2.
+fn has_clusters(g: &Global) -> Result<bool> {
+    let project = crate::config::Project::load(g.config.as_deref())?;
+    let (env, _) = project.select_env(g.env.as_deref())?;
+    let Some(o) = project.config.environments.get(&env) else {
+        return Ok(false);
+    };
+    if o.clusters.is_empty() {
+        return Ok(false);
+    }
+    if g.context.is_some() {
+        return Err(crate::Error::usage(format!(
+            "environment {env} names the context of each cluster: --context cannot be used with it"
+        ))
+        .fix("drop --context; narrow the fleet with --cluster NAME (repeatable)"));
+    }
+    Ok(true)
+}
+
+/// `pake deploy` across the environment's clusters (docs/fleet.md).
+async fn fleet(g: &Global, a: DeployArgs, mut sel: release::Selection) -> Result<ExitCode> {
+    use crate::steps::fleet as fleet_member;
+    sel.cluster = None;
+    let opts = fleet_member::DeployOptions {
+        dry_run: a.dry_run.is_some(),
+        force_conflicts: a.force_conflicts,
+        timeout: a.timeout,
+        wait_lock: a.wait_lock,
+        history_max: a.history_max,
+        workflow: a.workflow,
+        yes: g.yes,
+    };
+    let ui = g.ui();
+    let report = fleet_member::deploy(&sel, &g.clusters, g.kubeconfig.clone(), &opts, &ui).await?;
+    crate::report::fleet::print(&ui, &report);
     Ok(report.exit_code())
 }
 

@@ -8,7 +8,7 @@ use crate::output::Format;
 use crate::steps::diff;
 use crate::workflow::release;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct DiffArgs {
     #[arg(long, default_value = "deploy")]
     pub workflow: String,
@@ -19,11 +19,23 @@ pub struct DiffArgs {
 
 pub async fn run(g: &Global, a: DiffArgs) -> Result<ExitCode> {
     only_formats(g, &[Format::Text, Format::Json], "diff")?;
+    // A fleet: every cluster in turn, each with its overrides (docs/fleet.md).
+    let each = super::each_cluster(g, |g| {
+        let a = a.clone();
+        async move { run_one(&g, a).await }
+    });
+    if let Some(r) = each.await {
+        return r;
+    }
+    run_one(g, a).await
+}
+
+async fn run_one(g: &Global, a: DiffArgs) -> Result<ExitCode> {
     let ui = g.ui();
     let mut sel = super::deploy::selection(g);
     sel.image = a.image.clone();
     let p = release::prepare(&sel, &a.workflow)?;
-    let cluster = g.target().connect().await?;
+    let cluster = super::target_for(g, &p)?.connect().await?;
     super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
     let p = crate::steps::bluegreen::follow_active(&cluster, &sel, &a.workflow, p, &ui).await?;
     let diffs = diff::compute(&cluster, &p.resolved, &p.plan).await?;

@@ -20,6 +20,9 @@ pub async fn run(g: &Global, a: DoctorArgs) -> Result<ExitCode> {
     let resolved = crate::config::Project::load(g.config.as_deref())
         .ok()
         .and_then(|p| p.resolve(g.env.as_deref()).ok());
+    if let Some((project, r)) = fleet_env(g)? {
+        return fleet(g, &a, &ui, &project, &r).await;
+    }
     let namespace = g
         .namespace
         .clone()
@@ -60,4 +63,65 @@ pub async fn run(g: &Global, a: DoctorArgs) -> Result<ExitCode> {
     } else {
         ExitCode::Cluster
     })
+}
+
+/// The selected environment when it lists `clusters:` and no `--context` was given.
+fn fleet_env(g: &Global) -> Result<Option<(crate::config::Project, crate::config::Resolved)>> {
+    if g.context.is_some() {
+        return Ok(None);
+    }
+    let Ok(project) = crate::config::Project::load(g.config.as_deref()) else {
+        return Ok(None);
+    };
+    let Ok(r) = project.resolve(g.env.as_deref()) else {
+        return Ok(None);
+    };
+    if project.config.environments[&r.env].clusters.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((project, r)))
+}
+
+/// `pake doctor --env ENV` on a fleet: every cluster's context (narrowed by
+/// `--cluster`), with its namespace; the Docker engine once.
+async fn fleet(
+    g: &Global,
+    a: &DoctorArgs,
+    ui: &crate::output::Ui,
+    project: &crate::config::Project,
+    r: &crate::config::Resolved,
+) -> Result<ExitCode> {
+    let o = &project.config.environments[&r.env];
+    let plan = crate::config::fleet::plan(&r.env, o, &g.clusters)?;
+    let mut reports = Vec::new();
+    for (i, m) in plan.members().enumerate() {
+        let mut cr = r.clone();
+        crate::workflow::release::cluster_spec(project, &r.env, &m.name)?.apply(&mut cr);
+        let namespace = g.namespace.clone().unwrap_or(cr.namespace);
+        let target = crate::kube::Target {
+            kubeconfig: g.kubeconfig.clone(),
+            context: Some(m.context.clone()),
+        };
+        let docker = i == 0 && !a.no_docker;
+        let report = crate::preflight::run(&target, Some(&namespace), docker).await;
+        if ui.is_text() {
+            let u = ui.for_cluster(&m.name);
+            u.line(format!("context {} · namespace {namespace}", m.context));
+            for c in &report.checks {
+                u.line(format!("{} {:<14} {}", ui.mark(c.ok), c.name, c.detail));
+                if let Some(fix) = &c.fix {
+                    u.line(format!("  {:<14} fix: {fix}", ""));
+                }
+            }
+        }
+        reports.push(serde_json::json!({"cluster": m.name, "report": report}));
+    }
+    let ok = reports.iter().all(|v| v["report"]["ok"] == true);
+    if !ui.is_text() {
+        ui.document(
+            "FleetDoctorReport",
+            &serde_json::json!({"ok": ok, "env": r.env, "clusters": reports}),
+        );
+    }
+    Ok(if ok { ExitCode::Ok } else { ExitCode::Cluster })
 }

@@ -62,6 +62,11 @@ pub const TOPICS: &[(&str, &str, &str)] = &[
         include_str!("../../docs/deploy.md"),
     ),
     (
+        "fleet",
+        "several clusters per environment: waves, maxParallel, onFailure, --cluster",
+        include_str!("../../docs/fleet.md"),
+    ),
+    (
         "rollback",
         "history and rollback",
         include_str!("../../docs/history.md"),

@@ -14,9 +14,17 @@ pub struct HistoryArgs {}
 
 pub async fn history(g: &Global, _a: HistoryArgs) -> Result<ExitCode> {
     only_formats(g, &[Format::Text, Format::Json], "history")?;
+    // A fleet: each cluster's own history in turn (docs/fleet.md).
+    if let Some(r) = super::each_cluster(g, |g| async move { history_one(&g).await }).await {
+        return r;
+    }
+    history_one(g).await
+}
+
+async fn history_one(g: &Global) -> Result<ExitCode> {
     let ui = g.ui();
     let p = release::prepare(&super::deploy::selection(g), "deploy")?;
-    let cluster = g.target().connect().await?;
+    let cluster = super::target_for(g, &p)?.connect().await?;
     super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
     let r = &p.resolved;
     let mut revs = history::list(&cluster, &r.namespace, &r.app, &r.env).await?;
@@ -46,9 +54,15 @@ pub async fn history(g: &Global, _a: HistoryArgs) -> Result<ExitCode> {
                 "REVISION", "TIME", "STATUS", "ACTION", "USER", "IMAGE"
             ));
             for v in &revs {
+                // A fleet run's revisions say which fleet they belong to.
+                let message = match v.details["fleet"]["id"].as_str() {
+                    Some(id) if v.message.is_empty() => id.to_string(),
+                    Some(id) => format!("{id}: {}", v.message),
+                    None => v.message.clone(),
+                };
                 ui.line(format!(
                     "{:<8} {:<20} {:<11} {:<16} {:<20} {:<30} {}",
-                    v.revision, v.time, v.status, v.action, v.user, v.image, v.message
+                    v.revision, v.time, v.status, v.action, v.user, v.image, message
                 ));
             }
         }
@@ -83,7 +97,7 @@ pub async fn rollback(g: &Global, a: RollbackArgs) -> Result<ExitCode> {
     only_formats(g, &[Format::Text, Format::Json], "rollback")?;
     let ui = g.ui();
     let p = release::prepare(&super::deploy::selection(g), "deploy")?;
-    let cluster = g.target().connect().await?;
+    let cluster = super::target_for(g, &p)?.connect().await?;
     super::announce(g, &p.project, &p.resolved, Some(&cluster.context));
     let revs = history::list(
         &cluster,

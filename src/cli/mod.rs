@@ -63,6 +63,10 @@ pub struct Global {
     /// Path to pake.yaml (default: ./pake.yaml or the nearest parent's, up to the repository root).
     #[arg(long, global = true, env = "PAKE_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// One cluster of the environment's `clusters:` in pake.yaml; `deploy` takes it
+    /// repeatedly to narrow the fleet.
+    #[arg(long = "cluster", global = true, value_name = "NAME", action = ArgAction::Append)]
+    pub clusters: Vec<String>,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -90,6 +94,90 @@ impl Global {
     pub fn ui(&self) -> Ui {
         Ui::new(self.output, self.no_progress, self.color)
     }
+}
+
+/// The cluster a single-cluster command talks to: `--context` (or the
+/// current context) for an environment without `clusters:`; the context of
+/// `--cluster NAME` for one with them (exit 2 without exactly one).
+pub fn target_for(g: &Global, p: &crate::workflow::release::Prepared) -> Result<Target> {
+    target_in(g, &p.project, &p.resolved.env)
+}
+
+/// [`target_for`] for a command that resolved environment `env` of `project` itself.
+pub fn target_in(g: &Global, project: &Project, env: &str) -> Result<Target> {
+    let o = &project.config.environments[env];
+    if o.clusters.is_empty() {
+        if !g.clusters.is_empty() {
+            crate::config::fleet::plan(env, o, &g.clusters)?;
+        }
+        return Ok(g.target());
+    }
+    let names: Vec<&str> = o.clusters.iter().map(|c| c.name.as_str()).collect();
+    match g.clusters.as_slice() {
+        [one] if g.context.is_none() => {
+            let spec = crate::workflow::release::cluster_spec(project, env, one)?;
+            Ok(Target {
+                kubeconfig: g.kubeconfig.clone(),
+                context: Some(spec.context.clone()),
+            })
+        }
+        [_] => Err(crate::Error::usage(format!(
+            "environment {env} names the context of each cluster: --context cannot be combined with --cluster"
+        ))
+        .fix("drop --context")),
+        _ => Err(crate::Error::usage(format!(
+            "environment {env} has {} clusters ({}): this command acts on one",
+            names.len(),
+            names.join(", ")
+        ))
+        .fix(format!("pass --cluster NAME (one of: {})", names.join(", ")))),
+    }
+}
+
+/// Read-only commands on a fleet (`status`, `verify`, `diff`, ...): when the
+/// environment lists `clusters:` and neither one `--cluster` nor `--context`
+/// picks one, run
+/// `one` on each cluster in plan order, or on each `--cluster` given (text: a heading per cluster; `-o json`:
+/// one document per cluster, in order) and return the worst exit code
+/// (3, 2, 1, 0). `None`: not a fleet, the caller runs as usual.
+pub async fn each_cluster<F, Fut>(g: &Global, one: F) -> Option<Result<ExitCode>>
+where
+    F: Fn(Global) -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode>>,
+{
+    if g.clusters.len() == 1 || g.context.is_some() {
+        return None;
+    }
+    let project = Project::load(g.config.as_deref()).ok()?;
+    let (env, _) = project.select_env(g.env.as_deref()).ok()?;
+    let o = project.config.environments.get(&env)?;
+    if o.clusters.is_empty() {
+        return None;
+    }
+    let plan = match crate::config::fleet::plan(&env, o, &g.clusters) {
+        Ok(p) => p,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut worst = ExitCode::Ok;
+    for m in plan.members() {
+        if g.output == Format::Text {
+            crate::output::out_line(format!("== cluster {} (context {})", m.name, m.context));
+        }
+        let mut gm = g.clone();
+        gm.clusters = vec![m.name.clone()];
+        let code = match one(gm).await {
+            Ok(c) => c,
+            Err(e) => {
+                crate::output::err_line(format!("[{}] error: {e}", m.name));
+                e.kind
+            }
+        };
+        worst = [ExitCode::Cluster, ExitCode::Usage, ExitCode::Failed]
+            .into_iter()
+            .find(|k| *k == code || *k == worst)
+            .unwrap_or(ExitCode::Ok);
+    }
+    Some(Ok(worst))
 }
 
 /// Every command that acts on an environment says so first (on stderr, so

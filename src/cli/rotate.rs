@@ -74,7 +74,9 @@ pub async fn run(g: &Global, a: RotateArgs) -> Result<ExitCode> {
         wait_lock: a.wait_lock,
         yes: g.yes,
     };
-    let cluster = g.target().connect().await?;
+    let cluster = super::target_in(g, &project, &resolved.env)?
+        .connect()
+        .await?;
     super::announce(g, &project, &resolved, Some(&cluster.context));
     let report = rotate::run(&cluster, &resolved, &ui, &opts).await?;
     finish(g, report)

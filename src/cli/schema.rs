@@ -28,6 +28,8 @@ pub enum SchemaName {
     BuildReport,
     /// `pake status -o json`.
     ReleaseStatus,
+    /// `pake deploy -o json` on an environment with `clusters:`.
+    FleetReport,
 }
 
 /// Where pake.yaml's schema is published (the yaml-language-server line `pake init` writes).
@@ -49,6 +51,7 @@ pub fn schema(name: SchemaName) -> serde_json::Value {
         SchemaName::ReleaseStatus => {
             document::<crate::steps::status::ReleaseStatus>("ReleaseStatus")
         }
+        SchemaName::FleetReport => document::<crate::workflow::fleet::FleetReport>("FleetReport"),
     }
 }
 

@@ -238,6 +238,16 @@ impl V<'_> {
         if let Some(i) = &o.ingress {
             self.ingress(&f("ingress"), i)?;
         }
+        super::fleet::check(name, o, &|field, rule| self.err(field, rule))?;
+        for c in &o.clusters {
+            let f = |k: &'static str| vec!["environments", name, "clusters", k];
+            if let Some(r) = &c.resources {
+                self.resources(&f("resources"), r)?;
+            }
+            if let Some(i) = &c.ingress {
+                self.ingress(&f("ingress"), i)?;
+            }
+        }
         Ok(())
     }
 

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 pub mod current;
 pub mod domain;
 pub mod external;
+pub mod fleet;
 pub use current::EnvSource;
 pub use external::{ExternalSource, RemoteRef, StoreKind, StoreRef};
 
@@ -363,6 +364,13 @@ pub struct EnvironmentOverride {
     /// Replaces the project's tolerations for this environment.
     #[serde(default)]
     pub tolerations: Option<Vec<Toleration>>,
+    /// Several clusters: one rollout across them, wave by wave (omitted: the
+    /// current or `--context` context, as a single cluster). See docs/fleet.md.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<fleet::ClusterSpec>,
+    /// How a rollout across `clusters` proceeds: `maxParallel`, `onFailure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<fleet::Rollout>,
 }
 
 /// A pod toleration, with the Pod spec's field names; rendered into the pod template as is.

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod bluegreen;
 pub mod deploy;
+pub mod fleet;
 pub mod github;
 pub mod netpol;
 pub mod sarif;

@@ -7,6 +7,7 @@ pub mod build;
 pub mod deploy;
 pub mod diff;
 pub mod external_secrets;
+pub mod fleet;
 pub mod namespace;
 pub mod policies;
 pub mod rotate;

@@ -3,6 +3,7 @@
 
 pub mod definition;
 pub mod executor;
+pub mod fleet;
 pub mod history;
 pub mod lock;
 pub mod netpol;

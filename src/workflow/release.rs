@@ -48,6 +48,8 @@ pub struct Selection {
     pub image: Option<String>,
     /// Override the version label (blue-green).
     pub version: Option<String>,
+    /// One cluster of the environment's `clusters` (its overrides apply).
+    pub cluster: Option<String>,
 }
 
 pub struct Prepared {
@@ -61,6 +63,9 @@ pub struct Prepared {
 pub fn resolve(sel: &Selection) -> Result<(Project, Resolved)> {
     let project = Project::load(sel.config.as_deref())?;
     let mut resolved = project.resolve(sel.env.as_deref())?;
+    if let Some(name) = &sel.cluster {
+        cluster_spec(&project, &resolved.env, name)?.apply(&mut resolved);
+    }
     if let Some(ns) = &sel.namespace {
         if !crate::config::is_dns_label(ns) {
             return Err(Error::usage(format!(
@@ -102,6 +107,20 @@ pub fn prepare(sel: &Selection, workflow: &str) -> Result<Prepared> {
         resolved,
         plan,
     })
+}
+
+/// The cluster `name` of environment `env` (exit 2 naming the known ones).
+pub fn cluster_spec<'a>(
+    project: &'a Project,
+    env: &str,
+    name: &str,
+) -> Result<&'a crate::config::fleet::ClusterSpec> {
+    let o = &project.config.environments[env];
+    crate::config::fleet::plan(env, o, &[name.to_string()])?;
+    Ok(o.clusters
+        .iter()
+        .find(|c| c.name == name)
+        .expect("plan checked the name"))
 }
 
 /// `pake build --push` records the pushed digest in `.pake/build.json`; when

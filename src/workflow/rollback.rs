@@ -38,8 +38,7 @@ pub fn plan(resolved: &Resolved, revs: &[Revision], to: Option<u32>) -> Result<R
             .iter()
             .rev()
             .find(|v| {
-                Some(v.revision) != current
-                    && matches!(v.status.as_str(), "superseded" | "deployed")
+                Some(v.revision) != current && restorable(v)
             })
             .ok_or_else(|| {
                 Error::usage(format!(
@@ -48,7 +47,7 @@ pub fn plan(resolved: &Resolved, revs: &[Revision], to: Option<u32>) -> Result<R
                 ))
             })?,
     };
-    if !matches!(target.status.as_str(), "deployed" | "superseded") {
+    if !restorable(target) {
         return Err(Error::usage(format!(
             "revision {} is {} (it never finished a deploy); roll back to a revision that was deployed",
             target.revision, target.status
@@ -59,6 +58,36 @@ pub fn plan(resolved: &Resolved, revs: &[Revision], to: Option<u32>) -> Result<R
         )));
     }
     r.image_ref = target.image.clone();
+    Ok(Rollback {
+        resolved: r,
+        target: target.clone(),
+        plan: restore_plan(target)?,
+    })
+}
+
+/// A revision a rollback may return to: one that finished a deploy.
+pub fn restorable(v: &Revision) -> bool {
+    matches!(v.status.as_str(), "deployed" | "superseded")
+}
+
+/// The latest restorable revision older than `revision` (a fleet rolls a
+/// cluster back from the revision it just deployed).
+pub fn before(revs: &[Revision], revision: u32) -> Option<&Revision> {
+    revs.iter()
+        .rev()
+        .find(|v| v.revision < revision && restorable(v))
+}
+
+/// The plan restoring `target`: its objects (Secrets stay as they are: their
+/// values were never recorded), then the verify step. Shared by `pake
+/// rollback` and a fleet's `onFailure: rollback-all`.
+pub fn restore_plan(target: &Revision) -> Result<Plan> {
+    if !restorable(target) {
+        return Err(Error::usage(format!(
+            "revision {} is {} (it never finished a deploy); roll back to a revision that was deployed",
+            target.revision, target.status
+        )));
+    }
     let manifests: Vec<Manifest> = target
         .manifests
         .iter()
@@ -88,11 +117,7 @@ pub fn plan(resolved: &Resolved, revs: &[Revision], to: Option<u32>) -> Result<R
         ],
     };
     check_order(&plan, &plan.workflow)?;
-    Ok(Rollback {
-        resolved: r,
-        target: target.clone(),
-        plan,
-    })
+    Ok(plan)
 }
 
 /// How the executor records a rollback in history.
