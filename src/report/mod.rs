@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod deploy;
+pub mod diagnose;
 pub mod github;
 pub mod netpol;
 pub mod sarif;

@@ -5,6 +5,7 @@
 pub mod bluegreen;
 pub mod build;
 pub mod deploy;
+pub mod diagnose;
 pub mod namespace;
 pub mod policies;
 pub mod rotate;
