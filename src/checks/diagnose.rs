@@ -706,6 +706,27 @@ fn spec_ids(pod: &Value, spec: &Value) -> (Option<i64>, Option<i64>) {
     (pick("runAsUser"), pick("runAsGroup"))
 }
 
+/// `ls -ln` lines of directories not owned by `uid` and not writable by others:
+/// "/app is owned by 0:0 (drwxr-xr-x), the process runs as uid 1000".
+pub fn owner_mismatch(listing: &str, uid: &str) -> Option<String> {
+    listing.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() < 9 || !f[0].starts_with('d') {
+            return None;
+        }
+        let others_write = f[0].as_bytes().get(8) == Some(&b'w');
+        (f[2] != uid && !others_write).then(|| {
+            format!(
+                "{} is owned by {}:{} ({}), the process runs as uid {uid}: it may not write there",
+                f[f.len() - 1],
+                f[2],
+                f[3],
+                f[0]
+            )
+        })
+    })
+}
+
 fn permission_denied(
     s: &Snapshot,
     v: &ContainerView,
@@ -734,6 +755,11 @@ fn permission_denied(
             ));
             for l in listing.lines().filter(|l| !l.trim().is_empty()).take(12) {
                 evidence.push(format!("ls -ln: {}", l.trim()));
+            }
+            let uid_seen = field("Uid");
+            let process_uid = uid_seen.split_whitespace().nth(1).unwrap_or("?");
+            if let Some(o) = owner_mismatch(listing, process_uid) {
+                evidence.push(o);
             }
         }
         Some(ProbeSeen::Unavailable(why)) => {
@@ -1536,10 +1562,6 @@ pub fn connectivity(f: &ConnFacts) -> Vec<Diagnosis> {
     if !f.allowed {
         let closed: Vec<&SideSeen> = f.sides.iter().filter(|s| !s.allows).collect();
         let pake: Vec<String> = closed.iter().filter_map(|s| s.pake_yaml.clone()).collect();
-        let policies: Vec<String> = closed
-            .iter()
-            .filter_map(|s| s.allow_policy.clone())
-            .collect();
         let (target, file, change) = if pake.len() == closed.len() && !pake.is_empty() {
             (
                 Target::PakeYaml,
@@ -1547,7 +1569,24 @@ pub fn connectivity(f: &ConnFacts) -> Vec<Diagnosis> {
                 pake.join("\n"),
             )
         } else {
-            (Target::NetworkPolicy, None, policies.join("---\n"))
+            // Each closed side: this project's pake.yaml line, else the NetworkPolicy.
+            let parts: Vec<String> = closed
+                .iter()
+                .filter_map(|s| {
+                    let (how, text) = match (&s.pake_yaml, &s.allow_policy) {
+                        (Some(p), _) => ("in pake.yaml", p),
+                        (None, Some(p)) => ("a NetworkPolicy", p),
+                        (None, None) => return None,
+                    };
+                    Some(format!(
+                        "# {} of {}: {how}\n{}",
+                        s.direction,
+                        s.workload,
+                        text.trim_end()
+                    ))
+                })
+                .collect();
+            (Target::NetworkPolicy, None, parts.join("\n---\n"))
         };
         let mut evidence = engine_evidence.clone();
         evidence.extend(live_line.clone().filter(|_| !connected));

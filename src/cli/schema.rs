@@ -28,6 +28,10 @@ pub enum SchemaName {
     BuildReport,
     /// `pake status -o json`.
     ReleaseStatus,
+    /// `pake diagnose -o json`.
+    Diagnosis,
+    /// `pake diagnose connectivity -o json`.
+    ConnectivityDiagnosis,
 }
 
 /// Where pake.yaml's schema is published (the yaml-language-server line `pake init` writes).
@@ -48,6 +52,10 @@ pub fn schema(name: SchemaName) -> serde_json::Value {
         SchemaName::BuildReport => document::<crate::steps::build::BuildReport>("BuildReport"),
         SchemaName::ReleaseStatus => {
             document::<crate::steps::status::ReleaseStatus>("ReleaseStatus")
+        }
+        SchemaName::Diagnosis => document::<crate::steps::diagnose::DiagnoseReport>("Diagnosis"),
+        SchemaName::ConnectivityDiagnosis => {
+            document::<crate::steps::diagnose::ConnectivityReport>("ConnectivityDiagnosis")
         }
     }
 }

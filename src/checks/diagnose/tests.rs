@@ -526,3 +526,228 @@ fn hostile_input_never_panics() {
         Some("/a/b".into())
     );
 }
+
+fn side(direction: &str, workload: &str, allows: bool, pake: Option<&str>) -> SideSeen {
+    SideSeen {
+        direction: direction.into(),
+        workload: workload.into(),
+        isolated: true,
+        policies: vec![format!("ns/{workload}-deny")],
+        rules: Vec::new(),
+        allows,
+        allow_policy: (!allows).then(|| "kind: NetworkPolicy\n".to_string()),
+        pake_yaml: pake.map(str::to_string),
+    }
+}
+
+fn facts(allowed: bool, sides: Vec<SideSeen>, live: Live) -> ConnFacts {
+    ConnFacts {
+        src: "ns/fe[Deployment]".into(),
+        dst: "ns/be[Deployment]".into(),
+        port: "8000/TCP".into(),
+        allowed,
+        sides,
+        live,
+    }
+}
+
+const DNS_OK: &str = "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10:53\n\nName:\tbe.ns.svc.cluster.local\nAddress: 10.96.3.7\n\n";
+
+#[test]
+fn live_output_is_parsed() {
+    let seen = parse_live(
+        "fe-1",
+        "http://be:8000/health",
+        &format!(
+            "{DNS_OK}--pake-http--\nConnecting to be:8000 (10.96.3.7:8000)\n  HTTP/1.1 200 OK\n  Content-Type: application/json\n"
+        ),
+    );
+    assert_eq!(
+        seen,
+        Live::Seen {
+            pod: "fe-1".into(),
+            url: "http://be:8000/health".into(),
+            resolved: Some("10.96.3.7".into()),
+            http: Some("HTTP/1.1 200 OK".into()),
+            error: None
+        }
+    );
+    let refused = parse_live(
+        "fe-1",
+        "u",
+        &format!(
+            "{DNS_OK}--pake-http--\nwget: can't connect to remote host (10.96.3.7): Connection refused\n"
+        ),
+    );
+    assert!(
+        matches!(refused, Live::Seen { http: None, error: Some(ref e), .. } if e.contains("Connection refused")),
+        "{refused:?}"
+    );
+    let nxdomain = parse_live(
+        "fe-1",
+        "u",
+        "Server: 10.96.0.10\nAddress: 10.96.0.10:53\n\n** server can't find be: NXDOMAIN\n--pake-http--\nwget: bad address 'be:8000'\n",
+    );
+    assert!(
+        matches!(
+            nxdomain,
+            Live::Seen {
+                resolved: None,
+                http: None,
+                ..
+            }
+        ),
+        "{nxdomain:?}"
+    );
+    assert!(matches!(
+        parse_live("p", "u", ""),
+        Live::Seen {
+            resolved: None,
+            http: None,
+            error: Some(_),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_denied_connection_gets_the_pake_yaml_line_for_the_closed_side() {
+    let f = facts(
+        false,
+        vec![
+            side("egress", "ns/fe[Deployment]", true, None),
+            side(
+                "ingress",
+                "ns/be[Deployment]",
+                false,
+                Some("network:\n  allowFrom: [fe]"),
+            ),
+        ],
+        Live::Skipped,
+    );
+    let d = connectivity(&f);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].check, Cause::NetworkPolicy);
+    assert_eq!(
+        d[0].summary,
+        "the NetworkPolicies deny it: ingress of ns/be[Deployment]"
+    );
+    assert_eq!(d[0].fix.target, Target::PakeYaml);
+    assert!(
+        d[0].fix
+            .change
+            .as_deref()
+            .unwrap()
+            .contains("allowFrom: [fe]")
+    );
+    assert!(d[0].evidence.iter().any(|e| e == "ingress of ns/be[Deployment]: isolated by ns/ns/be[Deployment]-deny; no rule allows this peer"), "{:?}", d[0].evidence);
+}
+
+#[test]
+fn a_side_of_another_project_gets_the_network_policy() {
+    let f = facts(
+        false,
+        vec![
+            side("egress", "ns/fe[Deployment]", false, None),
+            side(
+                "ingress",
+                "ns/be[Deployment]",
+                false,
+                Some("network:\n  allowFrom: [fe]"),
+            ),
+        ],
+        Live::Skipped,
+    );
+    let d = connectivity(&f);
+    assert_eq!(d[0].fix.target, Target::NetworkPolicy);
+    let c = d[0].fix.change.as_deref().unwrap();
+    assert!(
+        c.contains("# egress of ns/fe[Deployment]")
+            && c.contains("kind: NetworkPolicy")
+            && c.contains("allowFrom: [fe]"),
+        "{c}"
+    );
+}
+
+#[test]
+fn denied_but_answered_means_not_enforced() {
+    let live = Live::Seen {
+        pod: "fe-1".into(),
+        url: "http://be:8000/health".into(),
+        resolved: Some("10.0.0.1".into()),
+        http: Some("HTTP/1.1 200 OK".into()),
+        error: None,
+    };
+    let f = facts(
+        false,
+        vec![side("ingress", "ns/be[Deployment]", false, None)],
+        live,
+    );
+    let d = connectivity(&f);
+    assert_eq!(
+        d.iter().map(|d| d.check).collect::<Vec<_>>(),
+        [Cause::NetworkPolicy, Cause::PolicyNotEnforced]
+    );
+    assert!(
+        d[1].evidence
+            .iter()
+            .any(|e| e.contains("answered HTTP/1.1 200 OK"))
+    );
+}
+
+#[test]
+fn denied_and_blocked_live_is_one_finding_with_the_live_evidence() {
+    let live = Live::Seen {
+        pod: "fe-1".into(),
+        url: "u".into(),
+        resolved: Some("10.0.0.1".into()),
+        http: None,
+        error: Some("download timed out".into()),
+    };
+    let d = connectivity(&facts(
+        false,
+        vec![side("ingress", "ns/be[Deployment]", false, None)],
+        live,
+    ));
+    assert_eq!(d.len(), 1);
+    assert!(
+        d[0].evidence
+            .iter()
+            .any(|e| e.contains("no answer (download timed out)"))
+    );
+}
+
+#[test]
+fn allowed_connections() {
+    let ok = Live::Seen {
+        pod: "fe-1".into(),
+        url: "u".into(),
+        resolved: Some("10.0.0.1".into()),
+        http: Some("HTTP/1.1 200 OK".into()),
+        error: None,
+    };
+    assert!(connectivity(&facts(true, vec![side("ingress", "be", true, None)], ok)).is_empty());
+    let dns = Live::Seen {
+        pod: "fe-1".into(),
+        url: "u".into(),
+        resolved: None,
+        http: None,
+        error: Some("bad address".into()),
+    };
+    let d = connectivity(&facts(true, vec![], dns));
+    assert_eq!(d[0].check, Cause::Unreachable);
+    assert!(d[0].fix.summary.contains("does not resolve"));
+    let d = connectivity(&facts(
+        true,
+        vec![],
+        Live::NotProvable {
+            why: "not provable on a simulated node: kwok".into(),
+        },
+    ));
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].status, Status::NotProvable);
+    assert!(
+        d[0].summary
+            .starts_with("enforcement could not be observed")
+    );
+}
