@@ -734,3 +734,112 @@ async fn a_release_on_simulated_nodes_is_not_provable() {
     assert!(t.contains("not provable on a simulated node"), "{t}");
     k8s::cleanup_app(&admin, NS, &app).await;
 }
+
+#[tokio::test]
+async fn a_readiness_probe_that_never_passes_names_the_probe_answer() {
+    let Some(kc) = real_cluster("diagnose_not_ready").await else {
+        return;
+    };
+    let app = format!("dg-unready-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let p = project(&app, "");
+    deploy_good(&kc, p.path());
+    break_deployment(
+        &admin,
+        &app,
+        json!([{"op": "replace", "path": "/spec/template/spec/containers/0/readinessProbe/httpGet/path", "value": "/no-such-path"}]),
+    )
+    .await;
+    // The kubelet reports the failed probe as an Unhealthy event of the new pod.
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(admin.clone(), NS);
+    let t0 = Instant::now();
+    while !events
+        .list(&ListParams::default().fields("reason=Unhealthy"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .any(|e| {
+            e.involved_object
+                .name
+                .as_deref()
+                .unwrap_or("")
+                .starts_with(&format!("{app}-v1-"))
+        })
+    {
+        assert!(t0.elapsed() < Duration::from_secs(90), "no Unhealthy event");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let (code, v, t) = diagnose(&kc, p.path(), &[]);
+    assert_eq!(code, Some(1), "{t}");
+    let f = only(&v, "NOT-READY");
+    assert!(evidence_has(&f, "statuscode: 404"), "{f}");
+    assert!(
+        evidence_has(&f, "readinessProbe.httpGet.path: /no-such-path"),
+        "{f}"
+    );
+    assert_eq!(f["fix"]["target"], "pakeYaml");
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+#[tokio::test]
+async fn a_service_selecting_nothing_compares_selector_and_labels() {
+    let Some(kc) = real_cluster("diagnose_no_endpoints").await else {
+        return;
+    };
+    let app = format!("dg-noep-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let p = project(&app, "");
+    deploy_good(&kc, p.path());
+    let svcs = Api::<k8s_openapi::api::core::v1::Service>::namespaced(admin.clone(), NS);
+    let mut svc = svcs.get(&app).await.unwrap();
+    svc.spec.as_mut().unwrap().selector = Some([("app".to_string(), format!("{app}-typo"))].into());
+    svcs.replace(&app, &PostParams::default(), &svc)
+        .await
+        .unwrap();
+    // Wait for the EndpointSlice controller to drop the endpoint.
+    let slices =
+        Api::<k8s_openapi::api::discovery::v1::EndpointSlice>::namespaced(admin.clone(), NS);
+    let t0 = Instant::now();
+    while slices
+        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={app}")))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .any(|s| s.endpoints.as_ref().is_some_and(|e| !e.is_empty()))
+    {
+        assert!(t0.elapsed() < Duration::from_secs(60), "endpoints stay");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let (code, v, t) = diagnose(&kc, p.path(), &[]);
+    assert_eq!(code, Some(1), "{t}");
+    let f = only(&v, "NO-ENDPOINTS");
+    assert!(
+        evidence_has(
+            &f,
+            &format!("selector app={app}-typo: 0 pods match, 0 Ready")
+        ),
+        "{f}"
+    );
+    assert!(
+        evidence_has(
+            &f,
+            &format!("pods of the release carry: app={app},version=v1")
+        ),
+        "{f}"
+    );
+    // The text report: a section with evidence and the fix.
+    let out = pake(&kc, p.path(), &["diagnose"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    eprintln!("{text}");
+    assert!(
+        text.contains(&format!("✗ NO-ENDPOINTS  Service {NS}/{app}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("  evidence:\n") && text.contains("  fix (templates/k8s/service.yaml): "),
+        "{text}"
+    );
+    k8s::cleanup_app(&admin, NS, &app).await;
+}

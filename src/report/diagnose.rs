@@ -86,7 +86,7 @@ fn tally(findings: &[Diagnosis]) -> String {
 
 pub fn text(r: &DiagnoseReport) -> String {
     let mut out = format!(
-        "diagnose {} in namespace {} (environment {}): {} ({} pods)\n",
+        "diagnose {} in namespace {} (environment {}): {} ({})\n",
         r.app,
         r.namespace,
         r.env,
