@@ -51,6 +51,8 @@ pub enum Cause {
     PolicyNotEnforced,
     /// The destination did not answer although the policies allow it.
     Unreachable,
+    /// No pod of the release exists (nothing deployed, scaled to zero, or deleted).
+    NoPods,
     /// Pods on a simulated (kwok) node: nothing runs there, container checks cannot be proven.
     SimulatedNode,
 }
@@ -74,6 +76,7 @@ impl Cause {
             Cause::NetworkPolicy => "NETWORK-POLICY",
             Cause::PolicyNotEnforced => "POLICY-NOT-ENFORCED",
             Cause::Unreachable => "UNREACHABLE",
+            Cause::NoPods => "NO-PODS",
             Cause::SimulatedNode => "SIMULATED-NODE",
         }
     }
@@ -209,6 +212,13 @@ pub fn diagnose(s: &Snapshot) -> Vec<Diagnosis> {
         out.extend(service_endpoints(s, svc));
     }
     out.extend(simulated_nodes(s));
+    if s.pods.is_empty()
+        && !out
+            .iter()
+            .any(|d| matches!(d.check, Cause::PodSecurity | Cause::FailedCreate))
+    {
+        out.push(no_pods(s));
+    }
     out.sort_by_key(|d| (d.status == Status::NotProvable, d.check, d.object.clone()));
     out.dedup_by(|a, b| a.check == b.check && a.object == b.object);
     out
@@ -1359,6 +1369,34 @@ fn service_endpoints(s: &Snapshot, svc: &Value) -> Option<Diagnosis> {
         evidence,
         fix,
     })
+}
+
+fn no_pods(s: &Snapshot) -> Diagnosis {
+    let mut evidence = vec![format!(
+        "no Pod labelled app={} in namespace {}",
+        s.app, s.namespace
+    )];
+    for rs in &s.replicasets {
+        evidence.push(format!(
+            "ReplicaSet {}: {} desired, {} ready",
+            str_of(&rs["metadata"]["name"]),
+            rs["spec"]["replicas"].as_i64().unwrap_or(0),
+            rs["status"]["readyReplicas"].as_i64().unwrap_or(0)
+        ));
+    }
+    Diagnosis {
+        check: Cause::NoPods,
+        status: Status::Problem,
+        object: format!("app {} in namespace {}", s.app, s.namespace),
+        summary: "nothing of the release runs: no pod exists".into(),
+        evidence,
+        fix: Fix {
+            summary: "deploy it (`pake deploy --env ENV`), or check the environment and namespace diagnose looked at (`pake status`)".into(),
+            target: Target::Cluster,
+            file: None,
+            change: None,
+        },
+    }
 }
 
 // ------------------------------------------------- simulated nodes

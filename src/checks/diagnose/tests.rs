@@ -398,6 +398,11 @@ fn pod_security_rejection_is_explained_by_the_pss_engine() {
             "message": "pods \"api-v1-abc-x\" is forbidden: violates PodSecurity \"restricted:latest\": privileged (container \"app\" must not set securityContext.privileged=true)"}]}
     });
     let mut s = snap(vec![]);
+    assert_eq!(
+        only(&s).check,
+        Cause::NoPods,
+        "nothing deployed is not clean"
+    );
     s.replicasets.push(rs);
     s.pss_enforce = Some(("restricted".into(), "latest".into()));
     let d = only(&s);
