@@ -1493,7 +1493,8 @@ pub struct ConnFacts {
     pub live: Live,
 }
 
-/// Parse what the probe printed: `nslookup` then `wget -S` output.
+/// Parse what the probe printed: `nslookup`, then the first line of the HTTP
+/// answer or the client's error (`nc: can't connect ...`, busybox `wget: ...`).
 pub fn parse_live(pod: &str, url: &str, out: &str) -> Live {
     let (dns, http) = out.split_once("--pake-http--").unwrap_or((out, ""));
     // busybox nslookup: the answer section's `Address: x` (the server's own comes first as `Address:\tIP:53`).
@@ -1519,9 +1520,18 @@ pub fn parse_live(pod: &str, url: &str, out: &str) -> Live {
     } else {
         http.lines()
             .map(str::trim)
-            .find(|l| l.starts_with("wget:"))
-            .map(|l| l.trim_start_matches("wget:").trim().to_string())
-            .or_else(|| Some("no answer".into()))
+            .find(|l| l.starts_with("wget:") || l.starts_with("nc:"))
+            .map(|l| {
+                l.trim_start_matches("wget:")
+                    .trim_start_matches("nc:")
+                    .trim()
+                    .to_string()
+            })
+            .or_else(|| {
+                // Whatever the client said last (a shell error, a cut-off output).
+                let last = http.lines().map(str::trim).rfind(|l| !l.is_empty());
+                Some(last.map_or("the probe printed nothing".into(), one_line))
+            })
     };
     Live::Seen {
         pod: pod.into(),

@@ -519,7 +519,7 @@ pub async fn connectivity(c: &Cluster, r: &Resolved, q: &Question) -> Result<Con
 
 /// The guide's `kubectl run … netshoot -- curl http://backend:8000/health`,
 /// without a privileged image or a pod of its own: busybox `nslookup` and
-/// `wget` in an ephemeral container (uid 1000, no capabilities) of a running
+/// `nc` in an ephemeral container (uid 1000, no capabilities) of a running
 /// source pod on a real node.
 async fn live_test(
     c: &Cluster,
@@ -597,8 +597,10 @@ async fn live_test(
         "/".into()
     };
     let url = format!("http://{host}:{port}{path}");
+    // One HTTP/1.0 request through `nc` (busybox's static `wget` crashes in the C
+    // library's resolver in this image); its first line is the status.
     let script = format!(
-        "/busybox nslookup {host} 2>&1; echo --pake-http--; /busybox wget -S -O /dev/null -T 5 {url} 2>&1; true"
+        "/busybox nslookup {host} 2>&1; echo --pake-http--; printf 'GET {path} HTTP/1.0\\r\\nHost: {host}\\r\\nConnection: close\\r\\n\\r\\n' | /busybox nc -w 5 {host} {port} 2>&1 | /busybox head -n 1; true"
     );
     let pod_name = pod["metadata"]["name"].as_str().unwrap_or("");
     let target = pod["spec"]["containers"][0]["name"].as_str().unwrap_or("");

@@ -613,6 +613,32 @@ fn live_output_is_parsed() {
             ..
         }
     ));
+    let nc = parse_live(
+        "p",
+        "u",
+        &format!(
+            "{DNS_OK}--pake-http--\nnc: can't connect to remote host (198.19.3.7): Connection refused\n"
+        ),
+    );
+    assert!(
+        matches!(nc, Live::Seen { error: Some(ref e), .. } if e == "can't connect to remote host (198.19.3.7): Connection refused"),
+        "{nc:?}"
+    );
+    let ok = parse_live(
+        "p",
+        "u",
+        &format!("{DNS_OK}--pake-http--\nHTTP/1.1 200 OK\n"),
+    );
+    assert!(matches!(ok, Live::Seen { http: Some(ref h), .. } if h == "HTTP/1.1 200 OK"));
+    let crash = parse_live(
+        "p",
+        "u",
+        &format!("{DNS_OK}--pake-http--\nSegmentation fault\n"),
+    );
+    assert!(
+        matches!(crash, Live::Seen { error: Some(ref e), .. } if e == "Segmentation fault"),
+        "{crash:?}"
+    );
 }
 
 #[test]
