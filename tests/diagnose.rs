@@ -901,3 +901,47 @@ async fn a_service_selecting_nothing_compares_selector_and_labels() {
         "{text}"
     );
 }
+
+/// Bad input: a clear error, exit 2, before or without any change.
+#[tokio::test]
+async fn bad_input_is_a_usage_error() {
+    let p = k8s::project(&k8s::pake_yaml("dg-bad", NS, ""), &[]);
+    let kc = PathBuf::from("/nonexistent-kubeconfig");
+    for (args, says) in [
+        (
+            &["diagnose", "connectivity", "a", "b:99999"][..],
+            "port must be 1-65535",
+        ),
+        (
+            &["diagnose", "connectivity", "a", "b:80/ICMP"][..],
+            "protocol must be TCP, UDP or SCTP",
+        ),
+        (&["diagnose", "--tail", "0"][..], "0 is not in 1..=1000"),
+        (
+            &["diagnose", "-o", "sarif"][..],
+            "does not support -o sarif",
+        ),
+    ] {
+        let out = pake(&kc, p.path(), args);
+        let t = k8s::text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {t}");
+        assert!(t.contains(says), "{args:?}: {t}");
+    }
+    // An unknown workload, on a live namespace.
+    let Some(kc) = k8s::kubeconfig("diagnose_bad_input") else {
+        return;
+    };
+    let out = pake(
+        &kc,
+        p.path(),
+        &[
+            "diagnose",
+            "connectivity",
+            "dg-no-such-src",
+            "dg-no-such-dst:8000",
+        ],
+    );
+    let t = k8s::text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("no workload `dg-no-such-src`"), "{t}");
+}

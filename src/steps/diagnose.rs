@@ -626,3 +626,44 @@ async fn live_test(
         Err(crate::kube::debug::ProbeError::Failed(e)) => return Err(e),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn logs_are_read_of_failing_created_containers_only() {
+        let pod = json!({"status": {"containerStatuses": [
+            {"name": "ok", "ready": true, "restartCount": 0, "state": {"running": {}}},
+            {"name": "crash", "ready": false, "restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff"}}},
+            {"name": "starting", "ready": false, "restartCount": 0, "state": {"running": {}}},
+            {"name": "pull", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff"}}},
+            {"name": "again", "ready": true, "restartCount": 1, "state": {"running": {}}}
+        ]}});
+        assert_eq!(
+            failing_containers(&pod),
+            [
+                ("crash".to_string(), true),
+                ("starting".to_string(), false),
+                ("again".to_string(), false)
+            ]
+        );
+        assert!(failing_containers(&json!(null)).is_empty());
+    }
+
+    #[test]
+    fn the_last_user_of_a_dockerfile() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("Dockerfile");
+        std::fs::write(
+            &f,
+            "FROM a AS b\nUSER root\nRUN x\nFROM scratch\nuser 1000:1000 # app\nCMD [\"/app\"]\n",
+        )
+        .unwrap();
+        assert_eq!(dockerfile_user(&f).as_deref(), Some("1000:1000"));
+        std::fs::write(&f, "FROM scratch\n").unwrap();
+        assert_eq!(dockerfile_user(&f), None);
+        assert_eq!(dockerfile_user(&d.path().join("missing")), None);
+    }
+}
