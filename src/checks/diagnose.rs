@@ -176,6 +176,9 @@ pub struct Snapshot {
     pub dockerfile: Option<(String, Option<String>)>,
     /// The namespace's `pod-security.kubernetes.io/enforce` level and version.
     pub pss_enforce: Option<(String, String)>,
+    /// Memory in use per (pod, container) from metrics.k8s.io (`kubectl top`),
+    /// or why there is none; read only when a container was OOM-killed.
+    pub memory_usage: Option<Result<BTreeMap<(String, String), String>, String>>,
 }
 
 /// A Warning event, deduplicated (the guide's `get events --sort-by=.lastTimestamp`).
@@ -480,7 +483,7 @@ fn container_finding(s: &Snapshot, pod: &Value, cs: &Value) -> Option<Diagnosis>
         return recipe_from_logs(s, &v, pod, &spec);
     }
     if terminated.is_some_and(|t| t.0 == "OOMKilled") {
-        return Some(oom_killed(&v, &spec));
+        return Some(oom_killed(s, &v, pod, &spec));
     }
     recipe_from_logs(s, &v, pod, &spec).or_else(|| Some(crash_loop(&v)))
 }
@@ -929,7 +932,7 @@ pub fn proposed_limit(bytes: u128) -> String {
     }
 }
 
-fn oom_killed(v: &ContainerView, spec: &Value) -> Diagnosis {
+fn oom_killed(s: &Snapshot, v: &ContainerView, pod: &Value, spec: &Value) -> Diagnosis {
     let mut evidence = v.evidence();
     let limit = str_of(&spec["resources"]["limits"]["memory"]);
     let request = str_of(&spec["resources"]["requests"]["memory"]);
@@ -938,6 +941,18 @@ fn oom_killed(v: &ContainerView, spec: &Value) -> Diagnosis {
         if limit.is_empty() { "unset" } else { limit },
         if request.is_empty() { "unset" } else { request }
     ));
+    let key = (
+        str_of(&pod["metadata"]["name"]).to_string(),
+        v.name.to_string(),
+    );
+    match &s.memory_usage {
+        Some(Ok(m)) => evidence.push(match m.get(&key) {
+            Some(u) => format!("memory in use now (metrics.k8s.io, `kubectl top`): {u}"),
+            None => "memory in use: no sample for this container (it is not running)".into(),
+        }),
+        Some(Err(why)) => evidence.push(format!("memory in use: not available ({why})")),
+        None => {}
+    }
     let proposed = memory_bytes(limit).map(proposed_limit);
     Diagnosis {
         check: Cause::OomKilled,

@@ -127,6 +127,7 @@ async fn gather(c: &Cluster, r: &Resolved, o: &Options) -> Result<Snapshot> {
     let known = referenced_secret_values(c, ns, &snap.pods).await;
     snap.logs = logs(c, ns, &snap, &known, o.tail).await;
     snap.image_users = image_users(&snap).await;
+    snap.memory_usage = memory_usage(c, ns, &snap).await;
     if !o.no_probe {
         snap.probes = probes(c, ns, &snap).await?;
     }
@@ -260,6 +261,62 @@ fn simulated(s: &Snapshot, pod: &Value) -> bool {
         n["metadata"]["name"] == node
             && n["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"
     })
+}
+
+/// `kubectl top pods` for the pods with an OOM-killed container: what
+/// metrics.k8s.io reports per container, or why nothing (the API is not served
+/// without metrics-server, or the identity may not read it).
+async fn memory_usage(
+    c: &Cluster,
+    ns: &str,
+    s: &Snapshot,
+) -> Option<std::result::Result<BTreeMap<(String, String), String>, String>> {
+    let oom: Vec<&str> = s
+        .pods
+        .iter()
+        .filter(|p| {
+            p["status"]["containerStatuses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|cs| {
+                    cs["lastState"]["terminated"]["reason"] == "OOMKilled"
+                        || cs["state"]["terminated"]["reason"] == "OOMKilled"
+                })
+        })
+        .filter_map(|p| p["metadata"]["name"].as_str())
+        .collect();
+    if oom.is_empty() {
+        return None;
+    }
+    let mut out = BTreeMap::new();
+    for pod in oom {
+        let url = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods/{pod}");
+        let req = match http::Request::get(&url).body(Vec::new()) {
+            Ok(r) => r,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        match c.client.request::<Value>(req).await {
+            Ok(v) => {
+                for ctr in v["containers"].as_array().into_iter().flatten() {
+                    if let (Some(n), Some(m)) =
+                        (ctr["name"].as_str(), ctr["usage"]["memory"].as_str())
+                    {
+                        out.insert((pod.to_string(), n.to_string()), m.to_string());
+                    }
+                }
+            }
+            Err(::kube::Error::Api(e)) if e.code == 404 && out.is_empty() => {
+                // Either the API is not served or the pod has no sample yet.
+                return Some(Err("metrics.k8s.io is not served by this cluster (no metrics-server), or has no sample of the pod".into()));
+            }
+            Err(::kube::Error::Api(e)) if e.code == 403 => {
+                return Some(Err("the identity may not read metrics.k8s.io pods".into()));
+            }
+            Err(e) => return Some(Err(format!("metrics.k8s.io: {e}"))),
+        }
+    }
+    Some(Ok(out))
 }
 
 /// The configured `User` of the images the guide's recipes need it for (a

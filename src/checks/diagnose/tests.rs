@@ -288,6 +288,21 @@ fn oom_killed_proposes_twice_the_limit_in_pake_yaml() {
     assert!(d.evidence.iter().any(|e| e.contains("limits.memory 64Mi")));
     assert_eq!(d.fix.target, Target::PakeYaml);
     assert!(d.fix.change.unwrap().contains("memory: 128Mi   # was 64Mi"));
+    let mut s = s;
+    s.memory_usage = Some(Err("metrics.k8s.io is not served by this cluster".into()));
+    assert!(only(&s).evidence.contains(
+        &"memory in use: not available (metrics.k8s.io is not served by this cluster)".to_string()
+    ));
+    s.memory_usage = Some(Ok([(
+        ("p1".to_string(), "app".to_string()),
+        "61Mi".to_string(),
+    )]
+    .into()));
+    assert!(
+        only(&s)
+            .evidence
+            .contains(&"memory in use now (metrics.k8s.io, `kubectl top`): 61Mi".to_string())
+    );
 }
 
 #[test]
