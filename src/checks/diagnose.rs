@@ -154,6 +154,9 @@ pub struct LogTail {
     pub lines: Vec<String>,
 }
 
+/// (pod, container) → memory in use, or why metrics.k8s.io gave none.
+pub type MemoryUsage = Result<BTreeMap<(String, String), String>, String>;
+
 /// Everything the classifier reads about one release.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -178,7 +181,7 @@ pub struct Snapshot {
     pub pss_enforce: Option<(String, String)>,
     /// Memory in use per (pod, container) from metrics.k8s.io (`kubectl top`),
     /// or why there is none; read only when a container was OOM-killed.
-    pub memory_usage: Option<Result<BTreeMap<(String, String), String>, String>>,
+    pub memory_usage: Option<MemoryUsage>,
 }
 
 /// A Warning event, deduplicated (the guide's `get events --sort-by=.lastTimestamp`).

@@ -266,11 +266,7 @@ fn simulated(s: &Snapshot, pod: &Value) -> bool {
 /// `kubectl top pods` for the pods with an OOM-killed container: what
 /// metrics.k8s.io reports per container, or why nothing (the API is not served
 /// without metrics-server, or the identity may not read it).
-async fn memory_usage(
-    c: &Cluster,
-    ns: &str,
-    s: &Snapshot,
-) -> Option<std::result::Result<BTreeMap<(String, String), String>, String>> {
+async fn memory_usage(c: &Cluster, ns: &str, s: &Snapshot) -> Option<dx::MemoryUsage> {
     let oom: Vec<&str> = s
         .pods
         .iter()
