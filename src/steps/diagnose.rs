@@ -125,6 +125,7 @@ async fn gather(c: &Cluster, r: &Resolved, o: &Options) -> Result<Snapshot> {
         ..Snapshot::default()
     };
     let known = referenced_secret_values(c, ns, &snap.pods).await;
+    redact_messages(&mut snap, &known);
     snap.logs = logs(c, ns, &snap, &known, o.tail).await;
     snap.image_users = image_users(&snap).await;
     snap.memory_usage = memory_usage(c, ns, &snap).await;
@@ -216,6 +217,65 @@ async fn referenced_secret_values(c: &Cluster, ns: &str, pods: &[Value]) -> Vec<
         }
     }
     out
+}
+
+/// Termination messages carry the last log lines (`FallbackToLogsOnError`), and
+/// waiting messages and events quote what they like: every message diagnose may
+/// print goes through the same redaction as log lines.
+fn redact_messages(s: &mut Snapshot, known: &[SecretValue]) {
+    // Only messages that exist (indexing a Value mutably would add nulls).
+    let fix = |v: Option<&mut Value>| {
+        if let Some(v) = v
+            && let Some(m) = v.as_str()
+        {
+            let lines: Vec<String> = m
+                .lines()
+                .map(|l| crate::redact::log_line(l, known))
+                .collect();
+            *v = Value::String(lines.join("\n"));
+        }
+    };
+    let conditions = |o: &mut Value| {
+        if let Some(cs) = o
+            .pointer_mut("/status/conditions")
+            .and_then(Value::as_array_mut)
+        {
+            for c in cs {
+                fix(c.get_mut("message"));
+            }
+        }
+    };
+    for pod in &mut s.pods {
+        for k in [
+            "initContainerStatuses",
+            "containerStatuses",
+            "ephemeralContainerStatuses",
+        ] {
+            let Some(list) = pod
+                .pointer_mut(&format!("/status/{k}"))
+                .and_then(Value::as_array_mut)
+            else {
+                continue;
+            };
+            for cs in list {
+                for p in [
+                    "/state/waiting/message",
+                    "/state/terminated/message",
+                    "/lastState/waiting/message",
+                    "/lastState/terminated/message",
+                ] {
+                    fix(cs.pointer_mut(p));
+                }
+            }
+        }
+        conditions(pod);
+    }
+    for rs in &mut s.replicasets {
+        conditions(rs);
+    }
+    for e in &mut s.events {
+        fix(e.get_mut("message"));
+    }
 }
 
 async fn logs(
@@ -703,6 +763,27 @@ mod tests {
             ]
         );
         assert!(failing_containers(&json!(null)).is_empty());
+    }
+
+    #[test]
+    fn messages_are_redacted_like_log_lines() {
+        let known = [SecretValue::from_bytes(b"s3cr3t-db-pass".to_vec())];
+        let mut s = Snapshot {
+            pods: vec![json!({"status": {"containerStatuses": [{"name": "a",
+                "lastState": {"terminated": {"message": "connect: password=s3cr3t-db-pass\nmkdir /app/data: read-only file system"}},
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}})],
+            events: vec![json!({"message": "token: s3cr3t-db-pass"})],
+            ..Snapshot::default()
+        };
+        redact_messages(&mut s, &known);
+        let text = serde_json::to_string(&(&s.pods, &s.events)).unwrap();
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert!(text.contains("read-only file system"), "{text}");
+        assert!(
+            s.pods[0]["status"]["containerStatuses"][0]["state"]["waiting"]
+                .get("message")
+                .is_none()
+        );
     }
 
     #[test]
