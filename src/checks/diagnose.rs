@@ -479,14 +479,18 @@ fn container_finding(s: &Snapshot, pod: &Value, cs: &Value) -> Option<Diagnosis>
         "CreateContainerError" | "RunContainerError" => return Some(run_container(&v)),
         _ => {}
     }
-    let crashing = reason == "CrashLoopBackOff"
-        || (failed_exit && (v.restarts > 0 || cs["state"]["terminated"].is_object()));
+    // An OOM kill, even one the container has recovered from, will come back.
+    if terminated.is_some_and(|t| t.0 == "OOMKilled") {
+        return Some(oom_killed(s, &v, pod, &spec));
+    }
+    // Running and Ready again: an earlier exit is history, not a crash loop.
+    let recovered = cs["state"]["running"].is_object() && cs["ready"] == true;
+    let crashing = !recovered
+        && (reason == "CrashLoopBackOff"
+            || (failed_exit && (v.restarts > 0 || cs["state"]["terminated"].is_object())));
     if !crashing {
         // A running container that logs the guide's errors is still worth naming.
         return recipe_from_logs(s, &v, pod, &spec);
-    }
-    if terminated.is_some_and(|t| t.0 == "OOMKilled") {
-        return Some(oom_killed(s, &v, pod, &spec));
     }
     recipe_from_logs(s, &v, pod, &spec).or_else(|| Some(crash_loop(&v)))
 }

@@ -797,3 +797,29 @@ fn allowed_connections() {
             .starts_with("enforcement could not be observed")
     );
 }
+
+#[test]
+fn a_container_that_recovered_is_not_a_crash_loop_but_an_oom_kill_stays_a_finding() {
+    let recovered = |last: Value| {
+        let mut p = pod(
+            "p1",
+            "node-0",
+            json!([{"name": "app", "ready": true, "restartCount": 1, "state": {"running": {}}, "lastState": {"terminated": last}}]),
+        );
+        p["status"]["conditions"] = json!([{"type": "Ready", "status": "True"}]);
+        p
+    };
+    assert!(
+        diagnose(&snap(vec![recovered(
+            json!({"reason": "Error", "exitCode": 2})
+        )]))
+        .is_empty()
+    );
+    let d = diagnose(&snap(vec![recovered(
+        json!({"reason": "OOMKilled", "exitCode": 137}),
+    )]));
+    assert_eq!(
+        d.iter().map(|d| d.check).collect::<Vec<_>>(),
+        [Cause::OomKilled]
+    );
+}
