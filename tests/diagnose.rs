@@ -319,6 +319,7 @@ async fn a_healthy_release_diagnoses_clean() {
     assert_eq!(v["ok"], true, "{t}");
     assert_eq!(v["pods"], 1, "{t}");
     assert!(findings(&v).is_empty(), "{t}");
+    assert!(v.get("lastRelease").is_none(), "{t}");
     // Text: says so in one line.
     let out = pake(&kc, p.path(), &["diagnose"]);
     assert!(
@@ -946,4 +947,36 @@ async fn bad_input_is_a_usage_error() {
     let t = k8s::text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(t.contains("no workload `dg-no-such-src`"), "{t}");
+}
+
+/// After a deploy that failed and was rolled back, the live release is the good one:
+/// diagnose finds it healthy and says what the failed run saw (its pods are gone).
+#[tokio::test]
+async fn after_a_rolled_back_deploy_the_failure_is_shown() {
+    let Some(kc) = real_cluster("diagnose_after_rollback").await else {
+        return;
+    };
+    let app = format!("dg-rb-{}", k8s::suffix());
+    let _cleanup = cleanup(&kc, &[&app]);
+    let p = project(&app, "");
+    deploy_good(&kc, p.path());
+    let bad = project(&app, "env:\n  - name: PAKE_EXAMPLE_FAULT\n    value: oom\n");
+    let out = pake(
+        &kc,
+        bad.path(),
+        &["deploy", "--image", &image(), "--timeout", "120s"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", k8s::text(&out));
+    let (code, v, t) = diagnose(&kc, p.path(), &[]);
+    assert_eq!(code, Some(0), "{t}");
+    let last = &v["lastRelease"];
+    assert_eq!(last["revision"], 2, "{t}");
+    assert!(last["status"] != "deployed", "{t}");
+    assert!(
+        last["message"].as_str().unwrap().contains("OOMKilled"),
+        "{t}"
+    );
+    let out = pake(&kc, p.path(), &["diagnose"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("last release: revision 2 "), "{text}");
 }

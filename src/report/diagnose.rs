@@ -93,6 +93,12 @@ pub fn text(r: &DiagnoseReport) -> String {
         tally(&r.findings),
         r.pods
     );
+    if let Some(l) = &r.last_release {
+        out += &format!(
+            "last release: revision {} {} ({}) {} by {}: {}\n",
+            l.revision, l.status, l.action, l.time, l.user, l.message
+        );
+    }
     for f in &r.findings {
         out += "\n";
         out += &finding_text(f);

@@ -38,6 +38,10 @@ pub struct DiagnoseReport {
     /// True when no finding is a problem (not-provable ones do not count).
     pub ok: bool,
     pub pods: usize,
+    /// The newest release record when it is not `deployed` (a deploy that failed and
+    /// was rolled back, a run that died): what that run saw, since its pods are gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_release: Option<super::status::RevisionSummary>,
     pub findings: Vec<Diagnosis>,
     pub events: Vec<EventSummary>,
 }
@@ -58,12 +62,18 @@ pub async fn diagnose(c: &Cluster, r: &Resolved, o: &Options) -> Result<Diagnose
     let snap = gather(c, r, o).await?;
     let findings = dx::diagnose(&snap);
     let events = dx::events(&snap, &findings);
+    let revs = crate::workflow::history::list(c, &r.namespace, &r.app, &r.env).await?;
+    let last_release = revs
+        .last()
+        .filter(|v| v.status != "deployed")
+        .map(super::status::RevisionSummary::from);
     Ok(DiagnoseReport {
         app: r.app.clone(),
         env: r.env.clone(),
         namespace: r.namespace.clone(),
         ok: findings.iter().all(|f| f.status != dx::Status::Problem),
         pods: snap.pods.len(),
+        last_release,
         findings,
         events,
     })
