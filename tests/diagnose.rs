@@ -967,6 +967,12 @@ async fn after_a_rolled_back_deploy_the_failure_is_shown() {
         &["deploy", "--image", &image(), "--timeout", "120s"],
     );
     assert_eq!(out.status.code(), Some(1), "{}", k8s::text(&out));
+    // The failed deploy points at diagnose.
+    assert!(
+        k8s::text(&out).contains("next: `pake diagnose --env test`"),
+        "{}",
+        k8s::text(&out)
+    );
     let (code, v, t) = diagnose(&kc, p.path(), &[]);
     assert_eq!(code, Some(0), "{t}");
     let last = &v["lastRelease"];
