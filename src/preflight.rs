@@ -42,6 +42,10 @@ const OTHER: &[Permission] = &[
     p("list", "", "pods", true),
     p("watch", "", "pods", true),
     p("list", "", "events", true),
+    // pake diagnose: failing containers' logs, the in-pod probe (also verify's), node capacity.
+    p("get", "", "pods/log", true),
+    p("patch", "", "pods/ephemeralcontainers", true),
+    p("list", "", "nodes", false),
     p("watch", "apps", "deployments", true),
     p("patch", "apps", "deployments/scale", true),
     p("list", "apps", "replicasets", true),

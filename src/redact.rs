@@ -229,3 +229,86 @@ mod tests {
         assert_eq!(field_at(t, 8).as_deref(), Some("name"));
     }
 }
+
+/// One line of a container's log, fit to print: every exact occurrence of a
+/// `known` secret value (the Secrets the pod references), the value of any
+/// `key=value` / `key: value` / `"key": "value"` whose key looks secret, and
+/// any token that looks like a credential by its value are replaced with
+/// `<redacted>`; the line is cut at 500 characters.
+pub fn log_line(line: &str, known: &[crate::secret::SecretValue]) -> String {
+    use std::sync::LazyLock;
+    static KV: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r#"(?i)("?)([A-Za-z_][A-Za-z0-9_.\-]*)("?\s*[=:]\s*"?)([^\s",}&]+)"#)
+            .expect("valid regex")
+    });
+    let mut text: String = line
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\t')
+        .collect();
+    for v in known {
+        if let Ok(s) = std::str::from_utf8(v.expose())
+            && s.len() >= 4
+        {
+            text = text.replace(s, REDACTED);
+        }
+    }
+    let text = KV.replace_all(&text, |c: &regex::Captures| {
+        if looks_secret_name(&c[2]) && &c[4] != REDACTED {
+            format!("{}{}{}{REDACTED}", &c[1], &c[2], &c[3])
+        } else {
+            c[0].to_string()
+        }
+    });
+    let words: Vec<String> = text
+        .split(' ')
+        .map(|w| {
+            let bare = w.trim_matches(|c: char| "\"'`,;()[]{}".contains(c));
+            if bare.len() >= 16 && crate::checks::secrets::secret_value_kind(bare).is_some() {
+                w.replace(bare, REDACTED)
+            } else {
+                w.to_string()
+            }
+        })
+        .collect();
+    let joined = words.join(" ");
+    if joined.chars().count() > 500 {
+        format!("{}…", joined.chars().take(500).collect::<String>())
+    } else {
+        joined
+    }
+}
+
+#[cfg(test)]
+mod log_line_tests {
+    use super::*;
+    use crate::secret::SecretValue;
+
+    #[test]
+    fn secret_values_never_reach_a_log_line() {
+        let known = [SecretValue::from_bytes(b"hunter2-very-long".to_vec())];
+        let l = log_line("connecting with hunter2-very-long to db", &known);
+        assert_eq!(l, format!("connecting with {REDACTED} to db"));
+        let l = log_line(
+            "DB_PASSWORD=abc123 user=app token: xyz \"api_key\": \"k1\"",
+            &[],
+        );
+        assert!(
+            !l.contains("abc123") && !l.contains("xyz") && !l.contains("k1"),
+            "{l}"
+        );
+        assert!(l.contains("user=app"), "{l}");
+        let l = log_line("key AKIAIOSFODNN7EXAMPLE used", &[]);
+        assert!(!l.contains("AKIAIOSFODNN7EXAMPLE"), "{l}");
+        // Ordinary error lines stay readable.
+        let l = log_line(
+            "2026/11/29 fault write-app: mkdir /app/data: read-only file system",
+            &[],
+        );
+        assert_eq!(
+            l,
+            "2026/11/29 fault write-app: mkdir /app/data: read-only file system"
+        );
+        assert!(log_line(&"x".repeat(2000), &[]).chars().count() <= 501);
+        assert!(!log_line("a\u{1b}[31mred", &[]).contains('\u{1b}'));
+    }
+}

@@ -61,6 +61,22 @@ func main() {
 		if err := os.WriteFile("/fault-probe", []byte("x"), 0o600); err != nil {
 			log.Fatalf("fault write-root: %v", err)
 		}
+	case "write-app":
+		// Writes a directory the image does not make writable: "read-only file system"
+		// under readOnlyRootFilesystem, "permission denied" without it (/app is root's,
+		// mode 555). Retries for a while before giving up, as a service waiting for its
+		// storage does, so the process can be inspected while it logs the error.
+		for i := 0; ; i++ {
+			err := os.MkdirAll("/app/data", 0o755)
+			if err == nil {
+				break
+			}
+			log.Printf("fault write-app: %v", err)
+			if i >= 30 {
+				log.Fatalf("fault write-app: giving up: %v", err)
+			}
+			time.Sleep(2 * time.Second)
+		}
 	case "oom":
 		// Touch memory until the container's memory limit kills it (OOMKilled).
 		var hog [][]byte

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod depth;
+pub mod diagnose;
 pub mod dockerfile;
 pub mod external_secrets;
 pub mod guide;

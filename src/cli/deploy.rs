@@ -110,6 +110,12 @@ pub async fn run(g: &Global, a: DeployArgs) -> Result<ExitCode> {
     )
     .await?;
     crate::report::deploy::print(&ui, &report);
+    if report.exit_code() == ExitCode::Failed && ui.is_text() && !opts.dry_run {
+        crate::output::err_line(format!(
+            "next: `pake diagnose --env {}` shows the release as it runs now, with this run's record",
+            p.resolved.env
+        ));
+    }
     Ok(report.exit_code())
 }
 

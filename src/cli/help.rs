@@ -107,6 +107,11 @@ pub const TOPICS: &[(&str, &str, &str)] = &[
         include_str!("../../docs/verify.md"),
     ),
     (
+        "diagnose",
+        "the guide's troubleshooting run live: findings, evidence, fixes",
+        include_str!("../../docs/diagnose.md"),
+    ),
+    (
         "doctor",
         "pre-flight checks and the permissions pake uses",
         include_str!("../../docs/doctor.md"),

@@ -6,6 +6,7 @@ pub mod bluegreen;
 pub mod build;
 pub mod completion;
 pub mod deploy;
+pub mod diagnose;
 pub mod diff;
 pub mod doctor;
 pub mod env;
@@ -219,6 +220,8 @@ pub enum Command {
     Deploy(deploy::DeployArgs),
     /// Check the live cluster against the guide's Kubernetes checklist.
     Verify(verify::VerifyArgs),
+    /// What is wrong with the release and how to fix it: the guide's troubleshooting section, run live.
+    Diagnose(diagnose::DiagnoseArgs),
     /// List the release history of the app in an environment.
     History(history::HistoryArgs),
     /// Return to an earlier revision, verified like a deploy.
@@ -274,6 +277,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff(a) => diff::run(&g, a).await,
         Command::Deploy(a) => deploy::run(&g, a).await,
         Command::Verify(a) => verify::run(&g, a).await,
+        Command::Diagnose(a) => diagnose::run(&g, a).await,
         Command::History(a) => history::history(&g, a).await,
         Command::Rollback(a) => history::rollback(&g, a).await,
         Command::Bluegreen(a) => bluegreen::run(&g, a).await,

@@ -30,6 +30,10 @@ pub enum SchemaName {
     ReleaseStatus,
     /// `pake deploy -o json` on an environment with `clusters:`.
     FleetReport,
+    /// `pake diagnose -o json`.
+    Diagnosis,
+    /// `pake diagnose connectivity -o json`.
+    ConnectivityDiagnosis,
 }
 
 /// Where pake.yaml's schema is published (the yaml-language-server line `pake init` writes).
@@ -52,6 +56,10 @@ pub fn schema(name: SchemaName) -> serde_json::Value {
             document::<crate::steps::status::ReleaseStatus>("ReleaseStatus")
         }
         SchemaName::FleetReport => document::<crate::workflow::fleet::FleetReport>("FleetReport"),
+        SchemaName::Diagnosis => document::<crate::steps::diagnose::DiagnoseReport>("Diagnosis"),
+        SchemaName::ConnectivityDiagnosis => {
+            document::<crate::steps::diagnose::ConnectivityReport>("ConnectivityDiagnosis")
+        }
     }
 }
 

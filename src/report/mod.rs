@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod bluegreen;
 pub mod deploy;
+pub mod diagnose;
 pub mod fleet;
 pub mod github;
 pub mod netpol;

@@ -5,6 +5,7 @@
 pub mod bluegreen;
 pub mod build;
 pub mod deploy;
+pub mod diagnose;
 pub mod diff;
 pub mod external_secrets;
 pub mod fleet;
