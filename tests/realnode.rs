@@ -565,6 +565,119 @@ fn secret_checks(v: &serde_json::Value) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The built-in deployment template with `<app>-creds` also mounted as files, as the guide's
+/// "secrets as files" pattern does: the whole Secret at /run/secrets/creds (the kubelet updates
+/// it in place when the Secret changes) and its `password` key alone at /run/secrets/password
+/// through subPath (never updated: only a new pod sees a new value).
+fn template_with_secret_files(app: &str) -> String {
+    let tpl = std::fs::read_to_string(repo_root().join("templates/k8s/deployment.yaml")).unwrap();
+    let mounts =
+        "          volumeMounts:\n            - name: tmp\n              mountPath: /tmp\n";
+    let volumes = "      volumes:\n        - name: tmp\n";
+    assert!(
+        tpl.contains(mounts) && tpl.contains(volumes),
+        "deployment template changed"
+    );
+    tpl.replace(
+        mounts,
+        &format!("{mounts}            - name: creds\n              mountPath: /run/secrets/creds\n              readOnly: true\n            - name: creds\n              mountPath: /run/secrets/password\n              subPath: password\n              readOnly: true\n"),
+    )
+    .replace(
+        volumes,
+        &format!("      volumes:\n        - name: creds\n          secret:\n            secretName: {app}-creds\n            defaultMode: 288\n        - name: tmp\n"),
+    )
+}
+
+/// `pake verify -o json` in `dir`: (exit ok, the SECRET-IN-PROCESS checks by object suffix).
+fn secret_in_process(kc: &Path, dir: &Path) -> (bool, Vec<serde_json::Value>) {
+    let out = k8s::pake(
+        kc,
+        dir,
+        &[
+            "--context",
+            k8s::DEPLOYER,
+            "--env",
+            "test",
+            "verify",
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", k8s::text(&out)));
+    (out.status.success(), secret_checks(&v))
+}
+
+fn check_for<'a>(checks: &'a [serde_json::Value], suffix: &str) -> &'a serde_json::Value {
+    checks
+        .iter()
+        .find(|c| c["object"].as_str().unwrap_or_default().ends_with(suffix))
+        .unwrap_or_else(|| panic!("no SECRET-IN-PROCESS check for {suffix}: {checks:?}"))
+}
+
+#[tokio::test]
+async fn rotation_reaches_secret_files_as_the_process_sees_them() {
+    let Some(kc) = real_cluster("rotation_reaches_secret_files").await else {
+        return;
+    };
+    let app = format!("rn-rotf-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let extra = format!(
+        "secrets:\n  - name: {app}-creds\n    keys:\n      password:\n        generate: {{bytes: 32}}\nenv:\n  - name: APP_PASSWORD\n    secretKeyRef: {{name: {app}-creds, key: password}}\n"
+    );
+    let tpl = template_with_secret_files(&app);
+    let p = k8s::project(
+        &pake_yaml(&app, &extra),
+        &[("templates/k8s/deployment.yaml", &tpl)],
+    );
+    good_revision(&kc, p.path()).await;
+    let (env, whole, sub) = (
+        " env APP_PASSWORD",
+        " file /run/secrets/creds/password",
+        " file /run/secrets/password",
+    );
+    let (ok, before) = secret_in_process(&kc, p.path());
+    assert!(ok, "{before:?}");
+    assert_eq!(before.len(), 3, "{before:?}");
+    for c in [env, whole, sub] {
+        let c = check_for(&before, c);
+        assert!(c["ok"] == true && c["notProvable"].is_null(), "{c}");
+    }
+    let creds = format!("{app}-creds");
+
+    // A new value, no restart: the environment and the subPath file keep the old value (fail);
+    // the whole-volume file follows once the kubelet syncs the volume (within its sync period).
+    pake_ok(&kc, p.path(), &["rotate-secret", &creds, "--no-restart"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let stale = loop {
+        let (ok, checks) = secret_in_process(&kc, p.path());
+        assert!(!ok, "{checks:?}");
+        if check_for(&checks, whole)["ok"] == true || Instant::now() > deadline {
+            break checks;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    };
+    assert_eq!(
+        check_for(&stale, whole)["ok"],
+        true,
+        "the kubelet never updated the volume: {stale:?}"
+    );
+    assert_eq!(check_for(&stale, env)["ok"], false, "{stale:?}");
+    let s = check_for(&stale, sub);
+    assert_eq!(s["ok"], false, "{s}");
+    assert!(s["message"].as_str().unwrap().contains("subPath"), "{s}");
+
+    // The rotation with its restart: every way the new process sees the Secret is current.
+    pake_ok(&kc, p.path(), &["rotate-secret", &creds]);
+    let (ok, after) = secret_in_process(&kc, p.path());
+    assert!(ok, "{after:?}");
+    for c in [env, whole, sub] {
+        assert_eq!(check_for(&after, c)["ok"], true, "{after:?}");
+    }
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
 #[tokio::test]
 async fn rotation_reaches_the_process_compared_by_keyed_fingerprint() {
     let Some(kc) = real_cluster("rotation_reaches_the_process").await else {
