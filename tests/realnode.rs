@@ -353,6 +353,44 @@ async fn root_image_under_run_as_non_root_fails_fast_and_rolls_back() {
     k8s::cleanup_app(&admin, NS, &app).await;
 }
 
+#[tokio::test]
+async fn sandbox_that_cannot_be_created_fails_fast_with_the_runtime_message() {
+    let Some(kc) = real_cluster("sandbox_cannot_be_created").await else {
+        return;
+    };
+    let app = format!("rn-sbx-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let good_dir = k8s::project(&pake_yaml(&app, ""), &[]);
+    let good = good_revision(&kc, good_dir.path()).await;
+    // A project template that sets runAsGroup without runAsUser: containerd refuses to build
+    // the pod's sandbox ("user group ... is specified without user"). The pod stays
+    // ContainerCreating; the reason is only in FailedCreatePodSandBox Events.
+    let tpl = std::fs::read_to_string(repo_root().join("templates/k8s/deployment.yaml"))
+        .unwrap()
+        .replace("            runAsUser: 1000\n", "")
+        .replace("        runAsUser: 1000\n", "");
+    assert!(!tpl.contains("runAsUser") && tpl.contains("runAsGroup: 1000"));
+    let bad = k8s::project(
+        &pake_yaml(&app, ""),
+        &[("templates/k8s/deployment.yaml", &tpl)],
+    );
+    let (out, took) = deploy(&kc, bad.path(), &good, "300s");
+    assert_failed_and_rolled_back(
+        &admin,
+        &app,
+        &out,
+        took,
+        &good,
+        &[
+            "FailedCreatePodSandBox",
+            "is specified without user",
+            "runAsUser",
+        ],
+    )
+    .await;
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
 /// The good image with `USER 0:0` on top, pushed as `REPO:root` (docker CLI: pake build
 /// refuses a root USER, which is the point).
 fn root_image(good: &str) -> String {
