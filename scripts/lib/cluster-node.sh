@@ -142,6 +142,14 @@ node_record_netpol_choice() {
   rm -f "${NODE_STATE}/netpol-unsupported" # written by older versions of this script
 }
 
+# " name name ...": the node components this instance runs (for `up`'s messages).
+node_component_list() {
+  local c
+  for c in "${NODE_COMPONENTS[@]}"; do
+    netpol_not_chosen "${c}" || printf ' %s' "${c}"
+  done
+}
+
 # An enforcer component that this instance does not run.
 netpol_not_chosen() {
   local c="$1" e
@@ -595,7 +603,8 @@ node_start_kube_proxy() {
 
 # The enforcer's iptables chains exist in the node namespace and it reports healthy.
 kube_router_netpol_ready() {
-  ns iptables -S KUBE-ROUTER-FORWARD >/dev/null 2>&1 &&
+  ns iptables -S FORWARD 2>/dev/null | grep -q -- '-j KUBE-ROUTER-FORWARD' &&
+    ns iptables -S KUBE-ROUTER-FORWARD >/dev/null 2>&1 &&
     ns iptables -S KUBE-NWPLCY-DEFAULT >/dev/null 2>&1 &&
     [[ "$(ns curl -sS --max-time 3 "http://127.0.0.1:${NETPOL_HEALTH_PORT}/healthz" 2>/dev/null)" == OK* ]]
 }
