@@ -353,6 +353,44 @@ async fn root_image_under_run_as_non_root_fails_fast_and_rolls_back() {
     k8s::cleanup_app(&admin, NS, &app).await;
 }
 
+#[tokio::test]
+async fn sandbox_that_cannot_be_created_fails_fast_with_the_runtime_message() {
+    let Some(kc) = real_cluster("sandbox_cannot_be_created").await else {
+        return;
+    };
+    let app = format!("rn-sbx-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let good_dir = k8s::project(&pake_yaml(&app, ""), &[]);
+    let good = good_revision(&kc, good_dir.path()).await;
+    // A project template that sets runAsGroup without runAsUser: containerd refuses to build
+    // the pod's sandbox ("user group ... is specified without user"). The pod stays
+    // ContainerCreating; the reason is only in FailedCreatePodSandBox Events.
+    let tpl = std::fs::read_to_string(repo_root().join("templates/k8s/deployment.yaml"))
+        .unwrap()
+        .replace("            runAsUser: 1000\n", "")
+        .replace("        runAsUser: 1000\n", "");
+    assert!(!tpl.contains("runAsUser") && tpl.contains("runAsGroup: 1000"));
+    let bad = k8s::project(
+        &pake_yaml(&app, ""),
+        &[("templates/k8s/deployment.yaml", &tpl)],
+    );
+    let (out, took) = deploy(&kc, bad.path(), &good, "300s");
+    assert_failed_and_rolled_back(
+        &admin,
+        &app,
+        &out,
+        took,
+        &good,
+        &[
+            "FailedCreatePodSandBox",
+            "is specified without user",
+            "runAsUser",
+        ],
+    )
+    .await;
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
 /// The good image with `USER 0:0` on top, pushed as `REPO:root` (docker CLI: pake build
 /// refuses a root USER, which is the point).
 fn root_image(good: &str) -> String {
@@ -472,56 +510,47 @@ async fn verify_on_a_simulated_node_says_not_provable() {
     k8s::cleanup_app(&admin, NS, &app).await;
 }
 
-/// A pod on the real node that GETs `url` every 20 ms for `seconds` and prints a summary
-/// (`backend -get URL -for D`); labelled app=frontend, the client the app's policy admits.
-async fn start_load(admin: &kube::Client, name: &str, image: &str, url: &str, seconds: u32) {
-    let pod: Pod = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name, "labels": {"app": "frontend", "pake.dev/test": "realnode"}},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": false,
-            "nodeSelector": {"pake.dev/node": "real"},
-            "tolerations": [{"key": "pake.dev/node", "operator": "Equal", "value": "real", "effect": "NoSchedule"}],
-            "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "load",
-                "image": image,
-                "command": ["/app/backend"],
-                "args": ["-get", url, "-for", format!("{seconds}s")],
-                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
-                "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}}
-            }]
-        }
-    }))
-    .unwrap();
-    let api = Api::<Pod>::namespaced(admin.clone(), NS);
-    api.create(&Default::default(), &pod).await.unwrap();
-    let running = kube::runtime::wait::await_condition(api, name, |p: Option<&Pod>| {
-        p.and_then(|p| p.status.as_ref())
-            .and_then(|s| s.phase.as_deref())
-            .is_some_and(|ph| ph != "Pending")
-    });
-    tokio::time::timeout(Duration::from_secs(60), running)
-        .await
-        .expect("load pod did not start")
-        .unwrap();
+/// A client pod on the real node (app=frontend, the client the app's policy admits, with its
+/// own egress allowance to `app` and the cluster DNS: the namespace denies all egress) that,
+/// once the node admits its first request, GETs `url` every 20 ms for `seconds`
+/// (`backend -get URL -for D`, through exec); `load_summary` waits for its JSON summary.
+/// Waiting for the first answer first: a NetworkPolicy enforcer programs a new pod's address a
+/// moment after the pod starts, and a request in that moment is dropped, as on any cluster.
+async fn start_load(
+    admin: &kube::Client,
+    app: &str,
+    name: &str,
+    image: &str,
+    url: &str,
+    seconds: u32,
+) -> tokio::task::JoinHandle<String> {
+    allow_client_egress(admin, app, name).await;
+    let labels = serde_json::json!({"app": "frontend", "pake.dev/test": "realnode", "pake.dev/client": name});
+    start_client_pod(admin, name, image, labels).await;
+    wait_admitted(admin, name, url).await;
+    let (admin, name, url) = (admin.clone(), name.to_string(), url.to_string());
+    tokio::spawn(async move {
+        let d = format!("{seconds}s");
+        exec_out(&admin, &name, &["/app/backend", "-get", &url, "-for", &d])
+            .await
+            .1
+    })
 }
 
-/// Wait for the load pod to end; its summary.
-async fn load_summary(admin: &kube::Client, name: &str) -> serde_json::Value {
-    let api = Api::<Pod>::namespaced(admin.clone(), NS);
-    let done = kube::runtime::wait::await_condition(api.clone(), name, |p: Option<&Pod>| {
-        p.and_then(|p| p.status.as_ref())
-            .and_then(|s| s.phase.as_deref())
-            .is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
-    });
-    tokio::time::timeout(Duration::from_secs(120), done)
+/// The load's JSON summary; the load pod is deleted.
+async fn load_summary(
+    admin: &kube::Client,
+    name: &str,
+    load: tokio::task::JoinHandle<String>,
+) -> serde_json::Value {
+    let out = tokio::time::timeout(Duration::from_secs(120), load)
         .await
-        .expect("load pod did not finish")
+        .expect("load did not finish")
         .unwrap();
-    let log = api.logs(name, &Default::default()).await.unwrap();
-    let _ = api.delete(name, &Default::default()).await;
-    serde_json::from_str(log.trim()).unwrap_or_else(|e| panic!("{e}: {log}"))
+    let _ = Api::<Pod>::namespaced(admin.clone(), NS)
+        .delete(name, &Default::default())
+        .await;
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
 fn pake_ok(kc: &Path, dir: &Path, args: &[&str]) {
@@ -551,12 +580,12 @@ async fn bluegreen_switch_and_rollback_move_real_traffic_without_losing_a_reques
 
     let load = format!("{app}-load");
     let url = format!("http://{app}:8000/version");
-    start_load(&admin, &load, &img, &url, 30).await;
+    let running = start_load(&admin, &app, &load, &img, &url, 30).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     pake_ok(&kc, p.path(), &["bluegreen", "switch", "v2"]);
     tokio::time::sleep(Duration::from_secs(8)).await;
     pake_ok(&kc, p.path(), &["bluegreen", "rollback"]);
-    let s = load_summary(&admin, &load).await;
+    let s = load_summary(&admin, &load, running).await;
     assert_eq!(s["failed"], 0, "{s}");
     assert!(s["requests"].as_u64().unwrap() > 100, "{s}");
     // Real answers through the Service: v1, then v2 after the switch, then v1 again.
@@ -572,6 +601,119 @@ fn secret_checks(v: &serde_json::Value) -> Vec<serde_json::Value> {
         .filter(|c| c["check"] == "SECRET-IN-PROCESS")
         .cloned()
         .collect()
+}
+
+/// The built-in deployment template with `<app>-creds` also mounted as files, as the guide's
+/// "secrets as files" pattern does: the whole Secret at /run/secrets/creds (the kubelet updates
+/// it in place when the Secret changes) and its `password` key alone at /run/secrets/password
+/// through subPath (never updated: only a new pod sees a new value).
+fn template_with_secret_files(app: &str) -> String {
+    let tpl = std::fs::read_to_string(repo_root().join("templates/k8s/deployment.yaml")).unwrap();
+    let mounts =
+        "          volumeMounts:\n            - name: tmp\n              mountPath: /tmp\n";
+    let volumes = "      volumes:\n        - name: tmp\n";
+    assert!(
+        tpl.contains(mounts) && tpl.contains(volumes),
+        "deployment template changed"
+    );
+    tpl.replace(
+        mounts,
+        &format!("{mounts}            - name: creds\n              mountPath: /run/secrets/creds\n              readOnly: true\n            - name: creds\n              mountPath: /run/secrets/password\n              subPath: password\n              readOnly: true\n"),
+    )
+    .replace(
+        volumes,
+        &format!("      volumes:\n        - name: creds\n          secret:\n            secretName: {app}-creds\n            defaultMode: 288\n        - name: tmp\n"),
+    )
+}
+
+/// `pake verify -o json` in `dir`: (exit ok, the SECRET-IN-PROCESS checks by object suffix).
+fn secret_in_process(kc: &Path, dir: &Path) -> (bool, Vec<serde_json::Value>) {
+    let out = k8s::pake(
+        kc,
+        dir,
+        &[
+            "--context",
+            k8s::DEPLOYER,
+            "--env",
+            "test",
+            "verify",
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", k8s::text(&out)));
+    (out.status.success(), secret_checks(&v))
+}
+
+fn check_for<'a>(checks: &'a [serde_json::Value], suffix: &str) -> &'a serde_json::Value {
+    checks
+        .iter()
+        .find(|c| c["object"].as_str().unwrap_or_default().ends_with(suffix))
+        .unwrap_or_else(|| panic!("no SECRET-IN-PROCESS check for {suffix}: {checks:?}"))
+}
+
+#[tokio::test]
+async fn rotation_reaches_secret_files_as_the_process_sees_them() {
+    let Some(kc) = real_cluster("rotation_reaches_secret_files").await else {
+        return;
+    };
+    let app = format!("rn-rotf-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    let extra = format!(
+        "secrets:\n  - name: {app}-creds\n    keys:\n      password:\n        generate: {{bytes: 32}}\nenv:\n  - name: APP_PASSWORD\n    secretKeyRef: {{name: {app}-creds, key: password}}\n"
+    );
+    let tpl = template_with_secret_files(&app);
+    let p = k8s::project(
+        &pake_yaml(&app, &extra),
+        &[("templates/k8s/deployment.yaml", &tpl)],
+    );
+    good_revision(&kc, p.path()).await;
+    let (env, whole, sub) = (
+        " env APP_PASSWORD",
+        " file /run/secrets/creds/password",
+        " file /run/secrets/password",
+    );
+    let (ok, before) = secret_in_process(&kc, p.path());
+    assert!(ok, "{before:?}");
+    assert_eq!(before.len(), 3, "{before:?}");
+    for c in [env, whole, sub] {
+        let c = check_for(&before, c);
+        assert!(c["ok"] == true && c["notProvable"].is_null(), "{c}");
+    }
+    let creds = format!("{app}-creds");
+
+    // A new value, no restart: the environment and the subPath file keep the old value (fail);
+    // the whole-volume file follows once the kubelet syncs the volume (within its sync period).
+    pake_ok(&kc, p.path(), &["rotate-secret", &creds, "--no-restart"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let stale = loop {
+        let (ok, checks) = secret_in_process(&kc, p.path());
+        assert!(!ok, "{checks:?}");
+        if check_for(&checks, whole)["ok"] == true || Instant::now() > deadline {
+            break checks;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    };
+    assert_eq!(
+        check_for(&stale, whole)["ok"],
+        true,
+        "the kubelet never updated the volume: {stale:?}"
+    );
+    assert_eq!(check_for(&stale, env)["ok"], false, "{stale:?}");
+    let s = check_for(&stale, sub);
+    assert_eq!(s["ok"], false, "{s}");
+    assert!(s["message"].as_str().unwrap().contains("subPath"), "{s}");
+
+    // The rotation with its restart: every way the new process sees the Secret is current.
+    pake_ok(&kc, p.path(), &["rotate-secret", &creds]);
+    let (ok, after) = secret_in_process(&kc, p.path());
+    assert!(ok, "{after:?}");
+    for c in [env, whole, sub] {
+        assert_eq!(check_for(&after, c)["ok"], true, "{after:?}");
+    }
+    k8s::cleanup_app(&admin, NS, &app).await;
 }
 
 #[tokio::test]
@@ -648,5 +790,272 @@ async fn rotation_reaches_the_process_compared_by_keyed_fingerprint() {
             .iter()
             .all(|s| !s.metadata.labels.as_ref().unwrap()["app"].eq(&app))
     );
+    k8s::cleanup_app(&admin, NS, &app).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// NetworkPolicy, enforced on the real node (kube-router's network policy controller, see
+// docs/local-cluster.md): real connections between real pods, and pake's own verdicts for them.
+
+/// The `network-policy` line of `scripts/cluster status` for the cluster of `kc` (its state
+/// dir holds the kubeconfig): Ok when it says "enforced", else the line (the reason).
+fn netpol_enforced(kc: &Path) -> Result<(), String> {
+    let state = kc.parent().ok_or("kubeconfig has no directory")?;
+    let out = Command::new(repo_root().join("scripts/cluster"))
+        .arg("status")
+        .env("PAKE_CLUSTER_DIR", state)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("scripts/cluster status: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("network-policy"))
+        .ok_or("scripts/cluster status has no network-policy line (cluster started by an older scripts/cluster?)")?;
+    let state_word = line.split_whitespace().nth(1).unwrap_or_default();
+    if state_word == "enforced" {
+        Ok(())
+    } else {
+        Err(line.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+}
+
+/// A NetworkPolicy for the test's client pods (label `pake.dev/client=<client>`): egress to the
+/// pods of `app` on TCP 8000 and to the cluster DNS, as a frontend's own deployment would carry
+/// under the namespace's default-deny. Labelled app=<app>: `cleanup_app` removes it.
+async fn allow_client_egress(admin: &kube::Client, app: &str, client: &str) {
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    let np: NetworkPolicy = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": format!("{client}-egress"), "labels": {"app": app, "pake.dev/test": "realnode"}},
+        "spec": {
+            "podSelector": {"matchLabels": {"pake.dev/client": client}},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {"to": [{"podSelector": {"matchLabels": {"app": app}}}],
+                 "ports": [{"protocol": "TCP", "port": 8000}]},
+                {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                         "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+            ]
+        }
+    }))
+    .unwrap();
+    Api::<NetworkPolicy>::namespaced(admin.clone(), NS)
+        .create(&Default::default(), &np)
+        .await
+        .unwrap();
+}
+
+/// A long-running hardened pod on the real node (the example image serving its own port 8000,
+/// with a readiness probe), to run connections from with `exec_get`; Ready when it returns.
+async fn start_client_pod(
+    admin: &kube::Client,
+    name: &str,
+    image: &str,
+    labels: serde_json::Value,
+) {
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "automountServiceAccountToken": false,
+            "terminationGracePeriodSeconds": 1,
+            "nodeSelector": {"pake.dev/node": "real"},
+            "tolerations": [{"key": "pake.dev/node", "operator": "Equal", "value": "real", "effect": "NoSchedule"}],
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "client",
+                "image": image,
+                "readinessProbe": {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 2},
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+                "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}}
+            }]
+        }
+    }))
+    .unwrap();
+    let api = Api::<Pod>::namespaced(admin.clone(), NS);
+    api.create(&Default::default(), &pod).await.unwrap();
+    let ready = kube::runtime::wait::await_condition(
+        api,
+        name,
+        kube::runtime::conditions::is_pod_running(),
+    );
+    tokio::time::timeout(Duration::from_secs(90), ready)
+        .await
+        .unwrap_or_else(|_| panic!("client pod {name} did not start"))
+        .unwrap();
+}
+
+/// Run `cmd` in `pod` (its only container) through exec: (succeeded, stdout, stderr).
+async fn exec_out(admin: &kube::Client, pod: &str, cmd: &[&str]) -> (bool, String, String) {
+    use tokio::io::AsyncReadExt;
+    let api = Api::<Pod>::namespaced(admin.clone(), NS);
+    let ap = kube::api::AttachParams::default().stdout(true).stderr(true);
+    let mut p = api
+        .exec(pod, cmd.iter().copied(), &ap)
+        .await
+        .unwrap_or_else(|e| panic!("exec in {pod}: {e}"));
+    let (mut so, mut se) = (p.stdout().unwrap(), p.stderr().unwrap());
+    let (mut out, mut err) = (String::new(), String::new());
+    let _ = tokio::join!(so.read_to_string(&mut out), se.read_to_string(&mut err));
+    let status = p.take_status().unwrap().await;
+    let _ = p.join().await;
+    let ok = status.and_then(|s| s.status).as_deref() == Some("Success");
+    (ok, out, err)
+}
+
+/// A real HTTP GET of `url` from inside `pod` (`/app/backend -get URL`: the image has no
+/// shell): Ok(body) on a 200, Err(the client's error) otherwise.
+async fn exec_get(admin: &kube::Client, pod: &str, url: &str) -> Result<String, String> {
+    match exec_out(admin, pod, &["/app/backend", "-get", url]).await {
+        (true, out, _) => Ok(out.trim().to_string()),
+        (false, _, err) => Err(err.trim().to_string()),
+    }
+}
+
+/// Until `pod`'s GET of `url` is answered (at most 30 s): the enforcer has programmed the pod.
+async fn wait_admitted(admin: &kube::Client, pod: &str, url: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match exec_get(admin, pod, url).await {
+            Ok(body) => return body,
+            Err(e) if Instant::now() > deadline => {
+                panic!("{pod} -> {url}: not admitted within 30 s: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+}
+
+/// pake's own verdict: `pake netpol explain SRC DST --port 8000/TCP --live -n pake-test`
+/// (no project: the live objects only, no stand-ins), as the deployer.
+fn pake_verdict(kc: &Path, src: &str, dst: &str) -> (bool, serde_json::Value) {
+    let empty = tempfile::tempdir().unwrap();
+    let out = k8s::pake(
+        kc,
+        empty.path(),
+        &[
+            "--context",
+            k8s::DEPLOYER,
+            "-n",
+            NS,
+            "-o",
+            "json",
+            "netpol",
+            "explain",
+            src,
+            dst,
+            "--port",
+            "8000/TCP",
+            "--live",
+        ],
+        &[],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("pake netpol explain {src} {dst}: {e}: {}", k8s::text(&out)));
+    let allowed = v["allowed"].as_bool().unwrap();
+    assert_eq!(out.status.code(), Some(if allowed { 0 } else { 1 }), "{v}");
+    (allowed, v)
+}
+
+#[tokio::test]
+async fn network_policy_default_deny_drops_and_the_allow_rule_admits_exactly_frontend() {
+    let Some(kc) = real_cluster("netpol_enforced").await else {
+        return;
+    };
+    if let Err(why) = netpol_enforced(&kc) {
+        eprintln!("SKIP netpol_enforced: NetworkPolicy is not enforced on {NODE}: {why}");
+        return;
+    }
+    let app = format!("rn-np-{}", k8s::suffix());
+    let admin = k8s::client(&kc, k8s::ADMIN).await;
+    // pake's policies for the app: default-deny-all (every pod, both directions) and
+    // `<app>-allow` (ingress from app=frontend on TCP 8000), as the guide writes them.
+    let p = k8s::project(&pake_yaml(&app, ""), &[]);
+    let img = good_revision(&kc, p.path()).await;
+    let backend_ip = Api::<Pod>::namespaced(admin.clone(), NS)
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .find_map(|p| p.status.as_ref()?.pod_ip.clone())
+        .expect("a backend pod with an IP");
+    let url = format!("http://{backend_ip}:8000/health");
+
+    // Three clients on the node. `fe` (app=frontend) and `other` may send to the app
+    // (their own egress allowance); `lone` is a frontend without one.
+    let (fe, other, lone) = (
+        format!("{app}-fe"),
+        format!("{app}-other"),
+        format!("{app}-lone"),
+    );
+    let egress = format!("{app}-clients");
+    allow_client_egress(&admin, &app, &egress).await;
+    let l = |a: &str, client: Option<&str>| {
+        let mut m =
+            serde_json::json!({"app": a, "pake.dev/test": "realnode", "pake.dev/np-test": app});
+        if let Some(c) = client {
+            m["pake.dev/client"] = c.into();
+        }
+        m
+    };
+    let (fe_l, other_l, lone_l) = (
+        l("frontend", Some(&egress)),
+        l(&other, Some(&egress)),
+        l("frontend", None),
+    );
+    tokio::join!(
+        start_client_pod(&admin, &fe, &img, fe_l),
+        start_client_pod(&admin, &other, &img, other_l),
+        start_client_pod(&admin, &lone, &img, lone_l),
+    );
+
+    // The allowed flow: the enforcer programs a new pod within seconds of its IP appearing.
+    let admitted = wait_admitted(&admin, &fe, &url).await;
+    assert!(admitted.contains("\"ok\""), "{admitted}");
+    // Now that the enforcer has seen all three pods: the other two are dropped, every time.
+    for _ in 0..3 {
+        let e = exec_get(&admin, &other, &url).await;
+        assert!(
+            e.is_err(),
+            "{other} -> {app}:8000 (not app=frontend) got through: {e:?}"
+        );
+        let e = exec_get(&admin, &lone, &url).await;
+        assert!(
+            e.is_err(),
+            "{lone} (no egress allowance) -> {app}:8000 got through: {e:?}"
+        );
+        assert!(
+            exec_get(&admin, &fe, &url).await.is_ok(),
+            "frontend -> {app}:8000 stopped"
+        );
+    }
+    // The node itself (kubelet probes; here a GET from the machine) still reaches the pod.
+    assert!(http_get(&backend_ip, 8000, "/health").contains("ok"));
+
+    // pake's verdicts for the same three flows agree with what was enforced, with the reasons.
+    let dst = format!("{NS}/{app}-v1");
+    let (ok, v) = pake_verdict(&kc, &format!("{NS}/{fe}"), &dst);
+    assert!(
+        ok,
+        "pake says frontend -> {app} is denied, the node admitted it: {v}"
+    );
+    let (ok, v) = pake_verdict(&kc, &format!("{NS}/{other}"), &dst);
+    assert!(
+        !ok,
+        "pake says {other} -> {app} is allowed, the node dropped it: {v}"
+    );
+    assert_eq!(v["denied"], serde_json::json!(["Ingress"]), "{v}");
+    let (ok, v) = pake_verdict(&kc, &format!("{NS}/{lone}"), &dst);
+    assert!(
+        !ok,
+        "pake says {lone} -> {app} is allowed, the node dropped it: {v}"
+    );
+    assert_eq!(v["denied"], serde_json::json!(["Egress"]), "{v}");
+
+    let pods = Api::<Pod>::namespaced(admin.clone(), NS);
+    for n in [&fe, &other, &lone] {
+        let _ = pods.delete(n, &Default::default()).await;
+    }
     k8s::cleanup_app(&admin, NS, &app).await;
 }

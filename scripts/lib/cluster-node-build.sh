@@ -78,3 +78,56 @@ node_build() {
   mv "${tmp}" "${dir}"
   echo "cluster: [$(date +%T)] node build finished in $((end - start))s" >&2
 }
+
+# ---------------------------------------------------------------------------------------------
+# The NetworkPolicy enforcer for kernels without nftables queue support: kube-router's network
+# policy controller alone (iptables + ipset), wrapper module cluster/kube-router. Its own cache
+# directory and key, so adding or changing it never rebuilds kubelet, kube-proxy or CoreDNS.
+
+KUBE_ROUTER_VERSION="v2.1.0"
+
+netpol_version_key() {
+  local h
+  h="$(
+    {
+      printf '%s\n' "${KUBE_ROUTER_VERSION}" "-s -w" "CGO_ENABLED=0" "tags=selinux,notest" "trimpath"
+      cat "${REPO_ROOT}/cluster/kube-router/go.mod" "${REPO_ROOT}/cluster/kube-router/go.sum" \
+        "${REPO_ROOT}/cluster/kube-router/main.go"
+    } | sha256sum | cut -c1-12
+  )"
+  printf 'netpol-kube-router-%s_%s' "${KUBE_ROUTER_VERSION}" "${h}"
+}
+
+netpol_bin_dir() { printf '%s/%s/bin' "$(cluster_cache_root)" "$(netpol_version_key)"; }
+
+netpol_binary_present() {
+  [[ -f "$(netpol_bin_dir)/.complete" && -x "$(netpol_bin_dir)/kube-router-netpol" ]]
+}
+
+netpol_build() {
+  local force="${1:-}" dir tmp start end
+  command -v go >/dev/null 2>&1 || { echo "cluster: the go toolchain is required to build the NetworkPolicy enforcer" >&2; return 1; }
+  dir="$(netpol_bin_dir)"
+  if [[ "${force}" != "--force" ]] && netpol_binary_present; then
+    echo "cluster: NetworkPolicy enforcer cached in ${dir}" >&2
+    return 0
+  fi
+  mkdir -p "$(dirname "${dir}")"
+  tmp="$(mktemp -d "$(dirname "${dir}")/bin.tmp.XXXXXX")"
+  start=$(date +%s)
+  echo "cluster: [$(date +%T)] building the NetworkPolicy enforcer (kube-router ${KUBE_ROUTER_VERSION} network policy controller) into ${dir}" >&2
+  _go_build kube-router "${tmp}" "-s -w" . || { rm -rf "${tmp}"; return 1; }
+  mv "${tmp}/kube-router" "${tmp}/kube-router-netpol"
+  end=$(date +%s)
+  echo "build_seconds=$((end - start))" >"${tmp}/.complete"
+  echo "go=$(go env GOVERSION)" >>"${tmp}/.complete"
+  rm -rf "${dir}"
+  mv "${tmp}" "${dir}"
+  echo "cluster: [$(date +%T)] NetworkPolicy enforcer build finished in $((end - start))s" >&2
+}
+
+# Build the enforcer node_choose_netpol picked, if it has a build of its own.
+node_build_netpol() {
+  [[ "${NETPOL_ENFORCER}" == kube-router-netpol ]] || return 0
+  netpol_build "$@"
+}

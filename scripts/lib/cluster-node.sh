@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2317  # health checks are called indirectly via wait_until
 # The local cluster's real node `pake-node-0` (scripts/cluster): a kubelet on Debian's
-# containerd + runc, CNI bridge, kube-proxy (nftables), CoreDNS (cluster.local only) and
-# kube-network-policies. See docs/local-cluster.md, section "The real node".
+# containerd + runc, CNI bridge, kube-proxy (nftables), CoreDNS (cluster.local only) and a
+# NetworkPolicy enforcer (kube-network-policies where the kernel has nftables queue support,
+# kube-router's network policy controller on iptables + ipset otherwise). See
+# docs/local-cluster.md, section "The real node".
 #
 # Layout: the node's network lives in a network namespace of its own (NODE_NETNS), joined to
 # the machine by one veth pair. containerd (and so the CNI bridge and every pod), kube-proxy
@@ -23,8 +25,10 @@ NODE_LABEL="pake.dev/node=real"
 NODE_TAINT_KEY="pake.dev/node"
 CLUSTER_DNS_IP=198.19.0.10
 REGISTRY_PORT=5000
-NODE_COMPONENTS=(relay-apiserver relay-registry containerd kubelet kube-proxy kube-network-policies)
-NODE_DEBIAN_PACKAGES=(containerd runc containernetworking-plugins nftables iptables conntrack socat jq busybox-static)
+NODE_COMPONENTS=(relay-apiserver relay-registry containerd kubelet kube-proxy kube-network-policies kube-router-netpol)
+# The two NetworkPolicy enforcers; `up` starts at most one (node_choose_netpol).
+NETPOL_ENFORCERS=(kube-network-policies kube-router-netpol)
+NODE_DEBIAN_PACKAGES=(containerd runc containernetworking-plugins nftables iptables ipset conntrack socat jq busybox-static)
 
 # Per-instance names and addresses, derived from the state dir so that two instances never
 # pick the same ones. Index 0 is the default instance; others get 1..62.
@@ -77,6 +81,83 @@ node_probe_nft_queue() {
   fi
 }
 netpol_supported() { [[ -z "${NFT_QUEUE_ERROR}" ]]; }
+
+# kube-router's network policy controller needs, in the node namespace: ipsets (hash:ip,
+# hash:net), the iptables `set`, `physdev` (bridged pod-to-pod traffic), `conntrack`, `addrtype`,
+# `mark`, NFLOG and REJECT. Probed in a throwaway namespace with the `iptables` that
+# kube-router will run (Debian's alternative: iptables-nft).
+IPSET_ERROR=""
+node_probe_ipset() {
+  local probe="pake-ipsq-${NODE_TAG}" out rc=0
+  command -v ipset >/dev/null 2>&1 || { IPSET_ERROR="no ipset command"; return 1; }
+  ip netns del "${probe}" 2>/dev/null || true
+  ip netns add "${probe}" || { IPSET_ERROR="ip netns add failed"; return 1; }
+  out="$(ip netns exec "${probe}" sh -c '
+    ipset create pake-probe hash:ip && ipset create pake-probe-net hash:net &&
+    iptables -N PAKE-PROBE &&
+    iptables -A PAKE-PROBE -m set --match-set pake-probe src -m set --match-set pake-probe-net dst -j ACCEPT &&
+    iptables -A PAKE-PROBE -m physdev --physdev-is-bridged -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT &&
+    iptables -A PAKE-PROBE -m addrtype --src-type LOCAL -m comment --comment probe -j ACCEPT &&
+    iptables -A PAKE-PROBE -m mark ! --mark 0x10000/0x10000 -m limit --limit 10/minute -j NFLOG --nflog-group 100 &&
+    iptables -A PAKE-PROBE -m mark ! --mark 0x10000/0x10000 -j REJECT &&
+    iptables -A PAKE-PROBE -j MARK --set-xmark 0x10000/0x10000' 2>&1)" || rc=$?
+  ip netns del "${probe}" 2>/dev/null || true
+  if ((rc != 0)); then
+    IPSET_ERROR="$(printf '%s' "${out}" | head -n1)"
+    return 1
+  fi
+}
+
+# Decides NETPOL_ENFORCER (kube-network-policies, kube-router-netpol or empty) and
+# NETPOL_REASON (one line for `status`).
+NETPOL_ENFORCER=""
+NETPOL_REASON=""
+node_choose_netpol() {
+  if node_probe_nft_queue; then
+    NETPOL_ENFORCER=kube-network-policies
+    NETPOL_REASON="nftables queue supported"
+  elif node_probe_ipset; then
+    NETPOL_ENFORCER=kube-router-netpol
+    NETPOL_REASON="kernel lacks nft queue (${NFT_QUEUE_ERROR}); iptables + ipset enforcer"
+  else
+    NETPOL_ENFORCER=""
+    NETPOL_REASON="kernel lacks nft queue (${NFT_QUEUE_ERROR}) and iptables/ipset (${IPSET_ERROR})"
+  fi
+}
+
+# What the last `up` chose, for `status` and `up`'s fast path (which do not probe).
+node_load_netpol_choice() {
+  local f="${NODE_STATE}/netpol-enforcer"
+  [[ -f "${f}" ]] || return 1
+  NETPOL_ENFORCER="$(sed -n 1p "${f}")"
+  NETPOL_REASON="$(sed -n 2p "${f}")"
+  [[ "${NETPOL_ENFORCER}" == none ]] && NETPOL_ENFORCER=""
+  # node_binaries (the node cache's completeness) follows the same choice.
+  [[ "${NETPOL_ENFORCER}" == kube-network-policies ]] || NFT_QUEUE_ERROR="${NFT_QUEUE_ERROR:-not probed}"
+  return 0
+}
+
+node_record_netpol_choice() {
+  printf '%s\n%s\n' "${NETPOL_ENFORCER:-none}" "${NETPOL_REASON}" >"${NODE_STATE}/netpol-enforcer"
+  rm -f "${NODE_STATE}/netpol-unsupported" # written by older versions of this script
+}
+
+# " name name ...": the node components this instance runs (for `up`'s messages).
+node_component_list() {
+  local c
+  for c in "${NODE_COMPONENTS[@]}"; do
+    netpol_not_chosen "${c}" || printf ' %s' "${c}"
+  done
+}
+
+# An enforcer component that this instance does not run.
+netpol_not_chosen() {
+  local c="$1" e
+  for e in "${NETPOL_ENFORCERS[@]}"; do
+    [[ "${c}" == "${e}" && "${c}" != "${NETPOL_ENFORCER}" ]] && return 0
+  done
+  return 1
+}
 
 node_validate_switch() {
   case "${REAL_NODE}" in
@@ -236,6 +317,21 @@ node_netns_up() {
   ns ip route replace "${SERVICE_CIDR}" dev "${NODE_BRIDGE}" src "${NODE_POD_GATEWAY}"
   # The machine reaches the pods through the namespace (more specific than the guard route).
   ip route replace "${NODE_POD_SUBNET}" via "${NODE_NS_IP}" dev "${NODE_VETH_HOST}"
+  node_netns_node_traffic_rule
+}
+
+# On a real node the kubelet shares the pods' host network namespace, and kube-router admits
+# traffic "from the pod's local node" by `-m addrtype --src-type LOCAL`. Here the kubelet (its
+# HTTP probes) sits on the machine side of the veth, so its packets arrive from the node IP,
+# which is not local to the namespace, and a default-deny ingress policy would drop the probes.
+# The same exemption, for exactly that source: packets from the node IP through the veth to the
+# pod subnet carry kube-router's "allowed by a policy" mark (0x10000) into its pod chains.
+node_netns_node_traffic_rule() {
+  [[ "${NETPOL_ENFORCER}" == kube-router-netpol ]] || return 0
+  local rule=(PREROUTING -i "${NODE_VETH_NS}" -s "${REAL_NODE_IP}/32" -d "${NODE_POD_SUBNET}"
+    -m comment --comment "pake: node (kubelet probes) to local pods, as kube-router's LOCAL-source rule"
+    -j MARK --set-xmark 0x10000/0x10000)
+  ns iptables -t mangle -C "${rule[@]}" 2>/dev/null || ns iptables -t mangle -A "${rule[@]}"
 }
 
 node_netns_down() {
@@ -505,17 +601,41 @@ node_start_kube_proxy() {
   wait_until kube-proxy 60 kube_proxy_healthy
 }
 
+# The enforcer's iptables chains exist in the node namespace and it reports healthy.
+kube_router_netpol_ready() {
+  ns iptables -S FORWARD 2>/dev/null | grep -q -- '-j KUBE-ROUTER-FORWARD' &&
+    ns iptables -S KUBE-ROUTER-FORWARD >/dev/null 2>&1 &&
+    ns iptables -S KUBE-NWPLCY-DEFAULT >/dev/null 2>&1 &&
+    [[ "$(ns curl -sS --max-time 3 "http://127.0.0.1:${NETPOL_HEALTH_PORT}/healthz" 2>/dev/null)" == OK* ]]
+}
+NETPOL_HEALTH_PORT=20244 # inside the node namespace
+
 node_start_netpol() {
-  if ! netpol_supported; then
-    log "note: NetworkPolicy is NOT enforced on this node: this kernel has no nftables queue support (nft: ${NFT_QUEUE_ERROR}); kube-network-policies not started (docs/local-cluster.md)"
-    return 0
-  fi
+  case "${NETPOL_ENFORCER}" in
+    kube-router-netpol) node_start_kube_router_netpol; return ;;
+    kube-network-policies) ;;
+    *)
+      log "note: NetworkPolicy is NOT enforced on this node: ${NETPOL_REASON} (docs/local-cluster.md)"
+      return 0
+      ;;
+  esac
   node_start kube-network-policies "$(node_bin_dir)/kube-network-policies" netns \
     --kubeconfig "${NODE_PKI}/kube-network-policies.kubeconfig" \
     --hostname-override "${NODE_NAME}" \
     --nftables-table "${NODE_NFT_TABLE}" \
     --nfqueue-id 100 \
     --v 1
+}
+
+node_start_kube_router_netpol() {
+  node_start kube-router-netpol "$(netpol_bin_dir)/kube-router-netpol" netns \
+    --kubeconfig "${NODE_PKI}/kube-network-policies.kubeconfig" \
+    --hostname-override "${NODE_NAME}" \
+    --service-cluster-ip-range "${SERVICE_CIDR}" \
+    --health-port "${NETPOL_HEALTH_PORT}" \
+    --v 1
+  wait_until kube-router-netpol 60 kube_router_netpol_ready
+  log "NetworkPolicy enforced on ${NODE_NAME} by kube-router's network policy controller (iptables + ipset)"
 }
 
 # Cluster objects the node needs: RBAC for the API server -> kubelet calls, kube-proxy,
@@ -541,11 +661,7 @@ node_up() {
   node_kubeconfig "${NODE_PKI}/kubelet.kubeconfig" kubelet-client "https://${HOST}:${API_PORT}"
   node_kubeconfig "${NODE_PKI}/kube-proxy.kubeconfig" kube-proxy "https://${REAL_NODE_IP}:${API_PORT}"
   node_kubeconfig "${NODE_PKI}/kube-network-policies.kubeconfig" kube-network-policies "https://${REAL_NODE_IP}:${API_PORT}"
-  if netpol_supported; then
-    rm -f "${NODE_STATE}/netpol-unsupported"
-  else
-    printf 'kernel lacks nft queue (%s)\n' "${NFT_QUEUE_ERROR}" >"${NODE_STATE}/netpol-unsupported"
-  fi
+  node_record_netpol_choice
   node_netns_up
   node_cgroups_up
   node_write_containerd_config
@@ -577,8 +693,9 @@ node_wait_ready() {
 node_all_running() {
   node_enabled || return 0
   local c
+  node_load_netpol_choice || return 1
   for c in "${NODE_COMPONENTS[@]}"; do
-    [[ "${c}" == kube-network-policies && -f "${NODE_STATE}/netpol-unsupported" ]] && continue
+    netpol_not_chosen "${c}" && continue
     component_pid "${c}" >/dev/null || return 1
   done
   real_node_ready
@@ -588,6 +705,7 @@ node_all_running() {
 # components, then remove what node_up created on the machine.
 node_down() {
   [[ -d "${NODE_STATE}" ]] || { node_netns_down; node_cgroups_down; return 0; }
+  stop_component kube-router-netpol
   stop_component kube-network-policies
   stop_component kube-proxy
   stop_component kubelet
@@ -634,9 +752,10 @@ node_unmount_all() {
 node_status_lines() {
   node_enabled || { printf '%-24s %s\n' "real node" "off (PAKE_CLUSTER_REAL_NODE=0)"; return 0; }
   local c pid rc=0
+  node_load_netpol_choice || true
   for c in "${NODE_COMPONENTS[@]}"; do
-    if [[ "${c}" == kube-network-policies && -f "${NODE_STATE}/netpol-unsupported" ]]; then
-      printf '%-24s %-8s %-8s %s\n' "${c}" "n/a" - "not enforced: $(<"${NODE_STATE}/netpol-unsupported")"
+    if netpol_not_chosen "${c}"; then
+      printf '%-24s %-8s %-8s %s\n' "${c}" "n/a" - "not used: ${NETPOL_REASON:-not started yet}"
       continue
     fi
     if pid="$(component_pid "${c}")"; then
@@ -646,5 +765,24 @@ node_status_lines() {
       rc=1
     fi
   done
+  node_netpol_status_line || rc=1
   return "${rc}"
+}
+
+# "enforced" only while the chosen enforcer runs and (kube-router) its chains are in place.
+node_netpol_status_line() {
+  local what="network-policy"
+  if [[ -z "${NETPOL_ENFORCER}" ]]; then
+    printf '%-24s %-8s %-8s %s\n' "${what}" "off" - "NOT enforced: ${NETPOL_REASON:-no enforcer chosen (run up)}"
+    return 0
+  fi
+  if ! component_pid "${NETPOL_ENFORCER}" >/dev/null; then
+    printf '%-24s %-8s %-8s %s\n' "${what}" "off" - "NOT enforced: ${NETPOL_ENFORCER} is not running"
+    return 1
+  fi
+  if [[ "${NETPOL_ENFORCER}" == kube-router-netpol ]] && ! kube_router_netpol_ready; then
+    printf '%-24s %-8s %-8s %s\n' "${what}" "off" - "NOT enforced: kube-router-netpol has no chains in ${NODE_NETNS} yet / unhealthy"
+    return 1
+  fi
+  printf '%-24s %-8s %-8s %s\n' "${what}" "enforced" - "by ${NETPOL_ENFORCER} (${NETPOL_REASON})"
 }

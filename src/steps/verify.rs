@@ -12,6 +12,8 @@ use crate::error::{Error, Result};
 use crate::kube::list::{list_json, list_json_selected};
 use crate::workflow::executor::{CheckResult, Ctx};
 
+mod secret_files;
+
 pub async fn run(ctx: &Ctx<'_>) -> Result<Vec<CheckResult>> {
     let r = ctx.resolved;
     let ns = &r.namespace;
@@ -136,7 +138,7 @@ pub async fn runtime_posture(ctx: &Ctx<'_>) -> Result<Vec<CheckResult>> {
             .as_array()
             .into_iter()
             .flatten()
-            .any(|c| !secret_env_refs(c).is_empty())
+            .any(|c| !secret_env_refs(c).is_empty() || secret_files::mounts_secret(p, c))
     });
     let key_secret = if needs_key {
         Some(FingerprintKey::create(c, &r.namespace, &r.app).await?)
@@ -235,6 +237,12 @@ async fn posture_of_pods(
             } else {
                 Vec::new()
             };
+            let files = if key.is_some() {
+                let keys = secret_files::keys_of_secrets(c, ns, pod, ctr).await?;
+                secret_files::secret_files(pod, ctr, &|s| keys.get(s).cloned().unwrap_or_default())
+            } else {
+                Vec::new()
+            };
             if simulated {
                 out.push(CheckResult::not_provable(
                     RUNTIME_POSTURE,
@@ -250,6 +258,16 @@ async fn posture_of_pods(
                         ),
                     ));
                 }
+                for f in &files {
+                    out.push(CheckResult::not_provable(
+                        SECRET_IN_PROCESS,
+                        format!("{who} file {}", f.path),
+                        format!(
+                            "simulated node {node} (kwok): no process sees Secret {}/{}",
+                            f.secret, f.key
+                        ),
+                    ));
+                }
                 continue;
             }
             let mut script = format!(
@@ -261,8 +279,9 @@ async fn posture_of_pods(
                     "; printf '%s ' {env}; {{ printf '%s' \"$PAKE_PROBE_KEY\"; tr '\\0' '\\n' </proc/1/environ | sed -n 's/^{env}=//p' | head -n 1 | tr -d '\\n'; }} | sha256sum"
                 ));
             }
+            script.push_str(&secret_files::probe_script(&files));
             let env: Vec<Value> = key
-                .filter(|_| !refs.is_empty())
+                .filter(|_| !refs.is_empty() || !files.is_empty())
                 .map(|k| vec![serde_json::json!({"name": "PAKE_PROBE_KEY", "valueFrom": {"secretKeyRef": {"name": k.name, "key": "key"}}})])
                 .unwrap_or_default();
             let probe = run_in_pod(
@@ -283,6 +302,9 @@ async fn posture_of_pods(
                     if let Some(k) = key {
                         for (env, secret, skey) in &refs {
                             out.push(secret_in_process(c, ns, &who, env, secret, skey, env_part, k).await?);
+                        }
+                        for (i, f) in files.iter().enumerate() {
+                            out.push(secret_files::check(c, ns, &who, i, f, env_part, k).await?);
                         }
                     }
                     let props = posture::evaluate(text, 1000);

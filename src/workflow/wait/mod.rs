@@ -30,6 +30,7 @@ use crate::error::Error;
 pub mod conditions;
 pub mod endpoints;
 pub mod rollout;
+mod sandbox;
 
 pub use conditions::*;
 pub use rollout::*;

@@ -75,6 +75,10 @@ pub(super) enum Ev {
     /// by their template generation alone.
     RevisionsForbidden,
     Pod(watcher::Event<Pod>),
+    /// `FailedCreatePodSandBox` Events in the namespace (see [`super::sandbox`]).
+    SandboxEvent(watcher::Event<k8s_openapi::api::core::v1::Event>),
+    /// The identity may not list Events: sandbox failures show only at the deadline.
+    SandboxEventsForbidden,
 }
 
 /// A minimal in-memory copy of a watched collection (the `reflector` idea,
@@ -604,6 +608,7 @@ pub async fn rollout_from(
         ),
         Workload::StatefulSet => {}
     }
+    streams.push(sandbox_event_stream(client, namespace));
 
     // The deadline: --timeout, or progressDeadlineSeconds when shorter.
     let progress_deadline = match &live {
@@ -631,6 +636,7 @@ pub async fn rollout_from(
         revisions_forbidden: false,
         pods: Store::new(),
     };
+    let mut sandbox_events: Store<k8s_openapi::api::core::v1::Event> = Store::new();
     let mut merged = futures::stream::select_all(streams);
     let mut last_msg = String::new();
     let mut report = |v: &Verdict| {
@@ -675,6 +681,12 @@ pub async fn rollout_from(
                 tracker.revisions_forbidden = true;
             }
             Ok(Ev::Pod(e)) => tracker.pods.apply(e),
+            Ok(Ev::SandboxEvent(e)) => sandbox_events.apply(e),
+            Ok(Ev::SandboxEventsForbidden) => {
+                tracing::debug!(
+                    "no permission to list events in {namespace}: a pod sandbox that cannot be created shows only at the deadline"
+                );
+            }
             Err((what, e)) => {
                 if let Some(err) = fatal_watch_error(&what, &e) {
                     return Err(err.on(object.clone()));
@@ -683,13 +695,49 @@ pub async fn rollout_from(
                 continue;
             }
         }
-        let verdict = tracker.evaluate();
+        let mut verdict = tracker.evaluate();
+        if let Verdict::Pending(_) = verdict {
+            let new_pods: Vec<&Pod> = tracker
+                .pods
+                .items
+                .values()
+                .filter(|p| tracker.role(p) == PodRole::New)
+                .collect();
+            if let Some(f) = super::sandbox::failure(sandbox_events.items.values(), &new_pods) {
+                verdict = Verdict::Failed(f);
+            }
+        }
         match verdict {
             Verdict::Done => return Ok(()),
             Verdict::Failed(f) => return Err(f.into_error(&object)),
             v @ Verdict::Pending(_) => report(&v),
         }
     }
+}
+
+/// The namespace's `FailedCreatePodSandBox` Events; without permission to list Events, one
+/// marker and the stream ends (the wait goes on without them).
+fn sandbox_event_stream(
+    client: &::kube::Client,
+    namespace: &str,
+) -> BoxStream<'static, std::result::Result<Ev, (String, watcher::Error)>> {
+    collection_stream(
+        Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), namespace),
+        super::sandbox::watcher_config(),
+        "events",
+    )
+    .scan(false, |ended, r| {
+        let item = match r {
+            _ if *ended => None,
+            Err((_, e)) if is_forbidden(&e) => {
+                *ended = true;
+                Some(Ok(Ev::SandboxEventsForbidden))
+            }
+            other => Some(other.map(Ev::SandboxEvent)),
+        };
+        futures::future::ready(item)
+    })
+    .boxed()
 }
 
 pub(super) fn object_stream<K>(
