@@ -37,9 +37,7 @@ pub fn plan(resolved: &Resolved, revs: &[Revision], to: Option<u32>) -> Result<R
         None => revs
             .iter()
             .rev()
-            .find(|v| {
-                Some(v.revision) != current && restorable(v)
-            })
+            .find(|v| Some(v.revision) != current && restorable(v))
             .ok_or_else(|| {
                 Error::usage(format!(
                     "nothing to roll back to: {} in {} has no earlier successful revision",
