@@ -588,10 +588,14 @@ impl SecondCluster {
     }
     fn up() -> SecondCluster {
         let dir = tempfile::tempdir().unwrap();
-        let mut envs = vec![(
-            "PAKE_CLUSTER_DIR".to_string(),
-            dir.path().join("state").display().to_string(),
-        )];
+        let mut envs = vec![
+            (
+                "PAKE_CLUSTER_DIR".to_string(),
+                dir.path().join("state").display().to_string(),
+            ),
+            // ESO is not under test here (and its metrics port is the shared cluster's).
+            ("PAKE_CLUSTER_ESO".to_string(), "0".to_string()),
+        ];
         for var in [
             "PAKE_CLUSTER_PORT",
             "PAKE_CLUSTER_ETCD_PORT",

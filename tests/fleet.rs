@@ -47,6 +47,8 @@ impl Instance {
                 dir.path().join("state").display().to_string(),
             ),
             ("PAKE_CLUSTER_REAL_NODE".to_string(), "0".to_string()),
+            // ESO is not under test here (and its metrics port is the shared cluster's).
+            ("PAKE_CLUSTER_ESO".to_string(), "0".to_string()),
         ];
         for var in [
             "PAKE_CLUSTER_PORT",
