@@ -273,8 +273,12 @@ pub fn parse_documents(
     text: &str,
     namespace: &str,
 ) -> Result<Vec<Manifest>> {
+    // Manifests are read the way the API server's clients read them (YAML
+    // 1.1): `defaultMode: 0440` is octal 288, as `kubectl apply` sends it.
+    let mut opts = crate::redact::yaml_options();
+    opts.legacy_octal_numbers = true;
     let docs: Vec<Value> =
-        serde_saphyr::from_multiple_with_options(text, crate::redact::yaml_options()).map_err(
+        serde_saphyr::from_multiple_with_options(text, opts).map_err(
             |e| {
                 let (line, msg) = crate::redact::yaml_error(&e, text);
                 let at = line
@@ -534,4 +538,21 @@ pub fn to_yaml(ms: &[Manifest]) -> String {
         s.push_str(&serde_saphyr::to_string(&m.object).expect("json value serializes as yaml"));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `defaultMode: 0440` in a template means what it means to kubectl
+    /// (YAML 1.1 octal, 288), not a parse error.
+    #[test]
+    fn octal_file_modes_read_as_kubectl_reads_them() {
+        let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  selector:\n    matchLabels: {app: d}\n  template:\n    metadata:\n      labels: {app: d}\n    spec:\n      containers:\n      - name: c\n        image: i\n      volumes:\n      - name: s\n        secret:\n          secretName: s\n          defaultMode: 0440\n";
+        let m = parse_documents("t.yaml", "t.yaml", text, "ns").unwrap();
+        assert_eq!(
+            m[0].object["spec"]["template"]["spec"]["volumes"][0]["secret"]["defaultMode"],
+            288
+        );
+    }
 }
