@@ -435,3 +435,44 @@ fn streamed_output_is_the_whole_report() {
     assert_eq!(yaml["results"], serde_json::json!([]));
     assert_eq!(yaml["summary"]["skippedDocuments"], 1);
 }
+
+#[test]
+fn bad_input_late_in_a_stream_fails_before_any_output() {
+    // Two hundred good objects, then a broken document and a pod that does not decode:
+    // every file is parsed and every pod decoded before the first result is written.
+    let d = tempfile::tempdir().unwrap();
+    many_manifests(d.path());
+    let dir = d.path().to_str().unwrap();
+    std::fs::write(
+        d.path().join("z-bad.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: [\n",
+    )
+    .unwrap();
+    for fmt in ["text", "json"] {
+        let o = pake(d.path(), &["audit", dir, "-o", fmt]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            !out.contains("Deployment"),
+            "no result before the error ({fmt}): {out}"
+        );
+        assert!(
+            text(&o).contains("z-bad.yaml: document 0, line"),
+            "{}",
+            text(&o)
+        );
+    }
+    std::fs::write(
+        d.path().join("z-bad.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    securityContext: {privileged: \"yes\"}\n",
+    )
+    .unwrap();
+    let o = pake(d.path(), &["audit", dir]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(text(&o).contains("is not a valid pod spec"), "{}", text(&o));
+}
