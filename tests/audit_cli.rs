@@ -424,6 +424,9 @@ fn streamed_output_is_the_whole_report() {
         pake::report::audit::text(&report, &ui),
         "text"
     );
+    let o = pake(d.path(), &["audit", dir, "-o", "sarif"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(json(&o), pake::report::sarif::audit(&report), "-o sarif");
     // Nothing at all: still one whole document.
     let e = tempfile::tempdir().unwrap();
     std::fs::write(e.path().join("values.yaml"), "a: 1\n").unwrap();
@@ -434,6 +437,8 @@ fn streamed_output_is_the_whole_report() {
     let yaml: Value = serde_saphyr::from_str(&String::from_utf8_lossy(&o.stdout)).unwrap();
     assert_eq!(yaml["results"], serde_json::json!([]));
     assert_eq!(yaml["summary"]["skippedDocuments"], 1);
+    let o = pake(e.path(), &["audit", ".", "-o", "sarif"]);
+    assert_eq!(json(&o)["runs"][0]["results"], serde_json::json!([]));
 }
 
 #[test]

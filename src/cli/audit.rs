@@ -68,7 +68,7 @@ pub async fn run(g: &Global, a: AuditArgs) -> Result<ExitCode> {
             .unwrap_or_default(),
         protected: false,
     };
-    if !a.paths.is_empty() && g.output != Format::Sarif {
+    if !a.paths.is_empty() {
         return stream_paths(g.output, &ui, &a.paths, &opts);
     }
     let report = if !a.paths.is_empty() {
@@ -116,8 +116,8 @@ fn exit(report: &audit::AuditReport) -> ExitCode {
 }
 
 /// Audit files printing each object's result as soon as it is checked, so a
-/// large input's report is never held in memory (text, JSON and YAML; SARIF
-/// is built whole). Every file is parsed and every pod decoded before the
+/// large input's report is never held in memory (text, JSON, YAML, SARIF).
+/// Every file is parsed and every pod decoded before the
 /// first result, so bad input fails (exit 2) before any output.
 fn stream_paths(
     format: Format,

@@ -91,6 +91,9 @@ pub struct Stream {
     format: Format,
     buf: String,
     results: usize,
+    /// SARIF: the rules so far and how many results were written.
+    sarif: crate::report::sarif::Log,
+    sarif_results: usize,
 }
 
 const FLUSH_AT: usize = 1 << 20;
@@ -101,6 +104,8 @@ impl Stream {
             format,
             buf: String::new(),
             results: 0,
+            sarif: Default::default(),
+            sarif_results: 0,
         }
     }
 
@@ -121,7 +126,29 @@ impl Stream {
                     "---\napiVersion: {API_VERSION}\nkind: {KIND}\nresults:"
                 );
             }
+            // The run's results first, its tool (with the rules used) at the end.
+            Format::Sarif => {
+                let _ = write!(
+                    self.buf,
+                    "{{\n  \"$schema\": {},\n  \"version\": \"2.1.0\",\n  \"runs\": [\n    {{\n      \"results\": [",
+                    serde_json::to_string(crate::report::sarif::SCHEMA)
+                        .expect("a string serializes")
+                );
+            }
             _ => {}
+        }
+    }
+
+    fn sarif_items(&mut self, items: Vec<serde_json::Value>) {
+        for v in items {
+            let v = serde_json::to_string_pretty(&v).expect("report serializes");
+            self.buf.push_str(if self.sarif_results == 0 {
+                "\n        "
+            } else {
+                ",\n        "
+            });
+            self.buf.push_str(&v.replace('\n', "\n        "));
+            self.sarif_results += 1;
         }
     }
 
@@ -144,6 +171,10 @@ impl Stream {
                 let v = serde_saphyr::to_string(&[r]).expect("report serializes as YAML");
                 self.buf.push('\n');
                 self.buf.push_str(v.trim_end_matches('\n'));
+            }
+            Format::Sarif => {
+                let items = self.sarif.results(r);
+                self.sarif_items(items);
             }
             _ => object_block(r, ui, &mut self.buf),
         }
@@ -188,6 +219,22 @@ impl Stream {
                         &serde_saphyr::to_string(&rest).expect("report serializes as YAML"),
                     );
                 }
+            }
+            Format::Sarif => {
+                let items = self.sarif.suppressed(report);
+                self.sarif_items(items);
+                let tool = std::mem::take(&mut self.sarif).head()["runs"][0]["tool"].take();
+                let tool = serde_json::to_string_pretty(&tool).expect("report serializes");
+                self.buf.push_str(if self.sarif_results == 0 {
+                    "]"
+                } else {
+                    "\n      ]"
+                });
+                let _ = write!(
+                    self.buf,
+                    ",\n      \"tool\": {}\n    }}\n  ]\n}}\n",
+                    tool.replace('\n', "\n      ")
+                );
             }
             _ => trailer(report, ui, &mut self.buf),
         }
