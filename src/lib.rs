@@ -22,6 +22,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod input;
 pub mod kube;
+pub mod membudget;
 pub mod output;
 pub mod preflight;
 pub mod redact;

@@ -1,5 +1,9 @@
 //! The `pake` binary: parse arguments, run the command, print errors, exit.
 
+/// The system allocator, with a memory budget for template rendering (src/membudget.rs).
+#[global_allocator]
+static ALLOC: pake::membudget::Counting = pake::membudget::Counting;
+
 fn main() {
     pake::kube::stats::start();
     // A closed pipe must not kill pake half way through a deploy (a write to

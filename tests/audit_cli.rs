@@ -369,3 +369,115 @@ fn what_cannot_be_evaluated_fails_and_secrets_are_found_by_value_without_printin
         }
     }
 }
+
+/// A few hundred objects over several files, with the cross-object checks'
+/// context (NetworkPolicies, PDBs, ServiceAccounts) at the end.
+fn many_manifests(dir: &Path) {
+    for f in 0..4 {
+        let mut t = String::new();
+        for i in 0..150 {
+            let n = f * 150 + i;
+            t.push_str(&format!(
+                "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d{n}\n  namespace: ns{}\nspec:\n  replicas: {}\n  selector: {{matchLabels: {{app: d{n}}}}}\n  template:\n    metadata: {{labels: {{app: d{n}}}}}\n    spec:\n      containers:\n      - name: a\n        image: nginx\n        env: [{{name: DB_PASSWORD, value: p{n}}}]\n",
+                n % 3,
+                1 + n % 2
+            ));
+        }
+        if f == 3 {
+            t.push_str("---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: ns1}\nspec: {podSelector: {}, policyTypes: [Ingress, Egress]}\n---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: pdb, namespace: ns2}\nspec: {minAvailable: 1, selector: {matchLabels: {app: d2}}}\n");
+        }
+        std::fs::write(dir.join(format!("m{f}.yaml")), t).unwrap();
+    }
+}
+
+#[test]
+fn streamed_output_is_the_whole_report() {
+    use pake::checks::audit::{AuditOptions, audit_paths};
+    let d = tempfile::tempdir().unwrap();
+    many_manifests(d.path());
+    let dir = d.path().to_str().unwrap();
+    let report = audit_paths(&[d.path().to_path_buf()], &AuditOptions::default());
+    let report = report.unwrap();
+    assert_eq!(report.results.len(), 602);
+    let o = pake(d.path(), &["audit", dir, "-o", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let want = serde_json::to_string_pretty(&pake::output::with_header("AuditReport", &report))
+        .unwrap()
+        + "\n";
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        want,
+        "-o json, byte for byte"
+    );
+    let o = pake(d.path(), &["audit", dir, "-o", "yaml"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let yaml: Value = serde_saphyr::from_str(&String::from_utf8_lossy(&o.stdout)).unwrap();
+    assert_eq!(
+        yaml,
+        pake::output::with_header("AuditReport", &report),
+        "-o yaml"
+    );
+    let o = pake(d.path(), &["audit", dir]);
+    let ui = pake::output::Ui::plain(pake::output::Format::Text);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        pake::report::audit::text(&report, &ui),
+        "text"
+    );
+    let o = pake(d.path(), &["audit", dir, "-o", "sarif"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(json(&o), pake::report::sarif::audit(&report), "-o sarif");
+    // Nothing at all: still one whole document.
+    let e = tempfile::tempdir().unwrap();
+    std::fs::write(e.path().join("values.yaml"), "a: 1\n").unwrap();
+    let o = pake(e.path(), &["audit", ".", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(json(&o)["results"], serde_json::json!([]));
+    let o = pake(e.path(), &["audit", ".", "-o", "yaml"]);
+    let yaml: Value = serde_saphyr::from_str(&String::from_utf8_lossy(&o.stdout)).unwrap();
+    assert_eq!(yaml["results"], serde_json::json!([]));
+    assert_eq!(yaml["summary"]["skippedDocuments"], 1);
+    let o = pake(e.path(), &["audit", ".", "-o", "sarif"]);
+    assert_eq!(json(&o)["runs"][0]["results"], serde_json::json!([]));
+}
+
+#[test]
+fn bad_input_late_in_a_stream_fails_before_any_output() {
+    // Two hundred good objects, then a broken document and a pod that does not decode:
+    // every file is parsed and every pod decoded before the first result is written.
+    let d = tempfile::tempdir().unwrap();
+    many_manifests(d.path());
+    let dir = d.path().to_str().unwrap();
+    std::fs::write(
+        d.path().join("z-bad.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: [\n",
+    )
+    .unwrap();
+    for fmt in ["text", "json"] {
+        let o = pake(d.path(), &["audit", dir, "-o", fmt]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            !out.contains("Deployment"),
+            "no result before the error ({fmt}): {out}"
+        );
+        assert!(
+            text(&o).contains("z-bad.yaml: document 0, line"),
+            "{}",
+            text(&o)
+        );
+    }
+    std::fs::write(
+        d.path().join("z-bad.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    securityContext: {privileged: \"yes\"}\n",
+    )
+    .unwrap();
+    let o = pake(d.path(), &["audit", dir]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(text(&o).contains("is not a valid pod spec"), "{}", text(&o));
+}

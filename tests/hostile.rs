@@ -273,6 +273,12 @@ fn template_limits() {
         &pake(d.path(), &["render", "--env", "dev"]),
         "larger than the 16 MiB limit for one template",
     );
+    // Twenty doublings of a 1 MB string (1 TB) in a few instructions: the
+    // memory budget of a render stops it, not the machine's memory.
+    let d = project_with_template("service.yaml", "concat-doubling.yaml");
+    let o = pake(d.path(), &["render", "--env", "dev"]);
+    usage_error(&o, "needs more than 256 MiB of memory");
+    assert!(all(&o).contains("rendering "), "{}", all(&o));
     let d = project_with_template("service.yaml", "syntax-error.yaml");
     let o = pake(d.path(), &["render", "--env", "dev"]);
     usage_error(&o, "syntax error");

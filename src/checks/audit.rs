@@ -260,49 +260,301 @@ pub struct Summary {
 
 /// Read and audit files and directories.
 pub fn audit_paths(paths: &[PathBuf], opts: &AuditOptions) -> Result<AuditReport> {
+    let mut results = Vec::new();
+    let mut report = audit_paths_each(paths, opts, &mut |r| {
+        results.push(r);
+        Ok(())
+    })?;
+    report.results = results;
+    Ok(report)
+}
+
+/// How [`audit_paths_each`] checks the objects.
+#[derive(Debug, Clone, Copy)]
+struct Streaming {
+    /// Objects checked together.
+    chunk: usize,
+    /// Check at least as many objects together as there are context objects
+    /// (each chunk's checks index all of them: this keeps the work linear).
+    chunk_grows: bool,
+}
+
+const STREAMING: Streaming = Streaming {
+    chunk: 1000,
+    chunk_grows: true,
+};
+
+/// [`audit_paths`], handing each result to `emit` as soon as it is ready
+/// instead of keeping it. The report returned has no `results`; its summary,
+/// overrides and suppressed findings cover them all.
+///
+/// Pass 1 parses every document and decodes every pod (bad input fails, exit
+/// 2, before the first result is emitted), keeps every object compactly
+/// ([`Packed`]: JSON and packed line numbers, ~2x its YAML instead of ~25x
+/// as a parsed tree) and, of the objects the cross-object checks look up,
+/// what they need ([`context_part`]). Pass 2 unpacks and checks the objects a
+/// chunk at a time, each chunk together with the context objects of all the
+/// others, so every result is the one the whole input at once gives
+/// (`streamed_audit_matches_whole_audit`). Memory: the largest file's text,
+/// the packed objects, the context objects and one chunk.
+pub fn audit_paths_each(
+    paths: &[PathBuf],
+    opts: &AuditOptions,
+    emit: &mut dyn FnMut(ObjectResult) -> Result<()>,
+) -> Result<AuditReport> {
+    audit_paths_with(paths, opts, STREAMING, emit)
+}
+
+fn audit_paths_with(
+    paths: &[PathBuf],
+    opts: &AuditOptions,
+    how: Streaming,
+    emit: &mut dyn FnMut(ObjectResult) -> Result<()>,
+) -> Result<AuditReport> {
     let mut walk = Walk::default();
     for p in paths {
         walk.collect(p, true, &mut Vec::new())?;
     }
-    let files = walk.files;
-    let mut objects = Vec::new();
+    let files = std::mem::take(&mut walk.files);
     let mut dockerfiles = Vec::new();
-    let mut skipped = 0;
+    let mut first = PassOne::default();
     for f in &files {
-        let what = if is_dockerfile(f) {
-            "Dockerfile"
-        } else {
-            "manifest"
-        };
-        let text = input::read_text(f, what)?;
         if is_dockerfile(f) {
-            dockerfiles.push((f.clone(), text));
+            dockerfiles.push((f.clone(), input::read_text(f, "Dockerfile")?));
         } else {
-            skipped += parse_yaml_file(&input::show_path(f), &text, &mut objects)?;
+            // The text is dropped once parsed: pass 2 reads the packed objects.
+            first.file(&input::show_path(f), &input::read_text(f, "manifest")?)?;
         }
     }
-    let mut report = audit_source_objects(&objects, opts, Vec::new())?;
+    first.prune_context();
+    let objects = first.kept.len();
+    let mut two = PassTwo {
+        chunk_size: if how.chunk_grows {
+            how.chunk.max(first.context.len())
+        } else {
+            how.chunk
+        },
+        context: first.context,
+        chunk: Vec::new(),
+        fin: Finisher::new(opts),
+        opts,
+        emit,
+    };
+    for (seq, p) in first.kept.into_iter().enumerate() {
+        two.push(seq, p.unpack())?;
+    }
+    two.flush()?;
     for (path, text) in &dockerfiles {
-        let context = path.parent().filter(|p| !p.as_os_str().is_empty());
-        let findings = dockerfile::check_dockerfile(path, text, context.or(Some(Path::new("."))));
-        report.results.push(ObjectResult {
-            source: input::show_path(path),
-            document: 0,
-            kind: "Dockerfile".into(),
-            name: path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            namespace: None,
-            line: None,
-            pss: None,
-            findings: findings.into_iter().map(finding_out).collect(),
+        let mut r = dockerfile_result(path, text);
+        two.fin.result(&mut r);
+        (two.emit)(r)?;
+    }
+    let mut report = empty_report(opts);
+    report.summary.files = files.len();
+    report.summary.objects = objects;
+    report.summary.skipped_documents = first.skipped;
+    report.notes = walk.notes;
+    Ok(two.fin.into_report(report))
+}
+
+fn dockerfile_result(path: &Path, text: &str) -> ObjectResult {
+    let context = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let findings = dockerfile::check_dockerfile(path, text, context.or(Some(Path::new("."))));
+    ObjectResult {
+        source: input::show_path(path),
+        document: 0,
+        kind: "Dockerfile".into(),
+        name: path
+            .file_name()
+            .map(|n| input::escape_control(&n.to_string_lossy()))
+            .unwrap_or_default(),
+        namespace: None,
+        line: None,
+        pss: None,
+        findings: findings.into_iter().map(finding_out).collect(),
+    }
+}
+
+/// An object between the passes: its value as JSON (parsed back ~10x faster
+/// than YAML) and its line numbers packed ([`LineMap::pack`]).
+struct Packed {
+    source: String,
+    document: usize,
+    line: Option<usize>,
+    body: Body,
+    lines: Option<Box<[u32]>>,
+}
+
+enum Body {
+    Json(Box<[u8]>),
+    /// A value with a fractional number stays a tree: serde_json reads floats
+    /// back to the last bit only with a feature pake does not enable.
+    Tree(Value),
+}
+
+fn has_float(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => n.is_f64(),
+        Value::Array(a) => a.iter().any(has_float),
+        Value::Object(m) => m.values().any(has_float),
+        _ => false,
+    }
+}
+
+impl Packed {
+    fn new(o: SourceObject) -> Packed {
+        Packed {
+            body: if has_float(&o.object) {
+                Body::Tree(o.object)
+            } else {
+                Body::Json(
+                    serde_json::to_vec(&o.object)
+                        .expect("a JSON value serializes")
+                        .into_boxed_slice(),
+                )
+            },
+            lines: o.lines.map(|l| {
+                let mut v = Vec::new();
+                l.pack(&mut v);
+                v.into_boxed_slice()
+            }),
+            source: o.source,
+            document: o.document,
+            line: o.line,
+        }
+    }
+
+    fn unpack(self) -> SourceObject {
+        SourceObject {
+            object: match self.body {
+                Body::Json(j) => serde_json::from_slice(&j).expect("pake's own JSON parses back"),
+                Body::Tree(v) => v,
+            },
+            lines: self.lines.map(|l| LineMap::unpack(&l)),
+            source: self.source,
+            document: self.document,
+            line: self.line,
+            // Pods were decoded in pass 1: the text only served their error messages.
+            text: None,
+        }
+    }
+}
+
+/// What pass 1 leaves for pass 2.
+#[derive(Default)]
+struct PassOne {
+    /// Every object, in order.
+    kept: Vec<Packed>,
+    /// `(object number, context part)` of every object the cross-object checks look up.
+    context: Vec<(usize, Value)>,
+    skipped: usize,
+}
+
+impl PassOne {
+    /// Parse a file, decode its pods, keep its objects and their context parts.
+    fn file(&mut self, source: &str, text: &str) -> Result<()> {
+        self.skipped += parse_yaml_each(source, text, &mut |o| {
+            check_pod_decodes(&o)?;
+            if let Some(c) = context_part(&o.object) {
+                self.context.push((self.kept.len(), c));
+            }
+            self.kept.push(Packed::new(o));
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Workloads matter only to the PDBs (and HPAs, through them) of their namespace.
+    fn prune_context(&mut self) {
+        let with_pdb: std::collections::BTreeSet<String> = self
+            .context
+            .iter()
+            .filter(|(_, v)| guide::kind(v) == "PodDisruptionBudget")
+            .map(|(_, v)| guide::namespace(v).to_string())
+            .collect();
+        self.context.retain(|(_, v)| {
+            !WORKLOAD_KINDS.contains(&guide::kind(v)) || with_pdb.contains(guide::namespace(v))
         });
     }
-    report.summary.files = files.len();
-    report.summary.skipped_documents = skipped;
-    report.notes = walk.notes;
-    Ok(finish(report, opts))
+}
+
+/// Kinds whose objects the guide's cross-object checks look up whole
+/// (`guide::Context`).
+const CONTEXT_KINDS: &[&str] = &["NetworkPolicy", "PodDisruptionBudget", "ServiceAccount"];
+
+/// Kinds that PDBs and HPAs are compared with (`depth::Context`).
+const WORKLOAD_KINDS: &[&str] = &["Deployment", "StatefulSet", "ReplicaSet"];
+
+/// What the cross-object checks need of an object when it is audited in
+/// another chunk: NetworkPolicies, PDBs and ServiceAccounts whole; of a
+/// workload its identity, replicas and pod labels. `None` for the rest.
+fn context_part(obj: &Value) -> Option<Value> {
+    let kind = guide::kind(obj);
+    if CONTEXT_KINDS.contains(&kind) {
+        return Some(obj.clone());
+    }
+    if !WORKLOAD_KINDS.contains(&kind) {
+        return None;
+    }
+    let pick = |v: Option<&Value>| v.cloned().unwrap_or(Value::Null);
+    let meta = obj.get("metadata");
+    let spec = obj.get("spec");
+    Some(serde_json::json!({
+        "apiVersion": pick(obj.get("apiVersion")),
+        "kind": kind,
+        "metadata": {
+            "name": pick(meta.and_then(|m| m.get("name"))),
+            "namespace": pick(meta.and_then(|m| m.get("namespace"))),
+        },
+        "spec": {
+            "replicas": pick(spec.and_then(|s| s.get("replicas"))),
+            "template": {"metadata": {"labels": pick(guide::at(obj, &["spec", "template", "metadata", "labels"]))}},
+        },
+    }))
+}
+
+/// Pass 2: objects in order, checked a chunk at a time with the context of the rest.
+struct PassTwo<'a> {
+    context: Vec<(usize, Value)>,
+    chunk: Vec<(usize, SourceObject)>,
+    chunk_size: usize,
+    fin: Finisher<'a>,
+    opts: &'a AuditOptions,
+    emit: &'a mut dyn FnMut(ObjectResult) -> Result<()>,
+}
+
+impl PassTwo<'_> {
+    fn push(&mut self, seq: usize, o: SourceObject) -> Result<()> {
+        self.chunk.push((seq, o));
+        if self.chunk.len() >= self.chunk_size {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Check the chunk, with the context objects from before and after it, and emit its results.
+    fn flush(&mut self) -> Result<()> {
+        let (Some((lo, _)), Some((hi, _))) = (self.chunk.first(), self.chunk.last()) else {
+            return Ok(());
+        };
+        let (lo, hi) = (*lo, *hi);
+        let before = self.context.partition_point(|(s, _)| *s < lo);
+        let after = self.context.partition_point(|(s, _)| *s <= hi);
+        let objects: Vec<SourceObject> = self.chunk.drain(..).map(|(_, o)| o).collect();
+        let results = chunk_results(
+            &self.context[..before],
+            &objects,
+            &self.context[after..],
+            self.opts,
+            Vec::new(),
+        )?;
+        drop(objects);
+        for mut r in results {
+            self.fin.result(&mut r);
+            (self.emit)(r)?;
+        }
+        Ok(())
+    }
 }
 
 /// Audit the text of one multi-document YAML file (as read from `source`).
@@ -369,101 +621,35 @@ fn finding_out(f: Finding) -> FindingOut {
     }
 }
 
+/// Every object checked at once (no overrides applied yet). The checks read
+/// the objects in place: no copy of the input is made.
 fn audit_source_objects(
     objects: &[SourceObject],
     opts: &AuditOptions,
     extra: Vec<(usize, Finding)>,
 ) -> Result<AuditReport> {
-    let values: Vec<Value> = objects.iter().map(|o| o.object.clone()).collect();
-    let mut guide_findings: Vec<Vec<Finding>> = vec![Vec::new(); objects.len()];
-    let depth_opts = depth::DepthOptions {
-        protected: opts.protected,
-    };
-    for (i, f) in guide::check_objects(&values)
-        .into_iter()
-        .chain(depth::check_objects(&values, depth_opts))
-        .chain(extra)
-    {
-        guide_findings[i].push(f);
+    let mut report = empty_report(opts);
+    report.results = chunk_results(&[], objects, &[], opts, extra)?;
+    report.summary.objects = objects.len();
+    Ok(report)
+}
+
+impl AuditReport {
+    /// A report with no results yet (what [`audit_paths_each`] fills in).
+    pub fn empty(opts: &AuditOptions) -> Self {
+        empty_report(opts)
     }
-    let mut results = Vec::with_capacity(objects.len());
-    for (o, findings) in objects.iter().zip(guide_findings) {
-        if let Some(field) = malformed_pod_path(&o.object) {
-            let at = match o.line {
-                Some(l) => format!("{}: document {}, line {l}", o.source, o.document),
-                None => format!("{}: document {}", o.source, o.document),
-            };
-            return Err(Error::usage(format!(
-                "{at}: {field} is not a mapping, so the object has no pod to evaluate"
-            ))
-            .on(guide::object_ref(&o.object))
-            .fix("fix the object's structure (the API server would reject it too)"));
-        }
-        let obj = &o.object;
-        let pss = match pss::pod_of(obj) {
-            None => None,
-            Some(Ok(pod)) => {
-                let v = pss::evaluate(opts.level, opts.version, &pod);
-                Some(PssResult {
-                    level: v.level,
-                    version: v.version,
-                    allowed: v.allowed,
-                    message: (!v.allowed).then(|| v.admission_message()),
-                    violations: v
-                        .violations
-                        .into_iter()
-                        .map(|x| ViolationOut {
-                            line: o
-                                .line_of(&violation_field(obj, x.check, &x.detail))
-                                .or(o.line),
-                            check: x.check,
-                            reason: x.reason,
-                            detail: x.detail,
-                            suppressed: None,
-                        })
-                        .collect(),
-                })
-            }
-            Some(Err(e)) => return Err(decode_error(o, &e)),
-        };
-        let meta = |k: &str| {
-            obj.get("metadata")
-                .and_then(|m| m.get(k))
-                .and_then(Value::as_str)
-                .map(input::escape_control)
-        };
-        results.push(ObjectResult {
-            source: o.source.clone(),
-            document: o.document,
-            kind: obj
-                .get("kind")
-                .and_then(Value::as_str)
-                .map(input::escape_control)
-                .unwrap_or_default(),
-            name: meta("name").unwrap_or_default(),
-            namespace: meta("namespace"),
-            line: o.line,
-            pss,
-            findings: findings
-                .into_iter()
-                .map(|f| FindingOut {
-                    line: f
-                        .line
-                        .or_else(|| f.field.as_ref().and_then(|p| o.line_of(p)))
-                        .or(o.line),
-                    ..finding_out(f)
-                })
-                .collect(),
-        });
-    }
-    Ok(AuditReport {
-        results,
+}
+
+fn empty_report(opts: &AuditOptions) -> AuditReport {
+    AuditReport {
+        results: Vec::new(),
         suppressed: Vec::new(),
         overrides: Vec::new(),
         notes: Vec::new(),
         summary: Summary {
             files: 0,
-            objects: objects.len(),
+            objects: 0,
             skipped_documents: 0,
             pss_level: opts.level,
             pss_version: opts.version,
@@ -475,14 +661,170 @@ fn audit_source_objects(
             fail_on: opts.fail_on,
             passed: true,
         },
+    }
+}
+
+/// A workload whose pod cannot be evaluated: a malformed template or a pod
+/// spec that does not decode (exit 2, naming file, document, line and field).
+fn check_pod_decodes(o: &SourceObject) -> Result<()> {
+    if let Some(field) = malformed_pod_path(&o.object) {
+        let at = match o.line {
+            Some(l) => format!("{}: document {}, line {l}", o.source, o.document),
+            None => format!("{}: document {}", o.source, o.document),
+        };
+        return Err(Error::usage(format!(
+            "{at}: {field} is not a mapping, so the object has no pod to evaluate"
+        ))
+        .on(guide::object_ref(&o.object))
+        .fix("fix the object's structure (the API server would reject it too)"));
+    }
+    if let Some(Err(e)) = pss::pod_of(&o.object) {
+        return Err(decode_error(o, &e));
+    }
+    Ok(())
+}
+
+/// Results for `objects`, checked with `before` and `after` (context objects
+/// that precede and follow them in the input) around them, in input order.
+/// `extra` findings are indexed into `objects`.
+fn chunk_results(
+    before: &[(usize, Value)],
+    objects: &[SourceObject],
+    after: &[(usize, Value)],
+    opts: &AuditOptions,
+    extra: Vec<(usize, Finding)>,
+) -> Result<Vec<ObjectResult>> {
+    let all: Vec<&Value> = before
+        .iter()
+        .map(|(_, v)| v)
+        .chain(objects.iter().map(|o| &o.object))
+        .chain(after.iter().map(|(_, v)| v))
+        .collect();
+    let range = before.len()..before.len() + objects.len();
+    let depth_opts = depth::DepthOptions {
+        protected: opts.protected,
+    };
+    let mut findings: Vec<Vec<Finding>> = vec![Vec::new(); objects.len()];
+    for (i, f) in guide::check_objects_in(&all, range.clone())
+        .into_iter()
+        .chain(depth::check_objects_in(&all, range.clone(), depth_opts))
+    {
+        findings[i - range.start].push(f);
+    }
+    for (i, f) in extra {
+        findings[i].push(f);
+    }
+    objects
+        .iter()
+        .zip(findings)
+        .map(|(o, f)| object_result(o, f, opts))
+        .collect()
+}
+
+fn object_result(
+    o: &SourceObject,
+    findings: Vec<Finding>,
+    opts: &AuditOptions,
+) -> Result<ObjectResult> {
+    if malformed_pod_path(&o.object).is_some() {
+        check_pod_decodes(o)?;
+    }
+    let obj = &o.object;
+    let pss = match pss::pod_of(obj) {
+        None => None,
+        Some(Ok(pod)) => {
+            let v = pss::evaluate(opts.level, opts.version, &pod);
+            Some(PssResult {
+                level: v.level,
+                version: v.version,
+                allowed: v.allowed,
+                message: (!v.allowed).then(|| v.admission_message()),
+                violations: v
+                    .violations
+                    .into_iter()
+                    .map(|x| ViolationOut {
+                        line: o
+                            .line_of(&violation_field(obj, x.check, &x.detail))
+                            .or(o.line),
+                        check: x.check,
+                        reason: x.reason,
+                        detail: x.detail,
+                        suppressed: None,
+                    })
+                    .collect(),
+            })
+        }
+        Some(Err(e)) => return Err(decode_error(o, &e)),
+    };
+    let meta = |k: &str| {
+        obj.get("metadata")
+            .and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            .map(input::escape_control)
+    };
+    Ok(ObjectResult {
+        source: o.source.clone(),
+        document: o.document,
+        kind: obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .map(input::escape_control)
+            .unwrap_or_default(),
+        name: meta("name").unwrap_or_default(),
+        namespace: meta("namespace"),
+        line: o.line,
+        pss,
+        findings: findings
+            .into_iter()
+            .map(|f| FindingOut {
+                line: f
+                    .line
+                    .or_else(|| f.field.as_ref().and_then(|p| o.line_of(p)))
+                    .or(o.line),
+                ..finding_out(f)
+            })
+            .collect(),
     })
 }
 
 /// Apply overrides and compute the summary.
 fn finish(mut report: AuditReport, opts: &AuditOptions) -> AuditReport {
-    let mut applied: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut suppressed = Vec::new();
+    let mut f = Finisher::new(opts);
     for r in &mut report.results {
+        f.result(r);
+    }
+    f.into_report(report)
+}
+
+/// Overrides and summary, one result at a time (so results can be streamed).
+struct Finisher<'o> {
+    opts: &'o AuditOptions,
+    applied: BTreeMap<String, usize>,
+    suppressed: Vec<Suppressed>,
+    pods_evaluated: usize,
+    pods_denied: usize,
+    not_evaluated: usize,
+    findings: BTreeMap<Severity, usize>,
+    passed: bool,
+}
+
+impl<'o> Finisher<'o> {
+    fn new(opts: &'o AuditOptions) -> Self {
+        Finisher {
+            opts,
+            applied: BTreeMap::new(),
+            suppressed: Vec::new(),
+            pods_evaluated: 0,
+            pods_denied: 0,
+            not_evaluated: 0,
+            findings: BTreeMap::new(),
+            passed: true,
+        }
+    }
+
+    /// Apply the overrides to one result and count it.
+    fn result(&mut self, r: &mut ObjectResult) {
+        let opts = self.opts;
         let object = if r.kind == "Dockerfile" {
             r.source.clone()
         } else {
@@ -497,8 +839,8 @@ fn finish(mut report: AuditReport, opts: &AuditOptions) -> AuditReport {
                     && !o.enabled
                 {
                     v.suppressed = Some(o.reason.clone());
-                    *applied.entry(id).or_default() += 1;
-                    suppressed.push(Suppressed {
+                    *self.applied.entry(id.clone()).or_default() += 1;
+                    self.suppressed.push(Suppressed {
                         id: v.check.to_string(),
                         source: r.source.clone(),
                         document: r.document,
@@ -514,8 +856,8 @@ fn finish(mut report: AuditReport, opts: &AuditOptions) -> AuditReport {
         for mut f in std::mem::take(&mut r.findings) {
             match opts.overrides.get_key_value(f.id.as_str()) {
                 Some((id, o)) if !o.enabled => {
-                    *applied.entry(id).or_default() += 1;
-                    suppressed.push(Suppressed {
+                    *self.applied.entry(id.clone()).or_default() += 1;
+                    self.suppressed.push(Suppressed {
                         id: f.id.clone(),
                         source: r.source.clone(),
                         document: r.document,
@@ -529,7 +871,7 @@ fn finish(mut report: AuditReport, opts: &AuditOptions) -> AuditReport {
                     if let Some(sev) = o.severity.as_deref().and_then(Severity::parse)
                         && sev != f.severity
                     {
-                        *applied.entry(id).or_default() += 1;
+                        *self.applied.entry(id.clone()).or_default() += 1;
                         f.overridden = Some(SeverityOverride {
                             from: f.severity,
                             reason: o.reason.clone(),
@@ -542,46 +884,52 @@ fn finish(mut report: AuditReport, opts: &AuditOptions) -> AuditReport {
             }
         }
         r.findings = kept;
-    }
-    report.overrides = opts
-        .overrides
-        .iter()
-        .map(|(id, o)| AppliedOverride {
-            id: id.clone(),
-            enabled: o.enabled,
-            severity: o.severity.as_deref().and_then(Severity::parse),
-            reason: o.reason.clone(),
-            applied: applied.get(id.as_str()).copied().unwrap_or(0),
-            unknown: !is_known_check(id),
-        })
-        .collect();
-    let s = &mut report.summary;
-    s.suppressed = suppressed.len();
-    report.suppressed = suppressed;
-    let mut passed = true;
-    for r in &report.results {
         if let Some(p) = &r.pss {
-            s.pods_evaluated += 1;
+            self.pods_evaluated += 1;
             if !p.allowed {
-                s.pods_denied += 1;
+                self.pods_denied += 1;
             }
             if p.violations.iter().any(|v| v.suppressed.is_none()) {
-                passed = false;
+                self.passed = false;
             }
         }
         for f in &r.findings {
-            *s.findings.entry(f.severity).or_default() += 1;
+            *self.findings.entry(f.severity).or_default() += 1;
             // What pake could not evaluate fails the audit whatever --fail-on says.
             if f.severity >= opts.fail_on || f.id == depth::NOT_EVALUATED {
-                passed = false;
+                self.passed = false;
             }
             if f.id == depth::NOT_EVALUATED {
-                s.not_evaluated += 1;
+                self.not_evaluated += 1;
             }
         }
     }
-    s.passed = passed;
-    report
+
+    /// The overrides list, suppressed findings and summary counts.
+    fn into_report(self, mut report: AuditReport) -> AuditReport {
+        report.overrides = self
+            .opts
+            .overrides
+            .iter()
+            .map(|(id, o)| AppliedOverride {
+                id: id.clone(),
+                enabled: o.enabled,
+                severity: o.severity.as_deref().and_then(Severity::parse),
+                reason: o.reason.clone(),
+                applied: self.applied.get(id.as_str()).copied().unwrap_or(0),
+                unknown: !is_known_check(id),
+            })
+            .collect();
+        let s = &mut report.summary;
+        s.suppressed = self.suppressed.len();
+        s.pods_evaluated = self.pods_evaluated;
+        s.pods_denied = self.pods_denied;
+        s.not_evaluated = self.not_evaluated;
+        s.findings = self.findings;
+        s.passed = self.passed;
+        report.suppressed = self.suppressed;
+        report
+    }
 }
 
 /// A check ID pake knows: PSS, guide, or a Dockerfile/image check prefix.
@@ -696,11 +1044,20 @@ pub fn is_dockerfile(p: &Path) -> bool {
 /// first marker counts as a document only if it has content. Line 1 of a
 /// document's text is line `first line` of the file.
 pub fn split_documents(text: &str) -> Vec<(usize, String)> {
+    let mut docs = Vec::new();
+    let _ = for_each_document(text, &mut |start, doc| {
+        docs.push((start, doc));
+        Ok(())
+    });
+    docs
+}
+
+/// [`split_documents`], one document at a time (a large file is never copied whole).
+fn for_each_document(text: &str, each: &mut dyn FnMut(usize, String) -> Result<()>) -> Result<()> {
     fn has_content(s: &str) -> bool {
         s.lines()
             .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
     }
-    let mut docs: Vec<(usize, String)> = Vec::new();
     let mut cur = String::new();
     let mut start = 1;
     let mut by_marker = false;
@@ -709,7 +1066,7 @@ pub fn split_documents(text: &str) -> Vec<(usize, String)> {
         let bare = line.trim_end_matches(['\n', '\r']);
         if bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t") {
             if by_marker || has_content(&cur) {
-                docs.push((start, std::mem::take(&mut cur)));
+                each(start, std::mem::take(&mut cur))?;
             }
             cur.clear();
             start = lineno;
@@ -725,47 +1082,76 @@ pub fn split_documents(text: &str) -> Vec<(usize, String)> {
         cur.push_str(if bare == "..." { "\n" } else { line });
     }
     if by_marker || has_content(&cur) {
-        docs.push((start, cur));
+        each(start, cur)?;
     }
-    docs
+    Ok(())
 }
 
 /// Parse a YAML file into objects; returns how many documents were skipped (not objects).
 fn parse_yaml_file(source: &str, text: &str, out: &mut Vec<SourceObject>) -> Result<usize> {
+    parse_yaml_each(source, text, &mut |o| {
+        out.push(o);
+        Ok(())
+    })
+}
+
+/// [`parse_yaml_file`], one object at a time.
+fn parse_yaml_each(
+    source: &str,
+    text: &str,
+    each: &mut dyn FnMut(SourceObject) -> Result<()>,
+) -> Result<usize> {
     let mut skipped = 0;
-    for (index, (start, doc)) in split_documents(text).into_iter().enumerate() {
-        let opts = crate::redact::yaml_options();
-        let parsed: Lined = serde_saphyr::from_str_with_options(&doc, opts).map_err(|e| {
-            let (l, msg) = crate::redact::yaml_error(&e, &doc);
-            let line = l.map(|l| start + l - 1).unwrap_or(start);
-            Error::usage(format!("{source}: document {index}, line {line}: invalid YAML: {msg}"))
-                .fix(if doc.contains("{{") || doc.contains("{%") {
-                    "this looks like a template: audit the rendered output with `pake audit --env ENV`, or pass the rendered manifests"
-                } else {
-                    "fix the YAML at that line (kubectl would refuse it too)"
-                })
-        })?;
-        let first = doc
-            .lines()
-            .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-            .map(|i| start + i)
-            .unwrap_or(start);
-        let mut lines = parsed.lines;
-        lines.shift(start - 1);
-        let before = out.len();
-        skipped += push_object(
-            source,
-            index,
-            Some(first),
-            Some((start, doc)),
-            parsed.value,
-            out,
-        );
-        // A `kind: List` is expanded into several objects: their lines are
-        // under `items[i]`, which the single-object map does not address.
-        if out.len() == before + 1 {
-            out[before].lines = Some(lines);
-        }
+    let mut index = 0;
+    let mut objects = Vec::new();
+    for_each_document(text, &mut |start, doc| {
+        skipped += parse_document(source, index, start, doc, &mut objects)?;
+        index += 1;
+        objects.drain(..).try_for_each(&mut *each)
+    })?;
+    Ok(skipped)
+}
+
+/// Parse one document (number `index`, starting at line `start`) into `out`;
+/// returns 1 if it is not a Kubernetes object.
+fn parse_document(
+    source: &str,
+    index: usize,
+    start: usize,
+    doc: String,
+    out: &mut Vec<SourceObject>,
+) -> Result<usize> {
+    let opts = crate::redact::yaml_options();
+    let parsed: Lined = serde_saphyr::from_str_with_options(&doc, opts).map_err(|e| {
+        let (l, msg) = crate::redact::yaml_error(&e, &doc);
+        let line = l.map(|l| start + l - 1).unwrap_or(start);
+        Error::usage(format!("{source}: document {index}, line {line}: invalid YAML: {msg}"))
+            .fix(if doc.contains("{{") || doc.contains("{%") {
+                "this looks like a template: audit the rendered output with `pake audit --env ENV`, or pass the rendered manifests"
+            } else {
+                "fix the YAML at that line (kubectl would refuse it too)"
+            })
+    })?;
+    let first = doc
+        .lines()
+        .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|i| start + i)
+        .unwrap_or(start);
+    let mut lines = parsed.lines;
+    lines.shift(start - 1);
+    let before = out.len();
+    let skipped = push_object(
+        source,
+        index,
+        Some(first),
+        Some((start, doc)),
+        parsed.value,
+        out,
+    );
+    // A `kind: List` is expanded into several objects: their lines are
+    // under `items[i]`, which the single-object map does not address.
+    if out.len() == before + 1 {
+        out[before].lines = Some(lines);
     }
     Ok(skipped)
 }
@@ -788,9 +1174,11 @@ fn push_object(
     }
     if kind == "List" || (kind.ends_with("List") && value.get("items").is_some_and(Value::is_array))
     {
-        if let Some(items) = value.get("items").and_then(Value::as_array) {
+        if let Value::Object(mut m) = value
+            && let Some(Value::Array(items)) = m.remove("items")
+        {
             for item in items {
-                push_object(source, document, line, None, item.clone(), out);
+                push_object(source, document, line, None, item, out);
             }
         }
         return 0;
@@ -961,6 +1349,198 @@ mod tests {
         );
     }
 
+    /// A mid-size input where every cross-object check has something to
+    /// compare: namespaces with and without default-deny policies (declared
+    /// after the workloads), PDBs that block drains or select nothing, HPAs
+    /// against them, ServiceAccounts that mount tokens, a `List`, documents
+    /// that are not objects.
+    fn mixed_manifests(dir: &Path, files: usize, per_file: usize) {
+        for f in 0..files {
+            let mut t = String::from("# generated\n");
+            for i in 0..per_file {
+                let n = f * per_file + i;
+                let ns = ["shop", "blog", "ops"][n % 3];
+                let app = format!("app-{}", n % 17);
+                let doc = match n % 11 {
+                    0 => format!(
+                        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p{n}\n  namespace: {ns}\n  labels: {{app: {app}}}\nspec:\n  serviceAccountName: sa-{}\n  containers:\n  - name: a\n    image: nginx\n    securityContext: {{privileged: {}}}\n",
+                        n % 5,
+                        n.is_multiple_of(2)
+                    ),
+                    1 | 2 => format!(
+                        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {app}\n  namespace: {ns}\nspec:\n  replicas: {}\n  selector: {{matchLabels: {{app: {app}}}}}\n  template:\n    metadata:\n      labels: {{app: {app}}}\n    spec:\n      automountServiceAccountToken: {}\n      containers:\n      - name: web\n        image: registry.example.com/web:1.{n}\n        env:\n        - name: API_TOKEN\n          value: t0k{n}\n",
+                        1 + n % 3,
+                        n.is_multiple_of(4)
+                    ),
+                    3 => format!(
+                        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: pdb{n}\n  namespace: {ns}\nspec:\n  minAvailable: {}\n  selector: {{matchLabels: {{app: {app}}}}}\n",
+                        n % 4
+                    ),
+                    4 => format!(
+                        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: h{n}\n  namespace: {ns}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: {app}}}\n  minReplicas: {}\n  maxReplicas: 9\n",
+                        1 + n % 3
+                    ),
+                    5 => format!(
+                        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa-{}\n  namespace: {ns}\nautomountServiceAccountToken: {}\n",
+                        n % 5,
+                        n.is_multiple_of(3)
+                    ),
+                    6 if ns != "ops" && n > files * per_file / 2 => format!(
+                        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: deny{n}\n  namespace: {ns}\nspec:\n  podSelector: {{}}\n  policyTypes: [{}]\n",
+                        if ns == "shop" {
+                            "Ingress, Egress"
+                        } else {
+                            "Ingress"
+                        }
+                    ),
+                    7 => format!(
+                        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {{name: s{n}, namespace: {ns}}}\n  spec: {{type: NodePort, ports: [{{port: 80}}]}}\n- apiVersion: apps/v1\n  kind: StatefulSet\n  metadata: {{name: st{n}, namespace: {ns}}}\n  spec:\n    replicas: 1\n    template:\n      metadata: {{labels: {{app: {app}}}}}\n      spec:\n        containers: [{{name: db, image: postgres}}]\n"
+                    ),
+                    8 => "values: {not: an object}\n".to_string(),
+                    _ => format!(
+                        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{n}\n  namespace: {ns}\n  annotations: {{weight: 0.{n}1}}\ndata:\n  LOG_LEVEL: info\n  DB_PASSWORD: hunter{n}\n"
+                    ),
+                };
+                t.push_str("---\n");
+                t.push_str(&doc);
+            }
+            std::fs::write(dir.join(format!("m{f:02}.yaml")), t).unwrap();
+        }
+    }
+
+    /// The reference: every file parsed, every object checked at once.
+    fn whole_audit(paths: &[PathBuf], opts: &AuditOptions) -> AuditReport {
+        let mut walk = Walk::default();
+        for p in paths {
+            walk.collect(p, true, &mut Vec::new()).unwrap();
+        }
+        let mut objects = Vec::new();
+        let mut dockerfiles = Vec::new();
+        let mut skipped = 0;
+        for f in &walk.files {
+            let t = std::fs::read_to_string(f).unwrap();
+            if is_dockerfile(f) {
+                dockerfiles.push(dockerfile_result(f, &t));
+            } else {
+                skipped += parse_yaml_file(&input::show_path(f), &t, &mut objects).unwrap();
+            }
+        }
+        let mut r = audit_source_objects(&objects, opts, Vec::new()).unwrap();
+        r.results.extend(dockerfiles);
+        r.summary.files = walk.files.len();
+        r.summary.skipped_documents = skipped;
+        r.notes = walk.notes;
+        finish(r, opts)
+    }
+
+    #[test]
+    fn streamed_audit_matches_whole_audit() {
+        let d = tempfile::tempdir().unwrap();
+        mixed_manifests(d.path(), 12, 60);
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audit");
+        let paths = vec![
+            d.path().to_path_buf(),
+            fixtures.join("good"),
+            fixtures.join("bad"),
+            fixtures.join("depth"),
+        ];
+        let mut opts = AuditOptions {
+            protected: true,
+            ..AuditOptions::default()
+        };
+        opts.overrides.insert(
+            guide::RESOURCES.into(),
+            CheckOverride {
+                enabled: false,
+                severity: None,
+                reason: "r".into(),
+            },
+        );
+        let whole = whole_audit(&paths, &opts);
+        assert!(whole.results.len() > 700, "{}", whole.results.len());
+        let ids: std::collections::BTreeSet<&str> = whole
+            .results
+            .iter()
+            .flat_map(|r| r.findings.iter().map(|f| f.id.as_str()))
+            .collect();
+        for id in [
+            guide::NETPOL_DEFAULT_DENY,
+            guide::PDB,
+            guide::SA_AUTOMOUNT,
+            depth::PDB_BLOCKS_DRAIN,
+            depth::HPA_PDB,
+        ] {
+            assert!(ids.contains(id), "the input exercises {id}: {ids:?}");
+        }
+        let want = serde_json::to_value(&whole).unwrap();
+        // All at once, and in chunks of one object and of a few.
+        for chunk in [usize::MAX, 7, 1, 50] {
+            let how = Streaming {
+                chunk,
+                chunk_grows: false,
+            };
+            let mut results = Vec::new();
+            let mut r = audit_paths_with(&paths, &opts, how, &mut |r| {
+                results.push(r);
+                Ok(())
+            })
+            .unwrap();
+            r.results = results;
+            let got = serde_json::to_value(&r).unwrap();
+            for (i, (g, w)) in got["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(want["results"].as_array().unwrap())
+                .enumerate()
+            {
+                assert_eq!(g, w, "{how:?}: result {i}");
+            }
+            assert_eq!(got, want, "{how:?}");
+        }
+    }
+
+    #[test]
+    fn context_kinds_cover_what_the_checks_look_up() {
+        // Every object of the fixtures, checked at once and one at a time with
+        // only the context parts of the others: the same findings.
+        let d = tempfile::tempdir().unwrap();
+        mixed_manifests(d.path(), 2, 120);
+        let mut objects = Vec::new();
+        for f in 0..2 {
+            let p = d.path().join(format!("m{f:02}.yaml"));
+            parse_yaml_file("m", &std::fs::read_to_string(p).unwrap(), &mut objects).unwrap();
+        }
+        let values: Vec<&Value> = objects.iter().map(|o| &o.object).collect();
+        let opts = depth::DepthOptions { protected: true };
+        let key = |f: &Finding| format!("{} {} {:?}", f.id, f.message, f.field);
+        let mut whole: Vec<Vec<String>> = vec![Vec::new(); values.len()];
+        for (i, f) in guide::check_objects_in(&values, 0..values.len())
+            .into_iter()
+            .chain(depth::check_objects_in(&values, 0..values.len(), opts))
+        {
+            whole[i].push(key(&f));
+        }
+        let parts: Vec<Option<Value>> = values.iter().map(|v| context_part(v)).collect();
+        for (i, v) in values.iter().enumerate() {
+            let mut one: Vec<&Value> = Vec::new();
+            for (j, p) in parts.iter().enumerate() {
+                if j == i {
+                    one.push(v);
+                } else if let Some(p) = p {
+                    one.push(p);
+                }
+            }
+            let at = one.iter().position(|o| std::ptr::eq(*o, *v)).unwrap();
+            let got: Vec<String> = guide::check_objects_in(&one, at..at + 1)
+                .into_iter()
+                .chain(depth::check_objects_in(&one, at..at + 1, opts))
+                .map(|(_, f)| key(&f))
+                .collect();
+            assert_eq!(got, whole[i], "object {i}: {}", guide::object_ref(v));
+        }
+    }
+
     #[test]
     fn overrides_suppress_and_reseverity() {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
@@ -1032,6 +1612,11 @@ mod tests {
             "the container's securityContext"
         );
         assert_eq!(line(guide::RESOURCES), Some(20), "the container");
+        assert_eq!(
+            line(guide::NETPOL_DEFAULT_DENY),
+            Some(11),
+            "metadata (the namespace is left to apply time)"
+        );
         let f = d
             .findings
             .iter()

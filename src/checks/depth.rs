@@ -69,9 +69,23 @@ pub struct DepthOptions {
 
 /// Run the checks on a set of objects: `(index into objects, finding)`.
 pub fn check_objects(objects: &[Value], opts: DepthOptions) -> Vec<(usize, Finding)> {
+    check_objects_in(objects, 0..objects.len(), opts)
+}
+
+/// [`check_objects`] for `objects[range]` only; every object of `objects` is
+/// context (the workloads and PDBs that PDBs and HPAs are compared with).
+pub fn check_objects_in<V: std::borrow::Borrow<Value>>(
+    objects: &[V],
+    range: std::ops::Range<usize>,
+    opts: DepthOptions,
+) -> Vec<(usize, Finding)> {
     let ctx = Context::new(objects);
     let mut out = Vec::new();
-    for (i, obj) in objects.iter().enumerate() {
+    for (i, obj) in objects[range.clone()]
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (range.start + i, o.borrow()))
+    {
         let mut push = |f: Finding| out.push((i, f.on(super::guide::object_ref(obj))));
         not_evaluated(obj, &mut push);
         if let Some((_, spec)) = pod_template_of(obj) {
@@ -379,12 +393,12 @@ struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    fn new(objects: &'a [Value]) -> Self {
+    fn new<V: std::borrow::Borrow<Value>>(objects: &'a [V]) -> Self {
         let mut c = Context {
             workloads: BTreeMap::new(),
             pdbs: BTreeMap::new(),
         };
-        for o in objects {
+        for o in objects.iter().map(std::borrow::Borrow::borrow) {
             match kind(o) {
                 "Deployment" | "StatefulSet" | "ReplicaSet" => {
                     c.workloads.entry(namespace(o)).or_default().push(o)

@@ -27,7 +27,9 @@
 //! Secret-data part of `GUIDE-SECRET-IN-MANIFEST` skips objects that have a
 //! `metadata.uid` (i.e. were read from an API server).
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use serde_json::Value;
 
@@ -71,9 +73,24 @@ const GUIDE_ID: i64 = 1000;
 /// Returns `(index into objects, finding)`; a finding's `object` is
 /// `Kind namespace/name`. Objects of kinds the checks do not know are ignored.
 pub fn check_objects(objects: &[Value]) -> Vec<(usize, Finding)> {
+    check_objects_in(objects, 0..objects.len())
+}
+
+/// [`check_objects`] for `objects[range]` only; every object of `objects` is
+/// context for the cross-object checks (NetworkPolicies, PDBs and
+/// ServiceAccounts are looked up there). `pake audit` checks a large input
+/// chunk by chunk this way, with the other chunks' context objects around it.
+pub fn check_objects_in<V: Borrow<Value>>(
+    objects: &[V],
+    range: Range<usize>,
+) -> Vec<(usize, Finding)> {
     let mut out = Vec::new();
     let ctx = Context::new(objects);
-    for (i, obj) in objects.iter().enumerate() {
+    for (i, obj) in objects[range.clone()]
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (range.start + i, o.borrow()))
+    {
         let mut push = |f: Finding| out.push((i, f.on(object_ref(obj))));
         if let Some((meta, spec)) = pod_template_of(obj) {
             check_pod(obj, meta, spec, &ctx, &mut push);
@@ -132,13 +149,13 @@ struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    fn new(objects: &'a [Value]) -> Self {
+    fn new<V: Borrow<Value>>(objects: &'a [V]) -> Self {
         let mut c = Context {
             netpols: BTreeMap::new(),
             pdbs: BTreeMap::new(),
             service_accounts: BTreeMap::new(),
         };
-        for o in objects {
+        for o in objects.iter().map(Borrow::borrow) {
             match kind(o) {
                 "NetworkPolicy" => c.netpols.entry(namespace(o)).or_default().push(o),
                 "PodDisruptionBudget" => c.pdbs.entry(namespace(o)).or_default().push(o),
@@ -396,6 +413,8 @@ fn check_pod(
         } else {
             format!("namespace {ns}")
         };
+        // At the namespace the policy is missing from (its `metadata` line
+        // when the manifest leaves the namespace to apply time).
         push(Finding::new(
             NETPOL_DEFAULT_DENY,
             Severity::High,
@@ -404,7 +423,7 @@ fn check_pod(
                 missing.join(" and ")
             ),
             "add the guide's default-deny-all NetworkPolicy (podSelector: {}, policyTypes: [Ingress, Egress], no rules) next to the workloads, then allow only the traffic the app needs",
-        ));
+        ).at_field(FieldPath::of(&["metadata", "namespace"])));
     }
 
     // PodDisruptionBudget per Deployment.

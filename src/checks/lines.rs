@@ -134,6 +134,62 @@ impl LineMap {
         cur.line
     }
 
+    /// The tree as a flat list of numbers (what `pake audit` keeps between
+    /// its passes: ~10 bytes a field instead of ~50): per node, in preorder,
+    /// its line, then its shape (`tag << 30 | children`), then for a mapping
+    /// each child's key hash (two numbers) before the child.
+    pub fn pack(&self, out: &mut Vec<u32>) {
+        out.push(u32::try_from(self.line).unwrap_or(u32::MAX));
+        let shape = |tag: u32, n: usize| (tag << 30) | (n.min((1 << 30) - 1) as u32);
+        match &self.children {
+            Children::Leaf => out.push(shape(0, 0)),
+            Children::Map(m) => {
+                out.push(shape(1, m.len()));
+                for (h, l) in m {
+                    out.push(*h as u32);
+                    out.push((*h >> 32) as u32);
+                    l.pack(out);
+                }
+            }
+            Children::Seq(s) => {
+                out.push(shape(2, s.len()));
+                for l in s {
+                    l.pack(out);
+                }
+            }
+        }
+    }
+
+    /// The tree [`LineMap::pack`] flattened.
+    pub fn unpack(data: &[u32]) -> LineMap {
+        fn node(data: &[u32], at: &mut usize) -> LineMap {
+            let mut next = || {
+                let v = data.get(*at).copied().unwrap_or(0);
+                *at += 1;
+                v
+            };
+            let line = next() as usize;
+            let shape = next();
+            let n = (shape & ((1 << 30) - 1)) as usize;
+            let children = match shape >> 30 {
+                1 => Children::Map(
+                    (0..n)
+                        .map(|_| {
+                            let lo = u64::from(data.get(*at).copied().unwrap_or(0));
+                            let hi = u64::from(data.get(*at + 1).copied().unwrap_or(0));
+                            *at += 2;
+                            (lo | (hi << 32), node(data, at))
+                        })
+                        .collect(),
+                ),
+                2 => Children::Seq((0..n).map(|_| node(data, at)).collect()),
+                _ => Children::Leaf,
+            };
+            LineMap { line, children }
+        }
+        node(data, &mut 0)
+    }
+
     /// Shift every line by `offset` (a document's first line in its file, minus one).
     pub fn shift(&mut self, offset: usize) {
         if self.line > 0 {
@@ -288,6 +344,9 @@ mod tests {
         let mut shifted = l.lines.clone();
         shifted.shift(10);
         assert_eq!(shifted.line_of(&c.index(1)), 23);
+        let mut packed = Vec::new();
+        shifted.pack(&mut packed);
+        assert_eq!(LineMap::unpack(&packed), shifted);
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub async fn run(g: &Global, a: AuditArgs) -> Result<ExitCode> {
             .unwrap_or_default(),
         protected: false,
     };
+    if !a.paths.is_empty() {
+        return stream_paths(g.output, &ui, &a.paths, &opts);
+    }
     let report = if !a.paths.is_empty() {
         audit::audit_paths(&a.paths, &opts)?
     } else if project.is_some() || g.env.is_some() {
@@ -91,49 +94,85 @@ pub async fn run(g: &Global, a: AuditArgs) -> Result<ExitCode> {
             "pass files or directories (`pake audit k8s/ Dockerfile`), or run it in a project with pake.yaml (`pake audit --env dev`)",
         ));
     };
+    if crate::report::github::in_actions() {
+        for o in &report.results {
+            github_annotate(o, report.summary.fail_on);
+        }
+    }
     github_summary(&report);
     match g.output {
         Format::Json | Format::Yaml => ui.document("AuditReport", &report),
         Format::Sarif => ui.raw(&crate::report::sarif::audit(&report)),
         _ => crate::output::out(crate::report::audit::text(&report, &ui)),
     }
-    Ok(if report.summary.passed {
+    Ok(exit(&report))
+}
+
+fn exit(report: &audit::AuditReport) -> ExitCode {
+    if report.summary.passed {
         ExitCode::Ok
     } else {
         ExitCode::Failed
-    })
+    }
 }
 
-/// Annotations for every finding (file and line where known) and a step
-/// summary, in GitHub Actions.
-fn github_summary(r: &audit::AuditReport) {
-    use crate::report::github::{self, Level, Location, Row};
-    for o in &r.results {
-        for f in &o.findings {
-            let level = if f.severity >= r.summary.fail_on {
-                Level::Error
-            } else {
-                Level::Warning
-            };
-            let at = Location {
-                file: Some(o.source.clone()),
-                line: f.line.or(o.line),
-            };
-            let what = format!("{} {}: {}", o.kind, o.name, f.message);
-            github::annotate(level, &format!("pake audit: {}", f.id), &at, &what);
+/// Audit files printing each object's result as soon as it is checked, so a
+/// large input's report is never held in memory (text, JSON, YAML, SARIF).
+/// Every file is parsed and every pod decoded before the
+/// first result, so bad input fails (exit 2) before any output.
+fn stream_paths(
+    format: Format,
+    ui: &crate::output::Ui,
+    paths: &[PathBuf],
+    opts: &AuditOptions,
+) -> Result<ExitCode> {
+    let mut w = crate::report::audit::Stream::new(format);
+    let actions = crate::report::github::in_actions();
+    let report = audit::audit_paths_each(paths, opts, &mut |r| {
+        if actions {
+            github_annotate(&r, opts.fail_on);
         }
-        if let Some(p) = o.pss.as_ref().filter(|p| !p.allowed) {
-            let at = Location {
-                file: Some(o.source.clone()),
-                line: o.line,
-            };
-            let msg = p
-                .message
-                .clone()
-                .unwrap_or_else(|| "denied by Pod Security admission".into());
-            github::annotate(Level::Error, "pake audit: PodSecurity", &at, &msg);
-        }
+        w.result(&r, ui);
+        Ok(())
+    })?;
+    w.finish(&report, ui);
+    github_summary(&report);
+    Ok(exit(&report))
+}
+
+/// GitHub Actions annotations for one object's findings (file and line where
+/// known) and its PodSecurity denial.
+fn github_annotate(o: &audit::ObjectResult, fail_on: Severity) {
+    use crate::report::github::{self, Level, Location};
+    for f in &o.findings {
+        let level = if f.severity >= fail_on {
+            Level::Error
+        } else {
+            Level::Warning
+        };
+        let at = Location {
+            file: Some(o.source.clone()),
+            line: f.line.or(o.line),
+        };
+        let what = format!("{} {}: {}", o.kind, o.name, f.message);
+        github::annotate(level, &format!("pake audit: {}", f.id), &at, &what);
     }
+    if let Some(p) = o.pss.as_ref().filter(|p| !p.allowed) {
+        let at = Location {
+            file: Some(o.source.clone()),
+            line: o.line,
+        };
+        let msg = p
+            .message
+            .clone()
+            .unwrap_or_else(|| "denied by Pod Security admission".into());
+        github::annotate(Level::Error, "pake audit: PodSecurity", &at, &msg);
+    }
+}
+
+/// The step summary, in GitHub Actions.
+fn github_summary(r: &audit::AuditReport) {
+    use crate::report::github::{self, Row};
     let rows: Vec<Row> = r
         .summary
         .findings

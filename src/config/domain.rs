@@ -70,7 +70,7 @@ impl V<'_> {
 
     fn dns_label(&self, field: &[&str], s: &str, what: &str) -> Result<()> {
         if crate::config::is_dns_label(s) {
-            return Ok(());
+            return self.not_yaml_literal(field, s);
         }
         Err(self.err(field, format!(
             "{:?} is not a valid {what}: use lower-case letters, digits and '-', start and end with a letter or digit, at most 63 characters",
@@ -80,7 +80,7 @@ impl V<'_> {
 
     fn dns_subdomain(&self, field: &[&str], s: &str) -> Result<()> {
         if crate::config::is_dns_subdomain(s) {
-            return Ok(());
+            return self.not_yaml_literal(field, s);
         }
         Err(self.err(field, format!(
             "{:?} is not a valid name: use lower-case DNS labels separated by '.', at most 253 characters",
@@ -153,6 +153,9 @@ impl V<'_> {
 
     fn ingress(&self, field: &[&str], i: &IngressConfig) -> Result<()> {
         let host = i.host.strip_prefix("*.").unwrap_or(&i.host);
+        let mut hf = field.to_vec();
+        hf.push("host");
+        self.not_yaml_literal(&hf, &i.host)?;
         if !crate::config::is_dns_subdomain(host) {
             let mut f = field.to_vec();
             f.push("host");
@@ -186,6 +189,7 @@ impl V<'_> {
                 ));
             }
             (Some(a), None) => {
+                self.not_yaml_literal(&f("app"), a)?;
                 if !LABEL_VALUE.is_match(a) || a.len() > 63 {
                     return Err(self.err(&f("app"), format!(
                         "{:?} is not a valid app label value (letters, digits, '-', '_', '.', at most 63)",
@@ -304,6 +308,7 @@ impl V<'_> {
         self.secrets(c)?;
         self.env(c)?;
         for a in &c.network.allow_from {
+            self.not_yaml_literal(&["network", "allowFrom"], a)?;
             if !LABEL_VALUE.is_match(a) || a.len() > 63 {
                 return Err(self.err(&["network", "allowFrom"], format!(
                     "{:?} is not a valid app label value (letters, digits, '-', '_', '.', at most 63)",
@@ -479,6 +484,7 @@ impl V<'_> {
 
     fn env(&self, c: &ProjectConfig) -> Result<()> {
         for e in &c.env {
+            self.not_yaml_literal(&["env", "name"], &e.name)?;
             if !ENV_NAME.is_match(&e.name) {
                 return Err(self.err(&["env", "name"], format!(
                     "{:?} is not a valid environment variable name: letters, digits, '-', '_' and '.', not starting with a digit",
@@ -487,6 +493,7 @@ impl V<'_> {
             }
             if let Some(r) = &e.secret_key_ref {
                 self.dns_subdomain(&["env", "secretKeyRef", "name"], &r.name)?;
+                self.not_yaml_literal(&["env", "secretKeyRef", "key"], &r.key)?;
                 if !SECRET_KEY.is_match(&r.key) {
                     return Err(self.err(
                         &["env", "secretKeyRef", "key"],

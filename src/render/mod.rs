@@ -139,6 +139,9 @@ pub mod limits {
     pub const RECURSION: usize = 100;
     /// Largest output of one template.
     pub const OUTPUT_BYTES: usize = 16 << 20;
+    /// Memory one render may hold (strings built by `~`, `+`, `*` that never
+    /// reach the output): past it, pake exits 2 (`crate::membudget`).
+    pub const MEMORY_BYTES: usize = 256 << 20;
 }
 
 /// A writer that refuses more than `cap` bytes.
@@ -244,9 +247,11 @@ pub fn render_template(
         cap: limits::OUTPUT_BYTES,
         overflow: false,
     };
-    let rendered = env
-        .get_template(name)
-        .and_then(|t| t.render_captured_to(ctx, &mut w).map(drop));
+    let rendered =
+        crate::membudget::limit(limits::MEMORY_BYTES, &format!("rendering {source}"), || {
+            env.get_template(name)
+                .and_then(|t| t.render_captured_to(ctx, &mut w).map(drop))
+        });
     if w.overflow {
         return Err(Error::usage(format!(
             "{source}: rendered output is larger than the {} limit for one template",

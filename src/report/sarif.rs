@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::checks::Severity;
-use crate::checks::audit::AuditReport;
+use crate::checks::audit::{AuditReport, ObjectResult};
 
 pub const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
@@ -44,16 +44,43 @@ pub fn uri_path(path: &str) -> String {
 
 /// The audit as one SARIF log.
 pub fn audit(report: &AuditReport) -> Value {
-    let mut rules: BTreeMap<String, Value> = BTreeMap::new();
-    let mut results = Vec::new();
-    let location = |source: &str, line: Option<usize>, object: &str| {
-        let mut phys = json!({"artifactLocation": {"uri": uri_path(&source.replace('\\', "/"))}});
-        if let Some(l) = line {
-            phys["region"] = json!({"startLine": l});
+    let mut log = Log::default();
+    let mut results: Vec<Value> = report.results.iter().flat_map(|r| log.results(r)).collect();
+    results.extend(log.suppressed(report));
+    let mut doc = log.head();
+    doc["runs"][0]["results"] = Value::Array(results);
+    doc
+}
+
+/// The rules seen so far, numbered in order of first use (a result's
+/// `ruleIndex` is known when it is written, so results can be streamed).
+#[derive(Default)]
+pub struct Log {
+    rules: Vec<Value>,
+    index: BTreeMap<String, usize>,
+}
+
+fn location(source: &str, line: Option<usize>, object: &str) -> Value {
+    let mut phys = json!({"artifactLocation": {"uri": uri_path(&source.replace('\\', "/"))}});
+    if let Some(l) = line {
+        phys["region"] = json!({"startLine": l});
+    }
+    json!([{"physicalLocation": phys, "logicalLocations": [{"fullyQualifiedName": object}]}])
+}
+
+impl Log {
+    fn rule(&mut self, id: &str, make: impl FnOnce() -> Value) -> usize {
+        if let Some(i) = self.index.get(id) {
+            return *i;
         }
-        json!([{"physicalLocation": phys, "logicalLocations": [{"fullyQualifiedName": object}]}])
-    };
-    for r in &report.results {
+        self.rules.push(make());
+        self.index.insert(id.to_string(), self.rules.len() - 1);
+        self.rules.len() - 1
+    }
+
+    /// The SARIF results of one object: its PodSecurity violations and findings.
+    pub fn results(&mut self, r: &ObjectResult) -> Vec<Value> {
+        let mut results = Vec::new();
         let object = if r.kind == "Dockerfile" {
             r.source.clone()
         } else {
@@ -65,7 +92,7 @@ pub fn audit(report: &AuditReport) -> Value {
         if let Some(p) = &r.pss {
             for v in &p.violations {
                 let id = format!("pss/{}", v.check);
-                rules.entry(id.clone()).or_insert_with(|| {
+                let idx = self.rule(&id, || {
                     json!({
                         "id": id,
                         "name": v.check,
@@ -76,6 +103,7 @@ pub fn audit(report: &AuditReport) -> Value {
                 });
                 let mut res = json!({
                     "ruleId": id,
+                    "ruleIndex": idx,
                     "level": "error",
                     "message": {"text": format!("{object} violates PodSecurity \"{}:{}\": {} ({})", p.level, p.version, v.reason, v.detail)},
                     "locations": location(&r.source, v.line.or(r.line), &object),
@@ -87,7 +115,7 @@ pub fn audit(report: &AuditReport) -> Value {
             }
         }
         for f in &r.findings {
-            rules.entry(f.id.clone()).or_insert_with(|| {
+            let idx = self.rule(&f.id, || {
                 json!({
                     "id": f.id,
                     "name": f.id,
@@ -98,46 +126,54 @@ pub fn audit(report: &AuditReport) -> Value {
             });
             results.push(json!({
                 "ruleId": f.id,
+                "ruleIndex": idx,
                 "level": level(f.severity),
                 "message": {"text": format!("{object}: {}", f.message)},
                 "locations": location(&r.source, f.line.or(r.line), &object),
                 "properties": {"severity": f.severity, "fix": f.fix},
             }));
         }
+        results
     }
-    for s in &report.suppressed {
-        if crate::checks::pss::is_check_id(&s.id) {
-            continue; // already emitted above, with its suppression
+
+    /// Findings turned off in pake.yaml, as results with an external suppression
+    /// (PodSecurity violations carry theirs already).
+    pub fn suppressed(&mut self, report: &AuditReport) -> Vec<Value> {
+        let mut results = Vec::new();
+        for s in &report.suppressed {
+            if crate::checks::pss::is_check_id(&s.id) {
+                continue; // already emitted above, with its suppression
+            }
+            let idx = self.rule(
+                &s.id,
+                || json!({"id": s.id, "name": s.id, "shortDescription": {"text": s.id}}),
+            );
+            results.push(json!({
+                "ruleId": s.id,
+                "ruleIndex": idx,
+                "level": "note",
+                "message": {"text": format!("{}: {}", s.object, s.message)},
+                "locations": location(&s.source, s.line, &s.object),
+                "suppressions": [{"kind": "external", "justification": s.reason}],
+            }));
         }
-        rules.entry(s.id.clone()).or_insert_with(
-            || json!({"id": s.id, "name": s.id, "shortDescription": {"text": s.id}}),
-        );
-        results.push(json!({
-            "ruleId": s.id,
-            "level": "note",
-            "message": {"text": format!("{}: {}", s.object, s.message)},
-            "locations": location(&s.source, s.line, &s.object),
-            "suppressions": [{"kind": "external", "justification": s.reason}],
-        }));
+        results
     }
-    let ids: Vec<String> = rules.keys().cloned().collect();
-    for r in &mut results {
-        let idx = ids
-            .iter()
-            .position(|i| Some(i.as_str()) == r["ruleId"].as_str());
-        r["ruleIndex"] = json!(idx);
+
+    /// The log without its results: schema, version, and the run's tool with every rule used.
+    pub fn head(self) -> Value {
+        json!({
+            "$schema": SCHEMA,
+            "version": "2.1.0",
+            "runs": [{
+                "tool": {"driver": {
+                    "name": "pake",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "informationUri": "https://kubernetes.io/docs/concepts/security/pod-security-standards/",
+                    "rules": self.rules,
+                }},
+                "results": [],
+            }],
+        })
     }
-    json!({
-        "$schema": SCHEMA,
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "pake",
-                "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://kubernetes.io/docs/concepts/security/pod-security-standards/",
-                "rules": rules.into_values().collect::<Vec<_>>(),
-            }},
-            "results": results,
-        }],
-    })
 }
