@@ -480,13 +480,22 @@ impl PassOne {
 
 /// Kinds whose objects the guide's cross-object checks look up whole
 /// (`guide::Context`).
-const CONTEXT_KINDS: &[&str] = &["NetworkPolicy", "PodDisruptionBudget", "ServiceAccount"];
+const CONTEXT_KINDS: &[&str] = &[
+    "NetworkPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    // `external_secrets::check_in`: is an ExternalSecret's store among the
+    // objects, is a Secret with literal data next to ExternalSecrets.
+    "SecretStore",
+    "ClusterSecretStore",
+    "ExternalSecret",
+];
 
 /// Kinds that PDBs and HPAs are compared with (`depth::Context`).
 const WORKLOAD_KINDS: &[&str] = &["Deployment", "StatefulSet", "ReplicaSet"];
 
 /// What the cross-object checks need of an object when it is audited in
-/// another chunk: NetworkPolicies, PDBs and ServiceAccounts whole; of a
+/// another chunk: NetworkPolicies, PDBs, ServiceAccounts and the ESO kinds whole; of a
 /// workload its identity, replicas and pod labels. `None` for the rest.
 fn context_part(obj: &Value) -> Option<Value> {
     let kind = guide::kind(obj);

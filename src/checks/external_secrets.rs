@@ -3,6 +3,9 @@
 //! Secret carrying literal data next to ExternalSecrets (its values bypass the
 //! store). Pure: objects in, findings out.
 
+use std::borrow::Borrow;
+use std::ops::Range;
+
 use serde_json::Value;
 
 use super::guide::{at, kind, namespace, object_ref};
@@ -21,19 +24,28 @@ fn is_external_secret(o: &Value) -> bool {
 
 /// Findings, each with the index of the object it is about.
 pub fn check(objects: &[Value]) -> Vec<(usize, Finding)> {
+    check_in(objects, 0..objects.len())
+}
+
+/// [`check`] for the objects in `range`, the others being context: a
+/// streamed audit checks one chunk at a time with the stores, ExternalSecrets
+/// and network context of the other chunks around it
+/// (`checks::audit`'s context kinds).
+pub fn check_in<V: Borrow<Value>>(objects: &[V], range: Range<usize>) -> Vec<(usize, Finding)> {
     let mut out = Vec::new();
     let externals: Vec<(usize, &Value)> = objects
         .iter()
+        .map(Borrow::borrow)
         .enumerate()
         .filter(|(_, o)| is_external_secret(o))
         .collect();
-    for (i, es) in &externals {
+    for (i, es) in externals.iter().filter(|(i, _)| range.contains(i)) {
         let store = &es["spec"]["secretStoreRef"];
         let Some(name) = store["name"].as_str() else {
             continue;
         };
         let store_kind = store["kind"].as_str().unwrap_or("SecretStore");
-        let found = objects.iter().any(|o| {
+        let found = objects.iter().map(Borrow::borrow).any(|o| {
             kind(o) == store_kind
                 && o["metadata"]["name"] == name
                 && (store_kind == "ClusterSecretStore" || namespace(o) == namespace(es))
@@ -55,7 +67,12 @@ pub fn check(objects: &[Value]) -> Vec<(usize, Finding)> {
     if externals.is_empty() {
         return out;
     }
-    for (i, o) in objects.iter().enumerate() {
+    for (i, o) in objects
+        .iter()
+        .map(Borrow::borrow)
+        .enumerate()
+        .filter(|(i, _)| range.contains(i))
+    {
         if kind(o) != "Secret" || at(o, &["metadata", "uid"]).is_some() {
             continue; // read from a cluster: ESO's own targets hold data there
         }
@@ -101,6 +118,23 @@ mod tests {
         json!({"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
                "metadata": {"name": "db", "namespace": "p"},
                "spec": {"secretStoreRef": {"name": store, "kind": kind}}})
+    }
+
+    #[test]
+    fn a_range_sees_the_others_as_context_and_reports_only_its_own() {
+        let store = json!({"apiVersion": "external-secrets.io/v1", "kind": "SecretStore", "metadata": {"name": "vault", "namespace": "p"}});
+        let literal = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "plain", "namespace": "p"}, "stringData": {"k": "v"}});
+        let all = [store, es("vault", "SecretStore"), literal];
+        let whole = check(&all);
+        assert_eq!(whole.len(), 1, "{whole:?}");
+        assert_eq!(whole[0].0, 2);
+        // Checked one object at a time, the others as context: the same.
+        let mut parts = Vec::new();
+        for i in 0..all.len() {
+            parts.extend(check_in(&all, i..i + 1));
+        }
+        assert_eq!(parts.len(), 1);
+        assert_eq!((parts[0].0, &parts[0].1.id), (whole[0].0, &whole[0].1.id));
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub fn check_objects_in<V: Borrow<Value>>(
             _ => {}
         }
     }
-    out.extend(super::external_secrets::check(objects));
+    out.extend(super::external_secrets::check_in(objects, range));
     out
 }
 
