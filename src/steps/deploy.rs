@@ -47,7 +47,8 @@ pub async fn verify(
         ));
     }
     let pdbs =
-        crate::kube::list::list_json(ctx.cluster, "policy/v1", "PodDisruptionBudget", ns).await?;
+        crate::kube::list::list_json_kept(ctx.cluster, "policy/v1", "PodDisruptionBudget", ns)
+            .await?;
     for (m, live) in applied.iter().filter(|(m, _)| m.kind() == "Deployment") {
         out.push(check_pdb(&m.describe(), live, &pdbs));
     }
