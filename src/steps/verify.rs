@@ -18,11 +18,17 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Vec<CheckResult>> {
     let r = ctx.resolved;
     let ns = &r.namespace;
     let c = ctx.cluster;
-    let nsobj = crate::kube::apply::get(
-        c,
-        &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-    )
-    .await?
+    // In a deploy, the Namespace as the namespace step applied or read it.
+    let kept =
+        crate::kube::list::take_kept(c, "v1", "Namespace", ns).and_then(|v| v.into_iter().next());
+    let nsobj = match kept {
+        Some(n) => Some(n),
+        None => crate::kube::apply::get(
+            c,
+            &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await?,
+    }
     .ok_or_else(|| {
         Error::failed(format!("namespace {ns} does not exist"))
             .fix(format!("run `pake deploy --env {}` first", r.env))
