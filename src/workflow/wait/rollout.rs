@@ -586,22 +586,90 @@ async fn initial_workload(
         Workload::Deployment => {
             let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
             let d = known_or_get(&api, name, known, object).await?;
-            let s = object_stream(api, name, "the Deployment", Live::Deployment);
+            let s = object_stream_from(
+                api,
+                name,
+                resume_at(known, &d.metadata),
+                "the Deployment",
+                Live::Deployment,
+            );
             Ok((Live::Deployment(d), s))
         }
         Workload::StatefulSet => {
             let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
             let s = known_or_get(&api, name, known, object).await?;
-            let st = object_stream(api, name, "the StatefulSet", Live::StatefulSet);
+            let at = resume_at(known, &s.metadata);
+            let st = object_stream_from(api, name, at, "the StatefulSet", Live::StatefulSet);
             Ok((Live::StatefulSet(s), st))
         }
         Workload::DaemonSet => {
             let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
             let d = known_or_get(&api, name, known, object).await?;
-            let s = object_stream(api, name, "the DaemonSet", Live::DaemonSet);
+            let s = object_stream_from(
+                api,
+                name,
+                resume_at(known, &d.metadata),
+                "the DaemonSet",
+                Live::DaemonSet,
+            );
             Ok((Live::DaemonSet(d), s))
         }
     }
+}
+
+/// The resourceVersion to watch the workload from: the apply response's, when
+/// that response stood in for the GET (`known_as`); else none (LIST first).
+fn resume_at(known: Option<&serde_json::Value>, meta: &ObjectMeta) -> Option<String> {
+    known?;
+    meta.resource_version.clone().filter(|rv| !rv.is_empty())
+}
+
+/// The workload's watch, resumed at `resource_version` (the object as the
+/// apply returned it) with a bare WATCH instead of kube-runtime's LIST+WATCH;
+/// when that watch ends or fails (expired version, timeout, permission), the
+/// usual [`object_stream`] takes over with its own LIST, so nothing is missed.
+fn object_stream_from<K>(
+    api: Api<K>,
+    name: &str,
+    resource_version: Option<String>,
+    what: &'static str,
+    wrap: fn(K) -> Live,
+) -> EvStream
+where
+    K: ::kube::Resource + Clone + serde::de::DeserializeOwned + fmt::Debug + Send + 'static,
+{
+    use ::kube::api::{WatchEvent, WatchParams};
+    let fallback = object_stream(api.clone(), name, what, wrap);
+    let Some(rv) = resource_version else {
+        return fallback;
+    };
+    let wp = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(290);
+    let resumed = futures::stream::once(async move {
+        match api.watch(&wp, &rv).await {
+            Ok(events) => events.boxed(),
+            Err(e) => futures::stream::once(futures::future::ready(Err(e))).boxed(),
+        }
+    })
+    .flatten()
+    .take_while(|r| {
+        futures::future::ready(matches!(
+            r,
+            Ok(WatchEvent::Added(_) | WatchEvent::Modified(_) | WatchEvent::Deleted(_))
+                | Ok(WatchEvent::Bookmark(_))
+        ))
+    })
+    .filter_map(move |r| {
+        futures::future::ready(match r {
+            Ok(WatchEvent::Added(o) | WatchEvent::Modified(o)) => {
+                Some(Ok(Ev::Workload(Some(wrap(o)))))
+            }
+            Ok(WatchEvent::Deleted(_)) => Some(Ok(Ev::Workload(None))),
+            _ => None,
+        })
+    });
+    resumed.chain(fallback).boxed()
 }
 
 /// The workload from `known` (see [`known_as`]), else one GET.
