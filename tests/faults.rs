@@ -588,10 +588,16 @@ impl SecondCluster {
     }
     fn up() -> SecondCluster {
         let dir = tempfile::tempdir().unwrap();
-        let mut envs = vec![(
-            "PAKE_CLUSTER_DIR".to_string(),
-            dir.path().join("state").display().to_string(),
-        )];
+        let mut envs = vec![
+            (
+                "PAKE_CLUSTER_DIR".to_string(),
+                dir.path().join("state").display().to_string(),
+            ),
+            // Control plane and kwok nodes only: the shared cluster owns the
+            // real node (its network namespace and pod range) and ESO's port.
+            ("PAKE_CLUSTER_REAL_NODE".to_string(), "0".to_string()),
+            ("PAKE_CLUSTER_ESO".to_string(), "0".to_string()),
+        ];
         for var in [
             "PAKE_CLUSTER_PORT",
             "PAKE_CLUSTER_ETCD_PORT",
