@@ -39,7 +39,12 @@ pub async fn verify(
             progress,
         )
         .await?;
-        feeds.push(feed);
+        // Keep the watch open only for a Service that selects these pods.
+        if applied.iter().any(|(s, sl)| {
+            s.kind() == "Service" && endpoints::same_selector(&pod_selector(sl), &feed.selector)
+        }) {
+            feeds.push(feed);
+        }
         out.push(CheckResult::pass(
             "rollout",
             m.describe(),

@@ -439,6 +439,14 @@ mod tests {
     }
 
     #[test]
+    fn selectors_match_as_sets_of_terms() {
+        assert!(same_selector("app=a,version=v1", "version=v1,app=a"));
+        assert!(same_selector("app=a, version=v1", "app=a,version=v1"));
+        assert!(!same_selector("app=a", "app=a,version=v1"));
+        assert!(!same_selector("app=a,version=v1", "app=a,version=v2"));
+    }
+
+    #[test]
     fn one_ready_endpoint_per_ready_pod_and_at_least_one() {
         let pods = [pod("a", true), pod("b", true), pod("c", false)];
         // A nil `ready` counts as ready (the API's rule).
