@@ -486,6 +486,30 @@ async fn unchanged_objects_are_not_patched_again_unless_changed_live() {
             "{kind} patched again although unchanged: {patched:?}"
         );
     }
+    // Nothing read twice: verify reuses the steps' NetworkPolicy, PDB and
+    // Namespace reads, the endpoint proof takes the rollout's pod watch, and
+    // the rollout watches the Deployment from the apply's resourceVersion.
+    let count = |verb_resource: &str| -> u32 {
+        let prefix = format!("pake: api {verb_resource} ");
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix).and_then(|n| n.parse().ok()))
+            .unwrap_or(0)
+    };
+    let api_lines = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("pake: api "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (what, most) in [
+        ("LIST networkpolicies", 1),
+        ("LIST poddisruptionbudgets", 1),
+        ("LIST pods", 2),
+        ("LIST deployments", 1),
+        ("GET namespaces", 2),
+    ] {
+        assert!(count(what) <= most, "{what} more than {most}:\n{api_lines}");
+    }
 
     // Another writer removes a label pake set: the next run patches it back.
     let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(admin.clone(), NS);

@@ -593,7 +593,9 @@ impl SecondCluster {
                 "PAKE_CLUSTER_DIR".to_string(),
                 dir.path().join("state").display().to_string(),
             ),
-            // ESO is not under test here (and its metrics port is the shared cluster's).
+            // Control plane and kwok nodes only: the shared cluster owns the
+            // real node (its network namespace and pod range) and ESO's port.
+            ("PAKE_CLUSTER_REAL_NODE".to_string(), "0".to_string()),
             ("PAKE_CLUSTER_ESO".to_string(), "0".to_string()),
         ];
         for var in [

@@ -61,6 +61,7 @@ pub async fn get(cluster: &Cluster, object: &Value) -> Result<Option<Value>> {
 /// not another tool's claim: pake takes them back by forcing, says so in the
 /// log, and the apply goes on. Conflicts naming any other manager stay errors.
 pub async fn apply(cluster: &Cluster, object: &Value, dry_run: bool, force: bool) -> Result<Value> {
+    cluster.forget_lists(object["kind"].as_str().unwrap_or_default());
     match apply_once(cluster, object, dry_run, force).await {
         Err(Conflict::Managers(status)) => {
             let managers = conflict_managers(&status);
@@ -173,6 +174,7 @@ fn conflict_error(object: &Value, s: &::kube::core::Status) -> Error {
 /// fields through an Apply entry — so the next `pake deploy` applies without
 /// conflicts. An object deleted meanwhile is re-created the same way.
 pub async fn restore(cluster: &Cluster, previous: &Value) -> Result<Value> {
+    cluster.forget_lists(previous["kind"].as_str().unwrap_or_default());
     let api = api_for(cluster, previous);
     let live = api
         .get_opt(name(previous))
@@ -189,6 +191,7 @@ pub async fn restore(cluster: &Cluster, previous: &Value) -> Result<Value> {
 
 /// Delete an object; absent is fine.
 pub async fn delete(cluster: &Cluster, object: &Value) -> Result<()> {
+    cluster.forget_lists(object["kind"].as_str().unwrap_or_default());
     let api = api_for(cluster, object);
     match api.delete(name(object), &DeleteParams::background()).await {
         Ok(_) => Ok(()),

@@ -42,13 +42,27 @@ pub struct Cluster {
     /// Namespaces this run has seen exist (a GET answered, or pake created
     /// them): asking again within one run repeats what we know.
     pub known_namespaces: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    /// Lists this run made and kept for one later reader (`list::list_json_kept`,
+    /// `list::list_json_reused`), by (apiVersion, kind, namespace); any write of
+    /// that kind through `apply` drops them.
+    pub kept_lists: std::sync::Arc<std::sync::Mutex<KeptLists>>,
 }
+
+/// See `Cluster::kept_lists`.
+pub type KeptLists = std::collections::BTreeMap<(String, String, String), Vec<serde_json::Value>>;
 
 impl Cluster {
     /// Remember that `namespace` exists (for the rest of this run).
     pub fn namespace_seen(&self, namespace: &str) {
         if let Ok(mut k) = self.known_namespaces.lock() {
             k.insert(namespace.to_string());
+        }
+    }
+
+    /// Drop the kept lists of `kind` (this run wrote an object of that kind).
+    pub fn forget_lists(&self, kind: &str) {
+        if let Ok(mut k) = self.kept_lists.lock() {
+            k.retain(|(_, k, _), _| k != kind);
         }
     }
 
@@ -170,6 +184,7 @@ impl Target {
             kubeconfig,
             default_namespace,
             known_namespaces: Default::default(),
+            kept_lists: Default::default(),
         })
     }
 }

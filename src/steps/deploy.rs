@@ -18,6 +18,9 @@ pub async fn verify(
 ) -> Result<Vec<CheckResult>> {
     let ns = &ctx.resolved.namespace;
     let mut out = Vec::new();
+    // Each rollout's pod watch, handed to the endpoint proof of a Service
+    // selecting the same pods (one watch for both waits).
+    let mut feeds = Vec::new();
     for (m, live) in applied {
         let wl = match m.kind() {
             "Deployment" => wait::Workload::Deployment,
@@ -26,7 +29,7 @@ pub async fn verify(
             _ => continue,
         };
         progress(&format!("waiting for {} to roll out", m.describe()));
-        wait::rollout_from(
+        let feed = wait::rollout_from(
             &ctx.cluster.client,
             wl,
             ns,
@@ -36,6 +39,12 @@ pub async fn verify(
             progress,
         )
         .await?;
+        // Keep the watch open only for a Service that selects these pods.
+        if applied.iter().any(|(s, sl)| {
+            s.kind() == "Service" && endpoints::same_selector(&pod_selector(sl), &feed.selector)
+        }) {
+            feeds.push(feed);
+        }
         out.push(CheckResult::pass(
             "rollout",
             m.describe(),
@@ -43,7 +52,8 @@ pub async fn verify(
         ));
     }
     let pdbs =
-        crate::kube::list::list_json(ctx.cluster, "policy/v1", "PodDisruptionBudget", ns).await?;
+        crate::kube::list::list_json_kept(ctx.cluster, "policy/v1", "PodDisruptionBudget", ns)
+            .await?;
     for (m, live) in applied.iter().filter(|(m, _)| m.kind() == "Deployment") {
         out.push(check_pdb(&m.describe(), live, &pdbs));
     }
@@ -75,7 +85,8 @@ pub async fn verify(
                     service_has_ports: endpoints::service_has_ports(live),
                 };
                 let t = Duration::from_secs(30).min(ctx.opts.timeout);
-                out.push(match endpoints::await_endpoints(&ctx.cluster.client, &target, t, progress).await {
+                let feed = endpoints::take_feed(&mut feeds, &endpoints::target_pod_labels(&target));
+                out.push(match endpoints::await_endpoints_fed(&ctx.cluster.client, &target, t, progress, feed).await {
                     Ok(v) => CheckResult::pass("endpoints", m.describe(), v.message),
                     Err(e) => CheckResult::fail(
                         "endpoints",
@@ -85,7 +96,10 @@ pub async fn verify(
                     ),
                 });
             }
-            _ => out.push(await_endpoints(ctx, m, live).await?),
+            _ => {
+                let feed = endpoints::take_feed(&mut feeds, &pod_selector(live));
+                out.push(await_endpoints(ctx, m, live, feed).await?)
+            }
         }
     }
     Ok(out)
@@ -134,7 +148,12 @@ fn pod_selector(service: &Value) -> String {
 
 /// The EndpointSlice controller runs asynchronously: give it a bounded time,
 /// watching the Service's slices and pods (`wait::endpoints`).
-async fn await_endpoints(ctx: &Ctx<'_>, m: &Manifest, service: &Value) -> Result<CheckResult> {
+async fn await_endpoints(
+    ctx: &Ctx<'_>,
+    m: &Manifest,
+    service: &Value,
+    feed: Option<wait::PodFeed>,
+) -> Result<CheckResult> {
     let timeout = Duration::from_secs(30).min(ctx.opts.timeout);
     let res = endpoints::await_selected(
         &ctx.cluster.client,
@@ -143,6 +162,7 @@ async fn await_endpoints(ctx: &Ctx<'_>, m: &Manifest, service: &Value) -> Result
         &pod_selector(service),
         timeout,
         &|_| {},
+        feed,
     )
     .await;
     match res {

@@ -39,7 +39,7 @@ pub fn check_default_deny(namespace: &str, policies: &[Value]) -> CheckResult {
 pub async fn verify(ctx: &Ctx<'_>, applied: &[(Manifest, Value)]) -> Result<Vec<CheckResult>> {
     let ns = &ctx.resolved.namespace;
     let live =
-        crate::kube::list::list_json(ctx.cluster, "networking.k8s.io/v1", "NetworkPolicy", ns)
+        crate::kube::list::list_json_kept(ctx.cluster, "networking.k8s.io/v1", "NetworkPolicy", ns)
             .await?;
     let mut out = vec![check_default_deny(ns, &live)];
     for (m, _) in applied {

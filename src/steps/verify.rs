@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::namespace::check_pss_labels;
 use crate::error::{Error, Result};
-use crate::kube::list::{list_json, list_json_selected};
+use crate::kube::list::{list_json, list_json_reused, list_json_selected};
 use crate::workflow::executor::{CheckResult, Ctx};
 
 mod secret_files;
@@ -18,22 +18,30 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Vec<CheckResult>> {
     let r = ctx.resolved;
     let ns = &r.namespace;
     let c = ctx.cluster;
-    let nsobj = crate::kube::apply::get(
-        c,
-        &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-    )
-    .await?
+    // In a deploy, the Namespace as the namespace step applied or read it.
+    let kept =
+        crate::kube::list::take_kept(c, "v1", "Namespace", ns).and_then(|v| v.into_iter().next());
+    let nsobj = match kept {
+        Some(n) => Some(n),
+        None => crate::kube::apply::get(
+            c,
+            &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await?,
+    }
     .ok_or_else(|| {
         Error::failed(format!("namespace {ns} does not exist"))
             .fix(format!("run `pake deploy --env {}` first", r.env))
     })?;
     let app = format!("app={}", r.app);
-    // Independent reads: one round trip instead of seven.
+    // Independent reads: one round trip instead of seven. In a deploy, the
+    // NetworkPolicy and PDB lists its steps made after their last write of
+    // those kinds are reused (`list_json_kept`).
     let (pods, policies, deployments, pdbs, sas, roles, bindings) = tokio::try_join!(
         list_json_selected(c, "v1", "Pod", ns, Some(&app)),
-        list_json(c, "networking.k8s.io/v1", "NetworkPolicy", ns),
+        list_json_reused(c, "networking.k8s.io/v1", "NetworkPolicy", ns),
         list_json_selected(c, "apps/v1", "Deployment", ns, Some(&app)),
-        list_json(c, "policy/v1", "PodDisruptionBudget", ns),
+        list_json_reused(c, "policy/v1", "PodDisruptionBudget", ns),
         list_json(c, "v1", "ServiceAccount", ns),
         list_json(c, "rbac.authorization.k8s.io/v1", "Role", ns),
         list_json(c, "rbac.authorization.k8s.io/v1", "RoleBinding", ns),

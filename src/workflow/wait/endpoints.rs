@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::conditions::pod_ready;
-use super::rollout::is_forbidden;
+use super::rollout::{PodFeed, is_forbidden};
 use crate::error::{Error, Result};
 use crate::render::describe;
 
@@ -176,11 +176,30 @@ pub async fn await_endpoints(
     timeout: Duration,
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<EndpointVerdict> {
+    await_endpoints_fed(client, t, timeout, progress, None).await
+}
+
+/// The pods an [`EndpointTarget`] is about (`app=...,version=...`).
+pub fn target_pod_labels(t: &EndpointTarget<'_>) -> String {
+    format!("app={},version={}", t.app, t.version)
+}
+
+/// [`await_endpoints`], reading the pods from `feed` (the rollout's pod watch,
+/// see [`PodFeed`]) when it watches the same selector, instead of a LIST and
+/// WATCH of its own.
+pub async fn await_endpoints_fed(
+    client: &::kube::Client,
+    t: &EndpointTarget<'_>,
+    timeout: Duration,
+    progress: &(dyn Fn(&str) + Send + Sync),
+    feed: Option<PodFeed>,
+) -> Result<EndpointVerdict> {
     let version = t.version;
     let watch = Watch {
         namespace: t.namespace,
         service: t.service,
-        pod_labels: &format!("app={},version={version}", t.app),
+        pod_labels: &target_pod_labels(t),
+        feed,
     };
     let verdict = |s: &[EndpointSlice], p: &[Pod]| {
         endpoint_verdict(s, p, version, t.desired, t.service_has_ports)
@@ -192,7 +211,7 @@ pub async fn await_endpoints(
             last.message
         )
     };
-    drive(client, &watch, timeout, progress, verdict, expired).await
+    drive(client, watch, timeout, progress, verdict, expired).await
 }
 
 /// Any Service: one ready endpoint per Ready pod it selects, and at least one.
@@ -228,15 +247,38 @@ pub async fn await_selected(
     pod_labels: &str,
     timeout: Duration,
     progress: &(dyn Fn(&str) + Send + Sync),
+    feed: Option<PodFeed>,
 ) -> Result<EndpointVerdict> {
     let watch = Watch {
         namespace,
         service,
         pod_labels,
+        feed,
     };
     let verdict = |s: &[EndpointSlice], p: &[Pod]| selected_verdict(s, p, pod_labels);
     let expired = |_: &str, last: &EndpointVerdict| last.message.clone();
-    drive(client, &watch, timeout, progress, verdict, expired).await
+    drive(client, watch, timeout, progress, verdict, expired).await
+}
+
+/// Pure: do two `k=v,...` label selectors select the same pods (the same
+/// terms, in any order)?
+pub fn same_selector(a: &str, b: &str) -> bool {
+    let terms = |s: &str| -> BTreeSet<String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    terms(a) == terms(b)
+}
+
+/// Take the feed of `feeds` that watches exactly `pod_labels`, if any.
+pub fn take_feed(feeds: &mut Vec<PodFeed>, pod_labels: &str) -> Option<PodFeed> {
+    let i = feeds
+        .iter()
+        .position(|f| same_selector(&f.selector, pod_labels))?;
+    Some(feeds.swap_remove(i))
 }
 
 /// What the endpoint driver watches.
@@ -244,13 +286,44 @@ struct Watch<'a> {
     namespace: &'a str,
     service: &'a str,
     pod_labels: &'a str,
+    /// The rollout's pod watch of the same selector, if there was one.
+    feed: Option<PodFeed>,
+}
+
+/// The pod events: the feed's pods as an initial list, then its watch; or a
+/// watch (LIST, then WATCH) of our own.
+fn pod_events(
+    client: &::kube::Client,
+    w: &mut Watch<'_>,
+) -> futures::stream::BoxStream<'static, std::result::Result<watcher::Event<Pod>, watcher::Error>> {
+    match w
+        .feed
+        .take()
+        .filter(|f| same_selector(&f.selector, w.pod_labels))
+    {
+        Some(f) => {
+            let init = std::iter::once(watcher::Event::Init)
+                .chain(f.pods.into_iter().map(watcher::Event::InitApply))
+                .chain(std::iter::once(watcher::Event::InitDone))
+                .map(Ok);
+            futures::stream::iter(init)
+                .chain(f.stream.map(|r| r.map_err(|(_, e)| e)))
+                .boxed()
+        }
+        None => watcher::watcher(
+            Api::<Pod>::namespaced(client.clone(), w.namespace),
+            watcher::Config::default().labels(w.pod_labels),
+        )
+        .default_backoff()
+        .boxed(),
+    }
 }
 
 /// The driver: both watches merged, `verdict` after every event once both
 /// lists are synced, `expired` words the timeout.
 async fn drive(
     client: &::kube::Client,
-    w: &Watch<'_>,
+    mut w: Watch<'_>,
     timeout: Duration,
     progress: &(dyn Fn(&str) + Send + Sync),
     verdict: impl Fn(&[EndpointSlice], &[Pod]) -> EndpointVerdict,
@@ -267,12 +340,8 @@ async fn drive(
         r.map(|e| Ev::Slice(Box::new(e)))
             .map_err(|e| ("endpointslices", e))
     });
-    let pods = watcher::watcher(
-        Api::<Pod>::namespaced(client.clone(), ns),
-        watcher::Config::default().labels(w.pod_labels),
-    )
-    .default_backoff()
-    .map(|r| r.map(|e| Ev::Pod(Box::new(e))).map_err(|e| ("pods", e)));
+    let pods = pod_events(client, &mut w)
+        .map(|r| r.map(|e| Ev::Pod(Box::new(e))).map_err(|e| ("pods", e)));
     let mut merged = futures::stream::select(slices.boxed(), pods.boxed());
     let mut slice_store: Writer<EndpointSlice> = Writer::default();
     let mut pod_store: Writer<Pod> = Writer::default();
@@ -367,6 +436,14 @@ mod tests {
             })
             .collect();
         serde_json::from_value(serde_json::json!({"metadata": {"name": "s"}, "addressType": "IPv4", "endpoints": endpoints})).unwrap()
+    }
+
+    #[test]
+    fn selectors_match_as_sets_of_terms() {
+        assert!(same_selector("app=a,version=v1", "version=v1,app=a"));
+        assert!(same_selector("app=a, version=v1", "app=a,version=v1"));
+        assert!(!same_selector("app=a", "app=a,version=v1"));
+        assert!(!same_selector("app=a,version=v1", "app=a,version=v2"));
     }
 
     #[test]

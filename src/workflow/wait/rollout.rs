@@ -468,6 +468,7 @@ pub async fn rollout(
         on_progress,
     )
     .await
+    .map(drop)
 }
 
 /// The workload from an apply response, if it is a whole object (it has a
@@ -482,9 +483,35 @@ pub(super) fn known_as<T: serde::de::DeserializeOwned>(
     serde_json::from_value(v.clone()).ok()
 }
 
+/// The rollout's pod watch, handed on when the rollout is complete so the
+/// endpoint proof that follows needs no LIST and WATCH of its own: the pods
+/// as last seen and the still-open watch (already past its initial LIST).
+pub struct PodFeed {
+    /// The workload's pod selector (`k=v,...`) the watch filters by.
+    pub selector: String,
+    /// The pods as the rollout last saw them.
+    pub pods: Vec<Pod>,
+    /// The watch, to be polled for what changes next.
+    pub stream: PodStream,
+}
+
+/// A pod watch (kube-runtime's watcher, with backoff).
+pub type PodStream =
+    BoxStream<'static, std::result::Result<watcher::Event<Pod>, (String, watcher::Error)>>;
+
+type EvStream = BoxStream<'static, std::result::Result<Ev, (String, watcher::Error)>>;
+
+/// How long a new pod may wait for its sandbox before the rollout also
+/// watches `FailedCreatePodSandBox` Events. A healthy pod gets its sandbox in
+/// well under this; a failing one needs [`sandbox::ATTEMPTS`] kubelet retries
+/// (10-15 s apart) before it counts, and the Events' own LIST finds the
+/// attempts made before the watch started, so fail-fast loses nothing.
+pub const SANDBOX_GRACE: Duration = Duration::from_secs(3);
+
 /// [`rollout`], starting from `known`: the workload as the server returned it
 /// (the apply's response), so no GET repeats what that response says. The
 /// watches that follow start from their own LIST, so nothing newer is missed.
+/// Returns the pod watch for the next wait on the same pods ([`PodFeed`]).
 pub async fn rollout_from(
     client: &::kube::Client,
     workload: Workload,
@@ -493,101 +520,217 @@ pub async fn rollout_from(
     known: Option<&serde_json::Value>,
     timeout: Duration,
     on_progress: &(dyn Fn(&str) + Send + Sync),
-) -> Result<()> {
+) -> Result<PodFeed> {
     let start = Instant::now();
     let object = format!("{workload} {namespace}/{name}");
-    let not_found = || {
-        Error::failed(format!(
-            "{object} not found, so there is no rollout to wait for"
-        ))
-        .on(object.clone())
-        .fix("apply the workload first (pake deploy does), and check the name and namespace")
+    let (live, workload_stream) =
+        initial_workload(client, workload, namespace, name, known, &object).await?;
+    let selector = pod_selector(&live, &object)?;
+    let cfg = watcher::Config::default().labels(&selector);
+    let mut streams = vec![workload_stream];
+    streams.extend(owner_stream(client, workload, namespace, cfg.clone()));
+    let pods: PodStream = collection_stream(
+        Api::<Pod>::namespaced(client.clone(), namespace),
+        cfg,
+        "pods",
+    )
+    .boxed();
+    let (limit, by_progress_deadline) = wait_limit(&live, timeout);
+    let tracker = Tracker {
+        object: object.clone(),
+        uid: live.meta().uid.clone().unwrap_or_default(),
+        live: Some(live),
+        exists: true,
+        replicasets: Store::new(),
+        revisions: Store::new(),
+        revisions_forbidden: false,
+        pods: Store::new(),
     };
-    let get_ctx = format!("GET {object}");
+    let mut run = Run {
+        client,
+        namespace,
+        tracker,
+        merged: futures::stream::select_all(streams),
+        pods,
+        sandbox: SandboxWatch::default(),
+        deadline: start + limit,
+    };
+    let expired = |t: &Tracker| {
+        deadline_error(
+            t,
+            limit,
+            by_progress_deadline,
+            timeout,
+            namespace,
+            &selector,
+        )
+    };
+    run.drive(on_progress, expired).await?;
+    Ok(PodFeed {
+        selector: selector.clone(),
+        pods: run.tracker.pods.items.into_values().collect(),
+        stream: run.pods,
+    })
+}
 
-    // One GET for the selector, uid and deadline; the watches follow.
-    let mut streams: Vec<BoxStream<'static, std::result::Result<Ev, (String, watcher::Error)>>> =
-        Vec::new();
-    let live = match workload {
+/// Stage 1: the workload (from the apply's response, else one GET) and its watch.
+async fn initial_workload(
+    client: &::kube::Client,
+    workload: Workload,
+    namespace: &str,
+    name: &str,
+    known: Option<&serde_json::Value>,
+    object: &str,
+) -> Result<(Live, EvStream)> {
+    match workload {
         Workload::Deployment => {
             let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-            let d = match known_as::<Deployment>(known) {
-                Some(d) => d,
-                None => api
-                    .get_opt(name)
-                    .await
-                    .map_err(|e| Error::from_kube(&get_ctx, e))?
-                    .ok_or_else(not_found)?,
-            };
-            streams.push(object_stream(api, name, "the Deployment", |d| {
-                Live::Deployment(d)
-            }));
-            Live::Deployment(d)
+            let d = known_or_get(&api, name, known, object).await?;
+            let s = object_stream_from(
+                api,
+                name,
+                resume_at(known, &d.metadata),
+                "the Deployment",
+                Live::Deployment,
+            );
+            Ok((Live::Deployment(d), s))
         }
         Workload::StatefulSet => {
             let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-            let s = match known_as::<StatefulSet>(known) {
-                Some(s) => s,
-                None => api
-                    .get_opt(name)
-                    .await
-                    .map_err(|e| Error::from_kube(&get_ctx, e))?
-                    .ok_or_else(not_found)?,
-            };
-            streams.push(object_stream(api, name, "the StatefulSet", |s| {
-                Live::StatefulSet(s)
-            }));
-            Live::StatefulSet(s)
+            let s = known_or_get(&api, name, known, object).await?;
+            let at = resume_at(known, &s.metadata);
+            let st = object_stream_from(api, name, at, "the StatefulSet", Live::StatefulSet);
+            Ok((Live::StatefulSet(s), st))
         }
         Workload::DaemonSet => {
             let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
-            let d = match known_as::<DaemonSet>(known) {
-                Some(d) => d,
-                None => api
-                    .get_opt(name)
-                    .await
-                    .map_err(|e| Error::from_kube(&get_ctx, e))?
-                    .ok_or_else(not_found)?,
-            };
-            streams.push(object_stream(api, name, "the DaemonSet", |d| {
-                Live::DaemonSet(d)
-            }));
-            Live::DaemonSet(d)
+            let d = known_or_get(&api, name, known, object).await?;
+            let s = object_stream_from(
+                api,
+                name,
+                resume_at(known, &d.metadata),
+                "the DaemonSet",
+                Live::DaemonSet,
+            );
+            Ok((Live::DaemonSet(d), s))
         }
+    }
+}
+
+/// The resourceVersion to watch the workload from: the apply response's, when
+/// that response stood in for the GET (`known_as`); else none (LIST first).
+fn resume_at(known: Option<&serde_json::Value>, meta: &ObjectMeta) -> Option<String> {
+    known?;
+    meta.resource_version.clone().filter(|rv| !rv.is_empty())
+}
+
+/// The workload's watch, resumed at `resource_version` (the object as the
+/// apply returned it) with a bare WATCH instead of kube-runtime's LIST+WATCH;
+/// when that watch ends or fails (expired version, timeout, permission), the
+/// usual [`object_stream`] takes over with its own LIST, so nothing is missed.
+fn object_stream_from<K>(
+    api: Api<K>,
+    name: &str,
+    resource_version: Option<String>,
+    what: &'static str,
+    wrap: fn(K) -> Live,
+) -> EvStream
+where
+    K: ::kube::Resource + Clone + serde::de::DeserializeOwned + fmt::Debug + Send + 'static,
+{
+    use ::kube::api::{WatchEvent, WatchParams};
+    let fallback = object_stream(api.clone(), name, what, wrap);
+    let Some(rv) = resource_version else {
+        return fallback;
     };
-    let uid = live.meta().uid.clone().unwrap_or_default();
+    let wp = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(290);
+    let resumed = futures::stream::once(async move {
+        match api.watch(&wp, &rv).await {
+            Ok(events) => events.boxed(),
+            Err(e) => futures::stream::once(futures::future::ready(Err(e))).boxed(),
+        }
+    })
+    .flatten()
+    .take_while(|r| {
+        futures::future::ready(matches!(
+            r,
+            Ok(WatchEvent::Added(_) | WatchEvent::Modified(_) | WatchEvent::Deleted(_))
+                | Ok(WatchEvent::Bookmark(_))
+        ))
+    })
+    .filter_map(move |r| {
+        futures::future::ready(match r {
+            Ok(WatchEvent::Added(o) | WatchEvent::Modified(o)) => {
+                Some(Ok(Ev::Workload(Some(wrap(o)))))
+            }
+            Ok(WatchEvent::Deleted(_)) => Some(Ok(Ev::Workload(None))),
+            _ => None,
+        })
+    });
+    resumed.chain(fallback).boxed()
+}
+
+/// The workload from `known` (see [`known_as`]), else one GET.
+async fn known_or_get<K>(
+    api: &Api<K>,
+    name: &str,
+    known: Option<&serde_json::Value>,
+    object: &str,
+) -> Result<K>
+where
+    K: ::kube::Resource + Clone + serde::de::DeserializeOwned + fmt::Debug,
+{
+    if let Some(k) = known_as::<K>(known) {
+        return Ok(k);
+    }
+    api.get_opt(name)
+        .await
+        .map_err(|e| Error::from_kube(format!("GET {object}"), e))?
+        .ok_or_else(|| {
+            Error::failed(format!(
+                "{object} not found, so there is no rollout to wait for"
+            ))
+            .on(object.to_string())
+            .fix("apply the workload first (pake deploy does), and check the name and namespace")
+        })
+}
+
+/// Stage 2: the workload's pod selector as a label-selector string.
+fn pod_selector(live: &Live, object: &str) -> Result<String> {
     let selector = live
         .selector()
-        .ok_or_else(|| Error::failed(format!("{object} has no spec")).on(object.clone()))?;
-    let selector = Selector::try_from(selector)
+        .ok_or_else(|| Error::failed(format!("{object} has no spec")).on(object.to_string()))?;
+    Ok(Selector::try_from(selector)
         .map_err(|e| {
-            Error::failed(format!("{object} has an invalid selector: {e}")).on(object.clone())
+            Error::failed(format!("{object} has an invalid selector: {e}")).on(object.to_string())
         })?
-        .to_string();
-    let cfg = watcher::Config::default().labels(&selector);
-    streams.push(
-        collection_stream(
-            Api::<Pod>::namespaced(client.clone(), namespace),
-            cfg.clone(),
-            "pods",
-        )
-        .map(|r| r.map(Ev::Pod))
-        .boxed(),
-    );
+        .to_string())
+}
+
+/// Stage 3: the watch that tells new pods from old: ReplicaSets for a
+/// Deployment, ControllerRevisions for a DaemonSet, none for a StatefulSet.
+fn owner_stream(
+    client: &::kube::Client,
+    workload: Workload,
+    namespace: &str,
+    cfg: watcher::Config,
+) -> Option<EvStream> {
     match workload {
-        Workload::Deployment => streams.push(
+        Workload::Deployment => Some(
             collection_stream(
                 Api::<ReplicaSet>::namespaced(client.clone(), namespace),
-                cfg.clone(),
+                cfg,
                 "replicasets",
             )
             .map(|r| r.map(Ev::ReplicaSet))
             .boxed(),
         ),
-        Workload::DaemonSet => streams.push(
+        Workload::DaemonSet => Some(
             collection_stream(
                 Api::<ControllerRevision>::namespaced(client.clone(), namespace),
-                cfg.clone(),
+                cfg,
                 "controllerrevisions",
             )
             // ControllerRevisions only sharpen the DaemonSet's new/old pod
@@ -606,12 +749,14 @@ pub async fn rollout_from(
             })
             .boxed(),
         ),
-        Workload::StatefulSet => {}
+        Workload::StatefulSet => None,
     }
-    streams.push(sandbox_event_stream(client, namespace));
+}
 
-    // The deadline: --timeout, or progressDeadlineSeconds when shorter.
-    let progress_deadline = match &live {
+/// Stage 4: the deadline: `timeout`, or progressDeadlineSeconds when shorter
+/// (and whether that is what set it).
+fn wait_limit(live: &Live, timeout: Duration) -> (Duration, bool) {
+    let progress_deadline = match live {
         Live::Deployment(d) => d
             .spec
             .as_ref()
@@ -620,98 +765,166 @@ pub async fn rollout_from(
             .map(|s| Duration::from_secs(s as u64)),
         _ => None,
     };
-    let (limit, by_progress_deadline) = match progress_deadline {
+    match progress_deadline {
         Some(p) if p < timeout => (p, true),
         _ => (timeout, false),
-    };
-    let deadline = start + limit;
+    }
+}
 
-    let mut tracker = Tracker {
-        object: object.clone(),
-        uid,
-        live: Some(live),
-        exists: true,
-        replicasets: Store::new(),
-        revisions: Store::new(),
-        revisions_forbidden: false,
-        pods: Store::new(),
-    };
-    let mut sandbox_events: Store<k8s_openapi::api::core::v1::Event> = Store::new();
-    let mut merged = futures::stream::select_all(streams);
-    let mut last_msg = String::new();
-    let mut report = |v: &Verdict| {
-        if let Verdict::Pending(m) = v
-            && *m != last_msg
-        {
-            on_progress(m);
-            last_msg = m.clone();
+/// The `FailedCreatePodSandBox` Events watch, started only once a new pod
+/// has waited [`SANDBOX_GRACE`] for its sandbox.
+#[derive(Default)]
+struct SandboxWatch {
+    started: bool,
+    /// When to start it (a new pod is waiting for its sandbox).
+    due: Option<Instant>,
+    events: Option<Store<k8s_openapi::api::core::v1::Event>>,
+}
+
+impl SandboxWatch {
+    /// Arm or disarm the timer from the new pods' state.
+    fn track(&mut self, new_pods: &[&Pod]) {
+        if self.started {
+            return;
         }
-    };
-    // Report the initial state right away (from the GET).
-    report(&tracker.evaluate());
-    loop {
-        let next = match tokio::time::timeout_at(deadline, merged.next()).await {
-            Ok(Some(ev)) => ev,
-            Ok(None) => {
-                return Err(
-                    Error::failed(format!("the watches for {object} ended unexpectedly"))
-                        .on(object.clone()),
-                );
-            }
-            Err(_elapsed) => {
-                return Err(deadline_error(
-                    &tracker,
-                    limit,
-                    by_progress_deadline,
-                    timeout,
-                    namespace,
-                    &selector,
-                ));
+        if new_pods.iter().any(|p| sandbox::awaiting_sandbox(p)) {
+            self.due
+                .get_or_insert_with(|| Instant::now() + SANDBOX_GRACE);
+        } else {
+            self.due = None;
+        }
+    }
+}
+
+/// Stage 5: the watches merged and the conditions re-evaluated per event.
+struct Run<'a> {
+    client: &'a ::kube::Client,
+    namespace: &'a str,
+    tracker: Tracker,
+    merged: futures::stream::SelectAll<EvStream>,
+    pods: PodStream,
+    sandbox: SandboxWatch,
+    deadline: Instant,
+}
+
+/// What woke the driver.
+enum Wake {
+    Event(Box<std::result::Result<Ev, (String, watcher::Error)>>),
+    Ended,
+    SandboxDue,
+    Deadline,
+}
+
+impl Run<'_> {
+    async fn drive(
+        &mut self,
+        on_progress: &(dyn Fn(&str) + Send + Sync),
+        expired: impl Fn(&Tracker) -> Error,
+    ) -> Result<()> {
+        let object = self.tracker.object.clone();
+        let mut last_msg = String::new();
+        let mut report = |v: &Verdict| {
+            if let Verdict::Pending(m) = v
+                && *m != last_msg
+            {
+                on_progress(m);
+                last_msg = m.clone();
             }
         };
-        match next {
-            Ok(Ev::Workload(Some(live))) => tracker.live = Some(live),
-            Ok(Ev::Workload(None)) => tracker.exists = false,
-            Ok(Ev::ReplicaSet(e)) => tracker.replicasets.apply(e),
-            Ok(Ev::Revision(e)) => tracker.revisions.apply(e),
+        // Report the initial state right away (from the GET).
+        report(&self.tracker.evaluate());
+        loop {
+            match self.next().await {
+                Wake::Event(ev) => self.apply(*ev)?,
+                Wake::SandboxDue => self.start_sandbox_watch(),
+                Wake::Ended => {
+                    return Err(Error::failed(format!(
+                        "the watches for {object} ended unexpectedly"
+                    ))
+                    .on(object.clone()));
+                }
+                Wake::Deadline => return Err(expired(&self.tracker)),
+            }
+            match self.verdict() {
+                Verdict::Done => return Ok(()),
+                Verdict::Failed(f) => return Err(f.into_error(&object)),
+                v @ Verdict::Pending(_) => report(&v),
+            }
+        }
+    }
+
+    /// The next watch event, or the sandbox timer, or the deadline.
+    async fn next(&mut self) -> Wake {
+        let wake = match self.sandbox.due {
+            Some(due) if due < self.deadline => due,
+            _ => self.deadline,
+        };
+        let pods = (&mut self.pods).map(|r| r.map(Ev::Pod));
+        let mut both = futures::stream::select(&mut self.merged, pods);
+        match tokio::time::timeout_at(wake, both.next()).await {
+            Ok(Some(ev)) => Wake::Event(Box::new(ev)),
+            Ok(None) => Wake::Ended,
+            Err(_) if wake < self.deadline => Wake::SandboxDue,
+            Err(_) => Wake::Deadline,
+        }
+    }
+
+    fn apply(&mut self, ev: std::result::Result<Ev, (String, watcher::Error)>) -> Result<()> {
+        let (t, ns) = (&mut self.tracker, self.namespace);
+        match ev {
+            Ok(Ev::Workload(Some(live))) => t.live = Some(live),
+            Ok(Ev::Workload(None)) => t.exists = false,
+            Ok(Ev::ReplicaSet(e)) => t.replicasets.apply(e),
+            Ok(Ev::Revision(e)) => t.revisions.apply(e),
             Ok(Ev::RevisionsForbidden) => {
                 tracing::debug!(
-                    "no permission to list controllerrevisions in {namespace}: telling new DaemonSet pods by template generation"
+                    "no permission to list controllerrevisions in {ns}: telling new DaemonSet pods by template generation"
                 );
-                tracker.revisions_forbidden = true;
+                t.revisions_forbidden = true;
             }
-            Ok(Ev::Pod(e)) => tracker.pods.apply(e),
-            Ok(Ev::SandboxEvent(e)) => sandbox_events.apply(e),
+            Ok(Ev::Pod(e)) => t.pods.apply(e),
+            Ok(Ev::SandboxEvent(e)) => self.sandbox.events.get_or_insert_with(Store::new).apply(e),
             Ok(Ev::SandboxEventsForbidden) => {
                 tracing::debug!(
-                    "no permission to list events in {namespace}: a pod sandbox that cannot be created shows only at the deadline"
+                    "no permission to list events in {ns}: a pod sandbox that cannot be created shows only at the deadline"
                 );
             }
             Err((what, e)) => {
                 if let Some(err) = fatal_watch_error(&what, &e) {
-                    return Err(err.on(object.clone()));
+                    return Err(err.on(t.object.clone()));
                 }
-                tracing::debug!("watch of {what} for {object}: {e} (retrying)");
-                continue;
+                tracing::debug!("watch of {what} for {}: {e} (retrying)", t.object);
             }
         }
-        let mut verdict = tracker.evaluate();
+        Ok(())
+    }
+
+    fn start_sandbox_watch(&mut self) {
+        self.sandbox.started = true;
+        self.sandbox.due = None;
+        self.merged
+            .push(sandbox_event_stream(self.client, self.namespace));
+    }
+
+    /// The tracker's verdict, or a sandbox failure of a new pod while pending.
+    fn verdict(&mut self) -> Verdict {
+        let verdict = self.tracker.evaluate();
         if let Verdict::Pending(_) = verdict {
-            let new_pods: Vec<&Pod> = tracker
+            let t = &self.tracker;
+            let new_pods: Vec<&Pod> = t
                 .pods
                 .items
                 .values()
-                .filter(|p| tracker.role(p) == PodRole::New)
+                .filter(|p| t.role(p) == PodRole::New)
                 .collect();
-            if let Some(f) = super::sandbox::failure(sandbox_events.items.values(), &new_pods) {
-                verdict = Verdict::Failed(f);
+            self.sandbox.track(&new_pods);
+            if let Some(events) = &self.sandbox.events
+                && let Some(f) = sandbox::failure(events.items.values(), &new_pods)
+            {
+                return Verdict::Failed(f);
             }
         }
-        match verdict {
-            Verdict::Done => return Ok(()),
-            Verdict::Failed(f) => return Err(f.into_error(&object)),
-            v @ Verdict::Pending(_) => report(&v),
-        }
+        verdict
     }
 }
 

@@ -6,7 +6,8 @@
 //! every 10-15 s) with the runtime's message, e.g. containerd refusing `runAsGroup` without
 //! `runAsUser`, a CNI plugin that cannot set up the network, an unknown RuntimeClass handler or
 //! a sandbox (pause) image it cannot pull. The rollout wait watches those Events in the
-//! namespace and fails on the new revision's pod once the same failure came back after a
+//! namespace (once a new pod has waited `rollout::SANDBOX_GRACE` for its sandbox, so a healthy
+//! rollout makes no Events requests) and fails on the new revision's pod once the same failure came back after a
 //! retry ([`ATTEMPTS`]): a single failure can be transient (a CNI plugin still starting).
 
 use k8s_openapi::api::core::v1::{Event, Pod};
@@ -24,6 +25,32 @@ pub const ATTEMPTS: i32 = 2;
 /// Only the sandbox failures of pods in the namespace.
 pub fn watcher_config() -> watcher::Config {
     watcher::Config::default().fields(&format!("reason={REASON},involvedObject.kind=Pod"))
+}
+
+/// Pure: could `pod` be failing to get its sandbox? It is on a node, still
+/// `Pending`, not being deleted, and the kubelet has not reported
+/// `PodReadyToStartContainers` (the sandbox is up). Only such pods can have
+/// `FailedCreatePodSandBox` Events, so the rollout watches Events only while one
+/// of the new pods stays like this (see `rollout::SANDBOX_GRACE`).
+pub fn awaiting_sandbox(pod: &Pod) -> bool {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    let on_node = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_some_and(|n| !n.is_empty());
+    let Some(status) = pod.status.as_ref() else {
+        return on_node;
+    };
+    let pending = status.phase.as_deref().is_none_or(|p| p == "Pending");
+    let sandbox_up = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "PodReadyToStartContainers" && c.status == "True");
+    on_node && pending && !sandbox_up
 }
 
 /// How many attempts an Event stands for (`count`, or the series' count, at least 1).
@@ -180,6 +207,35 @@ mod tests {
                 "2026-01-01T00:00:00Z".parse().unwrap(),
             ));
         assert_eq!(failure(&evs, &[&gone]), None);
+    }
+
+    #[test]
+    fn only_scheduled_pending_pods_without_a_sandbox_await_one() {
+        let p = |v: serde_json::Value| -> Pod { serde_json::from_value(v).unwrap() };
+        let unscheduled = p(
+            serde_json::json!({"metadata": {"name": "a"}, "spec": {"containers": []}, "status": {"phase": "Pending"}}),
+        );
+        assert!(!awaiting_sandbox(&unscheduled));
+        let waiting = p(
+            serde_json::json!({"metadata": {"name": "a"}, "spec": {"nodeName": "n", "containers": []}, "status": {"phase": "Pending"}}),
+        );
+        assert!(awaiting_sandbox(&waiting));
+        let no_status = p(
+            serde_json::json!({"metadata": {"name": "a"}, "spec": {"nodeName": "n", "containers": []}}),
+        );
+        assert!(awaiting_sandbox(&no_status));
+        let sandbox_up = p(
+            serde_json::json!({"metadata": {"name": "a"}, "spec": {"nodeName": "n", "containers": []}, "status": {"phase": "Pending", "conditions": [{"type": "PodReadyToStartContainers", "status": "True"}]}}),
+        );
+        assert!(!awaiting_sandbox(&sandbox_up));
+        let running = p(
+            serde_json::json!({"metadata": {"name": "a"}, "spec": {"nodeName": "n", "containers": []}, "status": {"phase": "Running"}}),
+        );
+        assert!(!awaiting_sandbox(&running));
+        let deleted = p(
+            serde_json::json!({"metadata": {"name": "a", "deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"nodeName": "n", "containers": []}, "status": {"phase": "Pending"}}),
+        );
+        assert!(!awaiting_sandbox(&deleted));
     }
 
     #[test]
