@@ -145,13 +145,13 @@ fn finish(g: &Global, report: rotate::Report) -> Result<ExitCode> {
             }
         }
         for w in &report.workloads {
-            if matches!(w.action.as_str(), "paused" | "not-restarted" | "unaffected") {
+            if w.action.left_alone() {
                 ui.line(format!(
                     "! {} {}/{}: {}",
                     w.kind.kind(),
                     report.namespace,
                     w.name,
-                    w.message.as_deref().unwrap_or(&w.action)
+                    w.message.as_deref().unwrap_or(w.action.as_str())
                 ));
             }
         }
@@ -165,8 +165,10 @@ fn finish(g: &Global, report: rotate::Report) -> Result<ExitCode> {
             .map(|w| {
                 Row::new(
                     format!("{} {}", w.kind.kind(), w.name),
-                    !matches!(w.action.as_str(), "failed" | "restore-failed"),
-                    w.message.clone().unwrap_or_else(|| w.action.clone()),
+                    !w.action.failed(),
+                    w.message
+                        .clone()
+                        .unwrap_or_else(|| w.action.as_str().to_string()),
                 )
             })
             .collect();
