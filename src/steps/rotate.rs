@@ -1215,9 +1215,33 @@ pub async fn run(
     ui: &Ui,
     opts: &Options,
 ) -> Result<Report> {
+    let value = opts.source.resolve()?;
+    Ok(run_with(cluster, resolved, ui, opts, value).await?.0)
+}
+
+/// What a finished rotation leaves to undo it should a later cluster of a
+/// fleet fail: the previous value (memory only) and what was restarted.
+pub struct Undo {
+    previous: SecretValue,
+    value: SecretValue,
+    fkey: SecretValue,
+    new_hash: String,
+    previous_hash: String,
+    restarted: Vec<Target>,
+}
+
+/// [`run`] with the new value given (a fleet resolves it once for every
+/// cluster); a successful, non-dry run also returns its [`Undo`].
+pub async fn run_with(
+    cluster: &Cluster,
+    resolved: &Resolved,
+    ui: &Ui,
+    opts: &Options,
+    value: SecretValue,
+) -> Result<(Report, Option<Undo>)> {
     let started = Instant::now();
     let rot = Rotation::new(cluster, resolved, ui, opts);
-    let plan = rot.preflight().await?;
+    let plan = rot.preflight(value).await?;
     let mut report = rot.report(&plan);
     let mut reports: BTreeMap<String, WorkloadReport> = BTreeMap::new();
     let why = format!(
@@ -1231,7 +1255,7 @@ pub async fn run(
         report.ok = true;
         report.workloads = reports.into_values().collect();
         report.duration_ms = started.elapsed().as_millis();
-        return Ok(report);
+        return Ok((report, None));
     }
     let txn = rot.begin(&plan, &restart).await?;
     report.revision = Some(txn.revision);
@@ -1267,7 +1291,85 @@ pub async fn run(
     }
     report.workloads = reports.into_values().collect();
     rev.details = rot.details(&report, &plan.new_hash);
-    drop(plan);
+    txn.close(&rev, &mut report, started).await;
+    let undo = report.ok.then(|| Undo {
+        previous: written.previous,
+        previous_hash: report.previous_hash.clone(),
+        new_hash: plan.new_hash.clone(),
+        restarted: restart
+            .iter()
+            .filter(|t| stamped.contains(&key_of(t)))
+            .map(|t| (*t).clone())
+            .collect(),
+        value: plan.value.clone(),
+        fkey: plan.fkey.clone(),
+    });
+    Ok((report, undo))
+}
+
+/// Undo a finished rotation (a later cluster of its fleet failed): in its
+/// own transaction (Lease, pending record), write the previous value back
+/// only while the key still holds the rotated one, restart what the
+/// rotation restarted and prove its pods; recorded as `rolled-back`.
+pub async fn undo(
+    cluster: &Cluster,
+    resolved: &Resolved,
+    ui: &Ui,
+    opts: &Options,
+    undo: Undo,
+) -> Result<Report> {
+    let started = Instant::now();
+    let rot = Rotation::new(cluster, resolved, ui, opts);
+    let plan = Plan {
+        value: undo.value,
+        fkey: undo.fkey,
+        new_hash: undo.previous_hash.clone(),
+        previous_hash: undo.new_hash.clone(),
+        previous_content: String::new(),
+        targets: undo.restarted,
+    };
+    let mut report = rot.report(&plan);
+    report.restored = true;
+    let gate = Gate {
+        yes: true,
+        wait_lock: true,
+        timeout: opts.timeout,
+    };
+    let tx = release::Release::new(cluster, resolved, ui);
+    let id = (opts.secret.as_str(), opts.key.as_str());
+    let hashes = (undo.new_hash.as_str(), undo.previous_hash.as_str());
+    let txn = Transaction::begin(tx, gate, "", id, hashes).await?;
+    report.revision = Some(txn.revision);
+    let written = Written {
+        previous: undo.previous,
+        previous_content: String::new(),
+        content: String::new(),
+    };
+    let again: Vec<&Target> = plan.targets.iter().collect();
+    let mut reports = BTreeMap::new();
+    let restored = rot.restore(&plan, &written, &again, &mut reports).await;
+    let ok = restored.is_ok();
+    rot.restore_outcome(restored, again.len(), &mut report);
+    report.ok = ok;
+    report.error = report.restore_error.clone();
+    let hash = if ok {
+        &undo.previous_hash
+    } else {
+        &undo.new_hash
+    };
+    let mut rev = txn.record(BTreeMap::from([(rot.id.clone(), hash.clone())]));
+    rev.status = if ok { "rolled-back" } else { "failed" }.into();
+    rev.message = format!(
+        "rotation of {} undone: another cluster of the fleet failed; {}",
+        rot.id,
+        if ok {
+            "previous value restored"
+        } else {
+            "restore FAILED"
+        }
+    );
+    report.workloads = reports.into_values().collect();
+    rev.details = rot.details(&report, &undo.previous_hash);
     txn.close(&rev, &mut report, started).await;
     Ok(report)
 }
@@ -1289,10 +1391,9 @@ impl<'a> Rotation<'a> {
 
     /// Everything that can fail without changing anything: the new value,
     /// the Secret and its key, the fingerprint key, the workloads.
-    async fn preflight(&self) -> Result<Plan> {
+    async fn preflight(&self, value: SecretValue) -> Result<Plan> {
         let (cluster, ns, opts) = (self.cluster, self.ns, self.opts);
         let (name, key) = (opts.secret.as_str(), opts.key.as_str());
-        let value = opts.source.resolve()?;
         let live = read_secret(cluster, ns, name, key).await?;
         let current = secret_data(&typed_secret(&live));
         drop(live);
