@@ -563,7 +563,7 @@ pub async fn rotate_secret(
     per_cluster: bool,
     ui: &Ui,
 ) -> Result<FleetRotation> {
-    use crate::steps::rotate::{self, NewValue};
+    use crate::steps::rotate::NewValue;
     let started = std::time::Instant::now();
     let project = Project::load(base.config.as_deref())?;
     let (env, _) = project.select_env(base.env.as_deref())?;
@@ -615,9 +615,28 @@ pub async fn rotate_secret(
         duration_ms: 0,
         clusters: Vec::new(),
     };
+    let (failed, undos) = rotate_in_order(&members, &each, per_cluster, shared, &mut out).await?;
+    if failed {
+        undo_rotated(&members, &each, undos, &mut out).await;
+    }
+    out.ok = !failed;
+    out.duration_ms = started.elapsed().as_millis();
+    Ok(out)
+}
+
+/// Rotate cluster by cluster in wave order; stop at the first failure (the
+/// rest are `skipped`). Returns whether one failed and the undos of the
+/// clusters that rotated (by index).
+async fn rotate_in_order(
+    members: &[RotationMember<'_>],
+    each: &crate::steps::rotate::Options,
+    per_cluster: bool,
+    shared: crate::secret::SecretValue,
+    out: &mut FleetRotation,
+) -> Result<(bool, Vec<(usize, crate::steps::rotate::Undo)>)> {
     let mut undos = Vec::new();
     let mut failed = false;
-    for m in &members {
+    for m in members {
         let mut c = RotationCluster {
             name: m.planned.name.clone(),
             context: m.planned.context.clone(),
@@ -629,11 +648,11 @@ pub async fn rotate_secret(
         };
         if !failed {
             let value = if per_cluster {
-                opts.source.resolve()?
+                each.source.resolve()?
             } else {
                 shared.clone()
             };
-            let run = rotate::run_with(&m.cluster, &m.resolved, &m.ui, &each, value);
+            let run = crate::steps::rotate::run_with(&m.cluster, &m.resolved, &m.ui, each, value);
             match crate::error::with_endpoint(m.server.clone(), m.planned.context.clone(), run)
                 .await
             {
@@ -658,30 +677,33 @@ pub async fn rotate_secret(
         }
         out.clusters.push(c);
     }
-    drop(shared);
-    if failed {
-        for (i, u) in undos.into_iter().rev() {
-            let m = &members[i];
-            let c = &mut out.clusters[i];
-            match rotate::undo(&m.cluster, &m.resolved, &m.ui, &each, u).await {
-                Ok(r) => {
-                    c.status = if r.ok {
-                        RotationStatus::Restored
-                    } else {
-                        RotationStatus::RestoreFailed
-                    };
-                    c.undo = Some(r);
-                }
-                Err(e) => {
-                    m.ui.line(format!("{} undo failed: {e}", m.ui.mark(false)));
-                    c.status = RotationStatus::RestoreFailed;
-                    c.undo = None;
-                    c.error = Some((&e).into());
-                }
+    Ok((failed, undos))
+}
+
+/// Undo the clusters that rotated, last first.
+async fn undo_rotated(
+    members: &[RotationMember<'_>],
+    each: &crate::steps::rotate::Options,
+    undos: Vec<(usize, crate::steps::rotate::Undo)>,
+    out: &mut FleetRotation,
+) {
+    for (i, u) in undos.into_iter().rev() {
+        let m = &members[i];
+        let c = &mut out.clusters[i];
+        match crate::steps::rotate::undo(&m.cluster, &m.resolved, &m.ui, each, u).await {
+            Ok(r) => {
+                c.status = if r.ok {
+                    RotationStatus::Restored
+                } else {
+                    RotationStatus::RestoreFailed
+                };
+                c.undo = Some(r);
+            }
+            Err(e) => {
+                m.ui.line(format!("{} undo failed: {e}", m.ui.mark(false)));
+                c.status = RotationStatus::RestoreFailed;
+                c.error = Some((&e).into());
             }
         }
     }
-    out.ok = !failed;
-    out.duration_ms = started.elapsed().as_millis();
-    Ok(out)
 }
