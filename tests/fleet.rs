@@ -964,8 +964,23 @@ async fn rotate_secret_shares_one_value_or_one_per_cluster_and_a_failure_undoes_
     // Narrowed with --cluster: only that cluster rotates.
     let (code, _, t) = rotate(&f, dir, &[&secret, "--cluster", "a"]);
     assert_eq!(code, Some(0), "{t}");
-    assert_ne!(password(&admins[0], &secret).await, each[0]);
+    let narrowed = password(&admins[0], &secret).await;
+    assert_ne!(narrowed, each[0]);
     assert_eq!(password(&admins[1], &secret).await, each[1]);
+
+    // Bad input changes nothing anywhere (exit 2): --per-cluster with a given
+    // value, and a cluster whose Secret is missing (checked before the first
+    // cluster rotates).
+    let (code, _, t) = rotate(&f, dir, &[&secret, "--per-cluster", "--from-env", "HOME"]);
+    assert_eq!(code, Some(2), "{t}");
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admins[1].clone(), NS)
+        .delete(&secret, &Default::default())
+        .await
+        .unwrap();
+    let (code, _, t) = rotate(&f, dir, &[&secret]);
+    assert_eq!(code, Some(2), "{t}");
+    assert!(t.contains("not found"), "{t}");
+    assert_eq!(password(&admins[0], &secret).await, narrowed, "a unchanged");
     f.cleanup(&app).await;
     for c in &admins {
         let _ = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(c.clone(), NS)

@@ -525,6 +525,7 @@ async fn rotation_member<'m>(
     base: &Selection,
     m: &'m PlannedMember,
     kubeconfig: Option<PathBuf>,
+    (secret, key): (&str, &str),
     ui: &Ui,
 ) -> Result<RotationMember<'m>> {
     let run = async {
@@ -538,7 +539,7 @@ async fn rotation_member<'m>(
         let (cfg, _, _) = target.config().await?;
         let server = cfg.cluster_url.to_string();
         let cluster = target.connect().await?;
-        crate::kube::apply::get(&cluster, &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": resolved.namespace}})).await?;
+        crate::steps::rotate::check_secret(&cluster, &resolved.namespace, secret, key).await?;
         Ok(RotationMember {
             planned: m,
             server,
@@ -552,7 +553,8 @@ async fn rotation_member<'m>(
 }
 
 /// `pake rotate-secret NAME` for an environment with `clusters:`: connect to
-/// every cluster first (nothing changes unless all answer), confirm once,
+/// every cluster and read its Secret first (nothing changes unless all answer
+/// and hold the key), confirm once,
 /// resolve ONE new value (or one per cluster with `per_cluster`), rotate in
 /// wave order; on the first failure undo every cluster that rotated.
 pub async fn rotate_secret(
@@ -579,7 +581,7 @@ pub async fn rotate_secret(
     let shared = opts.source.resolve()?;
     let members = futures::future::try_join_all(
         plan.members()
-            .map(|m| rotation_member(base, m, kubeconfig.clone(), ui)),
+            .map(|m| rotation_member(base, m, kubeconfig.clone(), (&opts.secret, &opts.key), ui)),
     )
     .await?;
     if !opts.dry_run {

@@ -653,6 +653,12 @@ async fn read_secret(cluster: &Cluster, ns: &str, name: &str, key: &str) -> Resu
     Ok(live)
 }
 
+/// The Secret exists and has `key` (exit 2 otherwise; nothing is changed):
+/// a fleet checks every cluster before the first one rotates.
+pub async fn check_secret(cluster: &Cluster, ns: &str, name: &str, key: &str) -> Result<()> {
+    read_secret(cluster, ns, name, key).await.map(drop)
+}
+
 fn typed_secret(live: &Value) -> Secret {
     serde_json::from_value(live.clone()).unwrap_or_default()
 }
