@@ -1364,7 +1364,12 @@ pub async fn undo(
         &undo.new_hash
     };
     let mut rev = txn.record(BTreeMap::from([(rot.id.clone(), hash.clone())]));
-    rev.status = if ok { "rolled-back" } else { "failed" }.into();
+    rev.status = if ok {
+        crate::workflow::recovery::ROLLED_BACK
+    } else {
+        "failed"
+    }
+    .into();
     rev.message = format!(
         "rotation of {} undone: another cluster of the fleet failed; {}",
         rot.id,
