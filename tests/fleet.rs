@@ -843,3 +843,147 @@ fn per_cluster_overrides_render_offline_and_bad_fleets_are_usage_errors() {
         "{t}"
     );
 }
+
+/// The value of key `password` of Secret `name` (test-side only, never printed).
+async fn password(c: &kube::Client, name: &str) -> Vec<u8> {
+    let s = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(c.clone(), NS)
+        .get(name)
+        .await
+        .unwrap();
+    s.data.unwrap()["password"].0.clone()
+}
+
+/// `pake rotate-secret NAME -o json` on the fleet: exit code and the report.
+fn rotate(f: &Fleet, dir: &Path, extra: &[&str]) -> (Option<i32>, Value, String) {
+    let mut a = vec!["rotate-secret", "-o", "json", "--timeout", "15s"];
+    a.extend_from_slice(extra);
+    let out = pake(f, dir, &a);
+    let t = k8s::text(&out);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code(), v, t)
+}
+
+#[tokio::test]
+async fn rotate_secret_shares_one_value_or_one_per_cluster_and_a_failure_undoes_the_rest() {
+    let Some(f) = Fleet::new("fleet_rotate") else {
+        return;
+    };
+    let app = format!("fltr-{}", k8s::suffix());
+    let secret = format!("{app}-db");
+    let extra = format!(
+        "secrets:\n  - name: {secret}\n    keys:\n      password:\n        generate: {{bytes: 32}}\nenv:\n  - name: DB_PASSWORD\n    secretKeyRef: {{name: {secret}, key: password}}\n"
+    );
+    let clusters = ["{name: a, context: flt-a}", "{name: b, context: flt-b}"];
+    let yaml =
+        fleet_yaml(&app, &clusters, "").replace("environments:", &format!("{extra}environments:"));
+    let p = k8s::project(&yaml, &[]);
+    let dir = p.path();
+    let (code, _, t) = deploy(&f, dir, &[]);
+    assert_eq!(code, Some(0), "{t}");
+    let admins = f.admins().await;
+    let before = [
+        password(&admins[0], &secret).await,
+        password(&admins[1], &secret).await,
+    ];
+
+    // Shared (the default): one new value, the same on both clusters, in wave order.
+    let (code, r, t) = rotate(&f, dir, &[&secret]);
+    assert_eq!(code, Some(0), "{t}");
+    assert_eq!(r["kind"], "FleetRotationReport", "{r}");
+    assert_eq!(
+        (status_of(&r, "a"), status_of(&r, "b")),
+        ("rotated", "rotated"),
+        "{r}"
+    );
+    assert_eq!(r["perCluster"], false);
+    let shared = [
+        password(&admins[0], &secret).await,
+        password(&admins[1], &secret).await,
+    ];
+    assert_eq!(shared[0], shared[1], "one value on every cluster");
+    assert_ne!(shared[0], before[0]);
+    assert_ne!(shared[1], before[1]);
+    assert!(
+        !t.contains(std::str::from_utf8(&shared[0]).unwrap()),
+        "the value was printed"
+    );
+    for c in ["a", "b"] {
+        let last = history(&f, dir, c).last().unwrap().clone();
+        assert_eq!(
+            (last["action"].as_str(), last["status"].as_str()),
+            (Some("rotation"), Some("rotation")),
+            "{last}"
+        );
+    }
+
+    // --per-cluster: a different value on each.
+    let (code, r, t) = rotate(&f, dir, &[&secret, "--per-cluster"]);
+    assert_eq!(code, Some(0), "{t}");
+    assert_eq!(r["perCluster"], true);
+    let each = [
+        password(&admins[0], &secret).await,
+        password(&admins[1], &secret).await,
+    ];
+    assert_ne!(each[0], each[1], "one value per cluster");
+    assert_ne!(each[0], shared[0]);
+
+    // A failure on the second cluster (its pods can no longer be scheduled):
+    // b restores itself, a (already rotated) is undone.
+    let patch = serde_json::json!({"spec": {"template": {"spec": {"nodeSelector": {"pake.dev/no-such-node": "true"}}}}});
+    Api::<Deployment>::namespaced(admins[1].clone(), NS)
+        .patch(
+            &format!("{app}-v1"),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    let (code, r, t) = rotate(&f, dir, &[&secret]);
+    assert_eq!(code, Some(1), "{t}");
+    assert_eq!(
+        (status_of(&r, "a"), status_of(&r, "b")),
+        ("restored", "failed"),
+        "{r}"
+    );
+    assert_eq!(
+        password(&admins[0], &secret).await,
+        each[0],
+        "a has its previous value again"
+    );
+    assert_eq!(
+        password(&admins[1], &secret).await,
+        each[1],
+        "b has its previous value again"
+    );
+    assert_eq!(
+        history(&f, dir, "a").last().unwrap()["status"],
+        "rolled-back"
+    );
+
+    // Narrowed with --cluster: only that cluster rotates.
+    let (code, _, t) = rotate(&f, dir, &[&secret, "--cluster", "a"]);
+    assert_eq!(code, Some(0), "{t}");
+    let narrowed = password(&admins[0], &secret).await;
+    assert_ne!(narrowed, each[0]);
+    assert_eq!(password(&admins[1], &secret).await, each[1]);
+
+    // Bad input changes nothing anywhere (exit 2): --per-cluster with a given
+    // value, and a cluster whose Secret is missing (checked before the first
+    // cluster rotates).
+    let (code, _, t) = rotate(&f, dir, &[&secret, "--per-cluster", "--from-env", "HOME"]);
+    assert_eq!(code, Some(2), "{t}");
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admins[1].clone(), NS)
+        .delete(&secret, &Default::default())
+        .await
+        .unwrap();
+    let (code, _, t) = rotate(&f, dir, &[&secret]);
+    assert_eq!(code, Some(2), "{t}");
+    assert!(t.contains("not found"), "{t}");
+    assert_eq!(password(&admins[0], &secret).await, narrowed, "a unchanged");
+    f.cleanup(&app).await;
+    for c in &admins {
+        let _ = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(c.clone(), NS)
+            .delete(&secret, &Default::default())
+            .await;
+    }
+}

@@ -44,6 +44,9 @@ pub struct RotateArgs {
     /// Wait for a concurrent run's lock instead of failing at once.
     #[arg(long)]
     pub wait_lock: bool,
+    /// A fleet (`clusters:`): one random value per cluster instead of one shared value.
+    #[arg(long)]
+    pub per_cluster: bool,
 }
 
 pub async fn run(g: &Global, a: RotateArgs) -> Result<ExitCode> {
@@ -57,6 +60,18 @@ pub async fn run(g: &Global, a: RotateArgs) -> Result<ExitCode> {
         .and_then(|s| s.external.clone())
     {
         return rotate_external(g, a, &project, &resolved, &ext).await;
+    }
+    let fleet = !project.config.environments[&resolved.env]
+        .clusters
+        .is_empty()
+        && g.clusters.len() != 1
+        && g.context.is_none();
+    if a.per_cluster && !fleet {
+        return Err(crate::error::Error::usage(format!(
+            "--per-cluster applies to an environment with `clusters:` rotated across its clusters; {} is one cluster here",
+            resolved.env
+        ))
+        .fix("drop --per-cluster"));
     }
     let source = match (a.from_env, a.from_file, a.from_command) {
         (Some(v), _, _) => NewValue::Env(v),
@@ -74,6 +89,22 @@ pub async fn run(g: &Global, a: RotateArgs) -> Result<ExitCode> {
         wait_lock: a.wait_lock,
         yes: g.yes,
     };
+    if fleet {
+        let sel = crate::workflow::release::Selection {
+            cluster: None,
+            ..super::deploy::selection(g)
+        };
+        let r = crate::steps::fleet::rotate_secret(
+            &sel,
+            &g.clusters,
+            g.kubeconfig.clone(),
+            &opts,
+            a.per_cluster,
+            &ui,
+        )
+        .await?;
+        return Ok(finish_fleet(g, &r));
+    }
     let cluster = super::target_in(g, &project, &resolved.env)?
         .connect()
         .await?;
@@ -91,6 +122,21 @@ async fn rotate_external(
     resolved: &crate::config::Resolved,
     ext: &crate::config::ExternalSource,
 ) -> Result<ExitCode> {
+    let o = &project.config.environments[&resolved.env];
+    if !o.clusters.is_empty() && g.clusters.len() != 1 {
+        return Err(crate::error::Error::usage(format!(
+            "secret {} is synced by the External Secrets Operator on each cluster: rotate it one cluster at a time",
+            a.name
+        ))
+        .fix(format!(
+            "pass --cluster NAME (one of: {})",
+            o.clusters
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     if a.from_env.is_some() || a.from_file.is_some() || a.no_restart {
         return Err(crate::error::Error::usage(format!(
             "secret {} is synced by the External Secrets Operator from {} {}: pake never holds its value, so --from-env, --from-file and --no-restart do not apply",
@@ -145,13 +191,13 @@ fn finish(g: &Global, report: rotate::Report) -> Result<ExitCode> {
             }
         }
         for w in &report.workloads {
-            if matches!(w.action.as_str(), "paused" | "not-restarted" | "unaffected") {
+            if w.action.left_alone() {
                 ui.line(format!(
                     "! {} {}/{}: {}",
                     w.kind.kind(),
                     report.namespace,
                     w.name,
-                    w.message.as_deref().unwrap_or(&w.action)
+                    w.message.as_deref().unwrap_or(w.action.as_str())
                 ));
             }
         }
@@ -165,8 +211,10 @@ fn finish(g: &Global, report: rotate::Report) -> Result<ExitCode> {
             .map(|w| {
                 Row::new(
                     format!("{} {}", w.kind.kind(), w.name),
-                    !matches!(w.action.as_str(), "failed" | "restore-failed"),
-                    w.message.clone().unwrap_or_else(|| w.action.clone()),
+                    !w.action.failed(),
+                    w.message
+                        .clone()
+                        .unwrap_or_else(|| w.action.as_str().to_string()),
                 )
             })
             .collect();
@@ -184,4 +232,49 @@ fn finish(g: &Global, report: rotate::Report) -> Result<ExitCode> {
         );
     }
     Ok(report.exit_code())
+}
+
+/// Print a fleet rotation (one line per cluster, or `-o json`); the exit code.
+fn finish_fleet(g: &Global, r: &crate::steps::fleet::FleetRotation) -> ExitCode {
+    let ui = g.ui();
+    if !ui.is_text() {
+        ui.document("FleetRotationReport", r);
+        return r.exit_code();
+    }
+    for c in &r.clusters {
+        let status = serde_json::to_value(c.status).unwrap_or_default();
+        let revision = c.report.as_ref().and_then(|x| x.revision);
+        ui.line(format!(
+            "{} [{}] {}{}",
+            ui.mark(matches!(
+                c.status,
+                crate::steps::fleet::RotationStatus::Rotated
+                    | crate::steps::fleet::RotationStatus::Restored
+            )),
+            c.name,
+            status.as_str().unwrap_or_default(),
+            revision
+                .map(|n| format!(" (revision {n})"))
+                .unwrap_or_default()
+        ));
+    }
+    let how = if r.per_cluster {
+        "one new value per cluster"
+    } else {
+        "one new value on every cluster"
+    };
+    ui.line(format!(
+        "{} {}/{} across {} cluster(s), {how}: {} in {:.1}s",
+        ui.mark(r.ok),
+        r.secret,
+        r.key,
+        r.clusters.len(),
+        if r.ok {
+            "rotated"
+        } else {
+            "failed; every rotated cluster was undone"
+        },
+        r.duration_ms as f64 / 1000.0
+    ));
+    r.exit_code()
 }

@@ -29,7 +29,9 @@ use crate::error::{Error, Result};
 use crate::kube::Cluster;
 use crate::kube::external_secrets::{self as eso, SyncEvent};
 use crate::secret::SecretValue;
+use crate::steps::rotate as rot;
 use crate::workflow::executor::{CheckResult, Ctx, Journal, ObjectResult, apply_manifest};
+use crate::workflow::history::{self, Revision};
 
 /// What pake says whenever an ExternalSecret is rolled back or a sync failed after the store changed.
 pub const NOT_OURS: &str = "pake restores the previous ExternalSecret object; the values in the store (the vault) are not pake's to restore";
@@ -715,311 +717,406 @@ pub struct RotateOptions {
     pub yes: bool,
 }
 
+/// One rotation through the store: what every stage of `rotate` reads.
+struct StoreRotation<'a> {
+    cluster: &'a Cluster,
+    resolved: &'a Resolved,
+    ui: &'a crate::output::Ui,
+    e: &'a ExternalSource,
+    opts: &'a RotateOptions,
+    ns: &'a str,
+    who: String,
+    annotation: String,
+    source: String,
+}
+
+/// The Secret as synced before the rotation (keyed fingerprints only).
+struct Before {
+    version: String,
+    fkey: SecretValue,
+    hashes: BTreeMap<String, String>,
+    content: String,
+    synced_version: Option<String>,
+    targets: Vec<rot::Target>,
+}
+
+/// What the new sync brought.
+#[derive(Default)]
+struct Arrived {
+    hashes: BTreeMap<String, String>,
+    changed: Vec<String>,
+}
+
 /// `pake rotate-secret NAME` for an `external:` secret. Errors before any
 /// change are `Err` (exit 2/3); later failures are in the report (exit 1).
+/// The same transaction and restart-and-verify stages as `steps::rotate::run`;
+/// only the way the new value arrives differs (the user's command, ESO's
+/// force-sync, waiting for the content to change), and nothing is restored.
 pub async fn rotate(
     cluster: &Cluster,
     resolved: &Resolved,
     ui: &crate::output::Ui,
     e: &ExternalSource,
     opts: &RotateOptions,
-) -> Result<crate::steps::rotate::Report> {
-    use crate::steps::rotate::{self as rot, Report, WorkloadReport};
-    use crate::workflow::history::{self, Revision};
+) -> Result<rot::Report> {
     let started = Instant::now();
-    let ns = resolved.namespace.as_str();
-    let name = opts.secret.as_str();
-    let who = format!("ExternalSecret {ns}/{name}");
-    let annotation = rot::hash_annotation(name);
-    let source = match &opts.command {
-        Some(_) => format!(
-            "{} {} (written by the --from-command command), synced by the External Secrets Operator",
-            e.store.kind.as_str(),
-            e.store.name
-        ),
-        None => format!(
-            "{} {} (already changed there), synced by the External Secrets Operator",
-            e.store.kind.as_str(),
-            e.store.name
-        ),
-    };
-
-    // Everything that can fail without changing anything, first.
-    let version = api_version(cluster).await?;
-    let es = eso::get(cluster, &version, "ExternalSecret", Some(ns), name)
-        .await?
-        .ok_or_else(|| {
-            Error::usage(format!("{who} not found; nothing was changed"))
-                .on(who.clone())
-                .fix("deploy it first: `pake deploy` applies the ExternalSecret of every `external:` secret")
-        })?;
-    let probe = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns}});
-    let live = crate::kube::apply::get(cluster, &probe).await?.ok_or_else(|| {
-        Error::failed(format!("Secret {ns}/{name} does not exist: ESO has not synced {who}; nothing was changed"))
-            .on(who.clone())
-            .fix(format!("`kubectl describe externalsecret {name} -n {ns}` shows why; `pake deploy` waits for the sync and reports ESO's error"))
-    })?;
-    let fkey = history::fingerprint_key(cluster, ns, opts.dry_run).await?;
-    let before = fingerprints(&live, &fkey);
-    let before_content = rot::content_hash(&crate::steps::secrets::live_values(Some(&live)), &fkey);
-    drop(live);
-    let before_version = synced_version(&es).map(str::to_string);
-    let targets = rot::discover(cluster, ns, name, "").await?;
-
-    let mut report = Report {
-        ok: false,
-        action: rot::ROTATION.into(),
-        app: resolved.app.clone(),
-        env: resolved.env.clone(),
-        namespace: ns.to_string(),
-        secret: name.to_string(),
-        key: String::new(),
-        source: source.clone(),
-        dry_run: opts.dry_run,
-        no_restart: false,
-        revision: None,
-        annotation: annotation.clone(),
-        previous_hash: before_content.clone(),
-        new_hash: None,
-        previous_content_hash: before_content.clone(),
-        content_hash: None,
-        workloads: Vec::new(),
-        restored: false,
-        duration_ms: 0,
-        error: None,
-        restore_error: None,
-    };
-    ui.line(format!(
-        "rotate Secret {ns}/{name} through the store: {source}"
-    ));
-    for t in &targets {
-        let refs: Vec<String> = t.references.iter().map(rot::Reference::describe).collect();
-        ui.line(format!("  used by {}: {}", t.describe(ns), refs.join("; ")));
-    }
+    let sr = StoreRotation::new(cluster, resolved, ui, e, opts);
+    let before = sr.preflight().await?;
+    let mut report = sr.report(&before);
+    let header = format!(
+        "rotate Secret {}/{} through the store: {}",
+        sr.ns, opts.secret, sr.source
+    );
+    rot::announce_targets(ui, sr.ns, &opts.secret, header, &before.targets);
     if opts.dry_run {
-        ui.line(format!(
-            "dry run: would {}annotate {who} with {}, wait for ESO's sync, and restart the workloads above that read a changed key",
-            if opts.command.is_some() { "run the --from-command command, " } else { "" },
-            eso::FORCE_SYNC
-        ));
+        sr.dry_run();
         report.ok = true;
         report.duration_ms = started.elapsed().as_millis();
         return Ok(report);
     }
-    crate::workflow::release::confirm_protected(
-        resolved,
-        ui,
-        opts.yes,
-        "secret rotation",
-        &format!(
-            "rotate {name} in namespace {ns} through {} {}; restart what reads a changed key",
-            e.store.kind.as_str(),
-            e.store.name
-        ),
-    )?;
-    let lock_name = format!("pake-lock-{}-{}", resolved.app, resolved.env);
-    let guard = crate::workflow::lock::acquire(
-        &cluster.client,
-        ns,
-        &lock_name,
-        &crate::workflow::lock::holder_identity(),
-        crate::workflow::lock::LockOptions {
-            wait: opts.wait_lock,
-            wait_timeout: opts.timeout,
-            ..Default::default()
-        },
-    )
-    .await?;
-    let revision = match crate::workflow::recovery::rotation_pending(
-        cluster,
-        ui,
-        resolved,
-        guard.holder(),
-        (name, "*"),
-        (&before_content, ""),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(err) => {
-            let _ = guard.release().await;
-            return Err(err);
+    let txn = sr.begin(&before).await?;
+    report.revision = Some(txn.revision);
+    let mut reports: BTreeMap<String, rot::WorkloadReport> = BTreeMap::new();
+    let mut arrived = Arrived::default();
+    let outcome = match sr.new_value(&before).await {
+        Ok((a, content)) => {
+            report.content_hash = Some(content.clone());
+            report.new_hash = Some(content.clone());
+            let r = sr.restart(&before, &a, &content, &mut reports).await;
+            arrived = a;
+            r
         }
+        Err(err) => Err(err),
     };
-    report.revision = Some(revision);
-
-    let mut reports: BTreeMap<String, WorkloadReport> = BTreeMap::new();
-    let mut after: BTreeMap<String, String> = BTreeMap::new();
-    let mut changed: Vec<String> = Vec::new();
-    let outcome: Result<()> = async {
-        if let Some(cmd) = &opts.command {
-            let step = ui.step("write the new value into the store (--from-command)");
-            let timeout = crate::secret::command_timeout()?;
-            let cmd = cmd.clone();
-            let r = tokio::task::spawn_blocking(move || crate::secret::run_store_command(&cmd, timeout))
-                .await
-                .map_err(|j| Error::failed(format!("the --from-command command did not finish: {j}")))?;
-            match r {
-                Ok(()) => step.done("the command succeeded (its output was discarded)"),
-                Err(err) => {
-                    step.fail("failed");
-                    return Err(err);
-                }
-            }
-        }
-        let step = ui.step(&format!("sync {who} now ({})", eso::FORCE_SYNC));
-        // A new value every time (sub-second): an unchanged annotation syncs nothing.
-        let stamp = Timestamp::now().to_string();
-        let annotated = eso::force_sync(cluster, &version, ns, name, &stamp).await?;
-        let since = applied_at(&annotated, eso::SYNC_MANAGER);
-        let keys: BTreeSet<String> = e.keys.keys().cloned().collect();
-        let waited = wait_sync(
-            cluster,
-            &version,
-            ns,
-            name,
-            since,
-            opts.timeout,
-            &|es, s| rotation_sync_state(es, s, &keys, before_version.as_deref(), since),
-            &|m| step.message(m),
-        )
-        .await?;
-        let secret = match waited {
-            Waited::Synced(_, secret) => secret,
-            Waited::Failed { message } => {
-                step.fail("ESO could not sync");
-                return Err(Error::failed(format!("ESO could not sync {who}: {message}; nothing was restarted"))
-                    .on(who.clone())
-                    .fix(fix_for(&message, &e.store.name, e.store.kind.as_str(), ns)));
-            }
-            Waited::TimedOut { last } => {
-                step.fail("not synced");
-                return Err(Error::failed(format!("ESO did not sync {who} within {}s: {last}; nothing was restarted", opts.timeout.as_secs()))
-                    .on(who.clone())
-                    .fix("check that the External Secrets Operator runs (`pake doctor`), then re-run"));
-            }
-        };
-        after = fingerprints(&secret, &fkey);
-        changed = changed_keys(&before, &after);
-        if changed.is_empty() {
-            step.fail("synced, but no value changed");
-            return Err(Error::failed(format!("ESO synced {who}, but the store still holds the previous values: no key changed; nothing was restarted"))
-                .on(who.clone())
-                .fix("change the value in the store first (e.g. `pake rotate-secret NAME --from-command \"vault kv put ...\"`), then re-run"));
-        }
-        let content = rot::content_hash(&crate::steps::secrets::live_values(Some(&secret)), &fkey);
-        drop(secret);
-        step.done(&format!("ESO synced: key(s) {} changed", changed.join(", ")));
-        report.content_hash = Some(content.clone());
-        report.new_hash = Some(content.clone());
-        let users: Vec<&rot::Target> = targets
+    report.key = arrived.changed.join(",");
+    let mut rev = txn.record(
+        arrived
+            .changed
             .iter()
-            .filter(|t| t.references.iter().any(|r| changed.iter().any(|k| r.uses_key(k))))
-            .collect();
-        for t in targets.iter().filter(|t| !users.iter().any(|u| u.name == t.name && u.kind == t.kind)) {
-            workload(&mut reports, t, "unaffected", Some(format!("references {name} but no changed key: not restarted")));
-        }
-        let (paused, to_restart): (Vec<&rot::Target>, Vec<&rot::Target>) = users.into_iter().partition(|t| t.paused);
-        for t in &paused {
-            workload(&mut reports, t, "paused", Some(format!("paused: not restarted, its pods still run the old value; resume it, then `kubectl rollout restart deployment/{} -n {ns}`", t.name)));
-        }
-        let mut stamped = Vec::new();
-        tokio::select! {
-            r = rot::restart_all(cluster, ui, ns, &to_restart, &annotation, &content, opts.timeout, ("restart", "restarted"), &mut stamped, &mut reports) => r,
-            sig = crate::workflow::signals::received() => Err(Error::failed(format!("interrupted by {sig}"))),
-        }
-    }
-    .await;
-
-    report.key = changed.join(",");
-    let mut rev = Revision {
-        revision,
-        status: rot::ROTATION.into(),
-        action: rot::ROTATION.into(),
-        time: history::now_rfc3339(),
-        user: history::current_user(),
-        image: String::new(),
-        message: String::new(),
-        manifests: Vec::new(),
-        hashes: BTreeMap::new(),
-        secret_hashes: changed
-            .iter()
-            .filter_map(|k| after.get(k).map(|h| (format!("{name}/{k}"), h.clone())))
+            .filter_map(|k| {
+                arrived
+                    .hashes
+                    .get(k)
+                    .map(|h| (format!("{}/{k}", opts.secret), h.clone()))
+            })
             .collect(),
-        details: Value::Null,
-    };
+    );
     match &outcome {
         Ok(()) => {
             report.ok = true;
-            let restarted = reports.values().filter(|r| r.action == "restarted").count();
             rev.message = format!(
-                "rotated {name} through the store (keys {}); restarted {restarted} workload(s)",
-                changed.join(", ")
+                "rotated {} through the store (keys {}); restarted {} workload(s)",
+                opts.secret,
+                arrived.changed.join(", "),
+                rot::restarted(&reports)
             );
         }
-        Err(err) => {
-            report.error = Some(err.into());
-            rev.status = "failed".into();
-            rev.message = format!(
-                "rotation of {name} through the store failed: {}",
-                err.message
-            );
-            if !changed.is_empty() {
-                ui.line(format!(
-                    "{} the new value is live in Secret {ns}/{name}: {NOT_OURS}",
-                    ui.mark(false)
-                ));
-            }
-        }
+        Err(err) => sr.failed(err, &arrived, &mut report, &mut rev),
     }
     report.workloads = reports.into_values().collect();
-    rev.details = serde_json::json!({
-        "secret": name,
-        "key": "*",
-        "source": source,
-        "store": {"kind": e.store.kind.as_str(), "name": e.store.name},
-        "changedKeys": changed,
-        "previousHashes": before.iter().map(|(k, h)| (format!("{name}/{k}"), Value::String(h.clone()))).collect::<serde_json::Map<_, _>>(),
-        "annotation": annotation,
-        "contentHash": report.content_hash,
-        "previousContentHash": before_content,
-        "workloads": report.workloads.iter().map(|w| serde_json::json!({"kind": w.kind.kind(), "name": w.name, "action": w.action})).collect::<Vec<_>>(),
-    });
-    if let Err(err) = history::record(cluster, ns, &resolved.app, &resolved.env, &rev).await {
-        ui.line(format!(
-            "{} could not record revision {revision}: {err}",
-            ui.mark(false)
-        ));
-        if report.ok {
-            report.ok = false;
-            report.error = Some((&err).into());
-        }
-    }
-    if let Err(err) = guard.release().await {
-        tracing::warn!("could not release the lock: {err}");
-    }
-    report.duration_ms = started.elapsed().as_millis();
+    rev.details = sr.details(&before, &arrived, &report);
+    txn.close(&rev, &mut report, started).await;
     Ok(report)
 }
 
-fn workload(
-    reports: &mut BTreeMap<String, crate::steps::rotate::WorkloadReport>,
-    t: &crate::steps::rotate::Target,
-    action: &str,
-    message: Option<String>,
-) {
-    reports.insert(
-        format!("{}/{}", t.kind.kind(), t.name),
-        crate::steps::rotate::WorkloadReport {
-            kind: t.kind,
-            name: t.name.clone(),
-            references: t.references.clone(),
-            action: action.into(),
-            pods: None,
-            message,
+impl<'a> StoreRotation<'a> {
+    fn new(
+        cluster: &'a Cluster,
+        resolved: &'a Resolved,
+        ui: &'a crate::output::Ui,
+        e: &'a ExternalSource,
+        opts: &'a RotateOptions,
+    ) -> Self {
+        let ns = resolved.namespace.as_str();
+        let how = match &opts.command {
+            Some(_) => "written by the --from-command command",
+            None => "already changed there",
+        };
+        StoreRotation {
+            cluster,
+            resolved,
+            ui,
+            e,
+            opts,
+            ns,
+            who: format!("ExternalSecret {ns}/{}", opts.secret),
+            annotation: rot::hash_annotation(&opts.secret),
+            source: format!(
+                "{} {} ({how}), synced by the External Secrets Operator",
+                e.store.kind.as_str(),
+                e.store.name
+            ),
+        }
+    }
+
+    /// Everything that can fail without changing anything: the
+    /// ExternalSecret, its synced Secret, the fingerprints, the workloads.
+    async fn preflight(&self) -> Result<Before> {
+        let (cluster, ns, name, who) =
+            (self.cluster, self.ns, self.opts.secret.as_str(), &self.who);
+        let version = api_version(cluster).await?;
+        let es = eso::get(cluster, &version, "ExternalSecret", Some(ns), name)
+            .await?
+            .ok_or_else(|| {
+                Error::usage(format!("{who} not found; nothing was changed"))
+                    .on(who.clone())
+                    .fix("deploy it first: `pake deploy` applies the ExternalSecret of every `external:` secret")
+            })?;
+        let probe = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns}});
+        let live = crate::kube::apply::get(cluster, &probe).await?.ok_or_else(|| {
+            Error::failed(format!("Secret {ns}/{name} does not exist: ESO has not synced {who}; nothing was changed"))
+                .on(who.clone())
+                .fix(format!("`kubectl describe externalsecret {name} -n {ns}` shows why; `pake deploy` waits for the sync and reports ESO's error"))
+        })?;
+        let fkey = history::fingerprint_key(cluster, ns, self.opts.dry_run).await?;
+        let hashes = fingerprints(&live, &fkey);
+        let content = rot::content_hash(&crate::steps::secrets::live_values(Some(&live)), &fkey);
+        drop(live);
+        Ok(Before {
+            synced_version: synced_version(&es).map(str::to_string),
+            targets: rot::discover(cluster, ns, name, "").await?,
+            version,
+            fkey,
+            hashes,
+            content,
+        })
+    }
+
+    fn report(&self, before: &Before) -> rot::Report {
+        let (r, opts) = (self.resolved, self.opts);
+        rot::Report {
+            ok: false,
+            action: rot::ROTATION.into(),
+            app: r.app.clone(),
+            env: r.env.clone(),
+            namespace: self.ns.to_string(),
+            secret: opts.secret.clone(),
+            key: String::new(),
+            source: self.source.clone(),
+            dry_run: opts.dry_run,
+            no_restart: false,
+            revision: None,
+            annotation: self.annotation.clone(),
+            previous_hash: before.content.clone(),
+            new_hash: None,
+            previous_content_hash: before.content.clone(),
+            content_hash: None,
+            workloads: Vec::new(),
+            restored: false,
             duration_ms: 0,
-        },
-    );
+            error: None,
+            restore_error: None,
+        }
+    }
+
+    fn dry_run(&self) {
+        self.ui.line(format!(
+            "dry run: would {}annotate {} with {}, wait for ESO's sync, and restart the workloads above that read a changed key",
+            if self.opts.command.is_some() { "run the --from-command command, " } else { "" },
+            self.who,
+            eso::FORCE_SYNC
+        ));
+    }
+
+    async fn begin(&self, before: &Before) -> Result<rot::Transaction<'a>> {
+        let (opts, e) = (self.opts, self.e);
+        let summary = format!(
+            "rotate {} in namespace {} through {} {}; restart what reads a changed key",
+            opts.secret,
+            self.ns,
+            e.store.kind.as_str(),
+            e.store.name
+        );
+        let gate = rot::Gate {
+            yes: opts.yes,
+            wait_lock: opts.wait_lock,
+            timeout: opts.timeout,
+        };
+        let tx = crate::workflow::release::Release::new(self.cluster, self.resolved, self.ui);
+        rot::Transaction::begin(
+            tx,
+            gate,
+            &summary,
+            (&opts.secret, "*"),
+            (&before.content, ""),
+        )
+        .await
+    }
+
+    /// How the new value arrives: the user's command writes it into the
+    /// store, ESO is told to sync now, and the synced Secret must differ.
+    /// Returns the new fingerprints and the new content hash.
+    async fn new_value(&self, before: &Before) -> Result<(Arrived, String)> {
+        if let Some(cmd) = &self.opts.command {
+            self.run_store_command(cmd).await?;
+        }
+        let step = self
+            .ui
+            .step(&format!("sync {} now ({})", self.who, eso::FORCE_SYNC));
+        let (secret, step) = self.force_sync(before, step).await?;
+        let hashes = fingerprints(&secret, &before.fkey);
+        let changed = changed_keys(&before.hashes, &hashes);
+        if changed.is_empty() {
+            step.fail("synced, but no value changed");
+            return Err(Error::failed(format!("ESO synced {}, but the store still holds the previous values: no key changed; nothing was restarted", self.who))
+                .on(self.who.clone())
+                .fix("change the value in the store first (e.g. `pake rotate-secret NAME --from-command \"vault kv put ...\"`), then re-run"));
+        }
+        let content = rot::content_hash(
+            &crate::steps::secrets::live_values(Some(&secret)),
+            &before.fkey,
+        );
+        drop(secret);
+        step.done(&format!(
+            "ESO synced: key(s) {} changed",
+            changed.join(", ")
+        ));
+        Ok((Arrived { hashes, changed }, content))
+    }
+
+    async fn run_store_command(&self, cmd: &str) -> Result<()> {
+        let step = self
+            .ui
+            .step("write the new value into the store (--from-command)");
+        let timeout = crate::secret::command_timeout()?;
+        let cmd = cmd.to_string();
+        let r =
+            tokio::task::spawn_blocking(move || crate::secret::run_store_command(&cmd, timeout))
+                .await
+                .map_err(|j| {
+                    Error::failed(format!("the --from-command command did not finish: {j}"))
+                })?;
+        match r {
+            Ok(()) => {
+                step.done("the command succeeded (its output was discarded)");
+                Ok(())
+            }
+            Err(err) => {
+                step.fail("failed");
+                Err(err)
+            }
+        }
+    }
+
+    /// Annotate the ExternalSecret (a new value every time, sub-second: an
+    /// unchanged annotation syncs nothing) and wait for a sync after it.
+    async fn force_sync(
+        &self,
+        before: &Before,
+        step: crate::output::StepProgress,
+    ) -> Result<(Value, crate::output::StepProgress)> {
+        let (cluster, ns, name, who) =
+            (self.cluster, self.ns, self.opts.secret.as_str(), &self.who);
+        let stamp = Timestamp::now().to_string();
+        let annotated = eso::force_sync(cluster, &before.version, ns, name, &stamp).await?;
+        let since = applied_at(&annotated, eso::SYNC_MANAGER);
+        let keys: BTreeSet<String> = self.e.keys.keys().cloned().collect();
+        let prev = before.synced_version.as_deref();
+        let state =
+            |es: Option<&Value>, s: Option<&Value>| rotation_sync_state(es, s, &keys, prev, since);
+        let waited = wait_sync(
+            cluster,
+            &before.version,
+            ns,
+            name,
+            since,
+            self.opts.timeout,
+            &state,
+            &|m| step.message(m),
+        )
+        .await?;
+        match waited {
+            Waited::Synced(_, secret) => Ok((secret, step)),
+            Waited::Failed { message } => {
+                step.fail("ESO could not sync");
+                Err(Error::failed(format!(
+                    "ESO could not sync {who}: {message}; nothing was restarted"
+                ))
+                .on(who.clone())
+                .fix(fix_for(
+                    &message,
+                    &self.e.store.name,
+                    self.e.store.kind.as_str(),
+                    ns,
+                )))
+            }
+            Waited::TimedOut { last } => {
+                step.fail("not synced");
+                Err(Error::failed(format!(
+                    "ESO did not sync {who} within {}s: {last}; nothing was restarted",
+                    self.opts.timeout.as_secs()
+                ))
+                .on(who.clone())
+                .fix("check that the External Secrets Operator runs (`pake doctor`), then re-run"))
+            }
+        }
+    }
+
+    /// Restart exactly the workloads that read a changed key (the stage
+    /// shared with `steps::rotate`).
+    async fn restart(
+        &self,
+        before: &Before,
+        arrived: &Arrived,
+        content: &str,
+        reports: &mut BTreeMap<String, rot::WorkloadReport>,
+    ) -> Result<()> {
+        let changed = &arrived.changed;
+        let uses = |t: &rot::Target| {
+            t.references
+                .iter()
+                .any(|r| changed.iter().any(|k| r.uses_key(k)))
+        };
+        let why = format!(
+            "references {} but no changed key: not restarted",
+            self.opts.secret
+        );
+        let to_restart = rot::to_restart(reports, &before.targets, self.ns, uses, &why);
+        let restart = rot::Restart {
+            cluster: self.cluster,
+            ui: self.ui,
+            ns: self.ns,
+            annotation: &self.annotation,
+            timeout: self.opts.timeout,
+        };
+        let mut stamped = Vec::new();
+        restart
+            .all_until_signal(&to_restart, content, &mut stamped, reports)
+            .await
+    }
+
+    fn failed(&self, err: &Error, arrived: &Arrived, report: &mut rot::Report, rev: &mut Revision) {
+        report.error = Some(err.into());
+        rev.status = "failed".into();
+        rev.message = format!(
+            "rotation of {} through the store failed: {}",
+            self.opts.secret, err.message
+        );
+        if !arrived.changed.is_empty() {
+            self.ui.line(format!(
+                "{} the new value is live in Secret {}/{}: {NOT_OURS}",
+                self.ui.mark(false),
+                self.ns,
+                self.opts.secret
+            ));
+        }
+    }
+
+    fn details(&self, before: &Before, arrived: &Arrived, report: &rot::Report) -> Value {
+        let name = &self.opts.secret;
+        serde_json::json!({
+            "secret": name,
+            "key": "*",
+            "source": self.source,
+            "store": {"kind": self.e.store.kind.as_str(), "name": self.e.store.name},
+            "changedKeys": arrived.changed,
+            "previousHashes": before.hashes.iter().map(|(k, h)| (format!("{name}/{k}"), Value::String(h.clone()))).collect::<serde_json::Map<_, _>>(),
+            "annotation": self.annotation,
+            "contentHash": report.content_hash,
+            "previousContentHash": before.content,
+            "workloads": rot::workload_details(&report.workloads),
+        })
+    }
 }
 
 #[cfg(test)]

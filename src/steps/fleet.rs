@@ -443,3 +443,269 @@ pub async fn switch(
         clusters: out,
     })
 }
+
+// ---------------------------------------------------------------------------
+// rotate-secret across a fleet.
+//
+// Not through the `fleet::Member` seam: a member's `rollback` returns to a
+// history revision, and history holds fingerprints only; undoing a rotation
+// needs the previous value, which only the run that replaced it holds (in
+// memory). Like the blue-green switch, a rotation is all or none: clusters
+// rotate one at a time in wave order (maxParallel does not apply), and the
+// first failure undoes every cluster that already rotated.
+
+/// What happened on one cluster of a fleet rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RotationStatus {
+    Rotated,
+    Failed,
+    /// Rotated, then undone because another cluster failed.
+    Restored,
+    RestoreFailed,
+    /// Not started: an earlier cluster failed.
+    Skipped,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationCluster {
+    pub name: String,
+    pub context: String,
+    pub wave: u32,
+    pub status: RotationStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<crate::steps::rotate::Report>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<executor::ErrorReport>,
+    /// The undo's own report (restored value, restarts, proof).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undo: Option<crate::steps::rotate::Report>,
+}
+
+/// `-o json` of a fleet rotation (kind `FleetRotationReport`). Fingerprints only.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetRotation {
+    pub fleet_id: String,
+    pub app: String,
+    pub env: String,
+    pub secret: String,
+    pub key: String,
+    /// One new value per cluster (`--per-cluster`) instead of one shared value.
+    pub per_cluster: bool,
+    pub dry_run: bool,
+    pub ok: bool,
+    pub duration_ms: u128,
+    pub clusters: Vec<RotationCluster>,
+}
+
+impl FleetRotation {
+    /// 0 ok; otherwise the class of the first error (3 cluster, 2 usage, 1).
+    pub fn exit_code(&self) -> crate::error::ExitCode {
+        let first = self.clusters.iter().find_map(|c| {
+            c.error
+                .as_ref()
+                .or_else(|| c.report.as_ref().and_then(|r| r.error.as_ref()))
+        });
+        release::exit_code(self.ok, first)
+    }
+}
+
+/// One cluster of a fleet rotation, connected.
+struct RotationMember<'m> {
+    planned: &'m PlannedMember,
+    server: String,
+    cluster: Cluster,
+    resolved: crate::config::Resolved,
+    ui: Ui,
+}
+
+async fn rotation_member<'m>(
+    base: &Selection,
+    m: &'m PlannedMember,
+    kubeconfig: Option<PathBuf>,
+    (secret, key): (&str, &str),
+    ui: &Ui,
+) -> Result<RotationMember<'m>> {
+    let run = async {
+        let mut sel = base.clone();
+        sel.cluster = Some(m.name.clone());
+        let (_, resolved) = release::resolve(&sel)?;
+        let target = Target {
+            kubeconfig,
+            context: Some(m.context.clone()),
+        };
+        let (cfg, _, _) = target.config().await?;
+        let server = cfg.cluster_url.to_string();
+        let cluster = target.connect().await?;
+        crate::steps::rotate::check_secret(&cluster, &resolved.namespace, secret, key).await?;
+        Ok(RotationMember {
+            planned: m,
+            server,
+            cluster,
+            resolved,
+            ui: ui.for_cluster(&m.name),
+        })
+    };
+    run.await
+        .map_err(|e| fleet::on_cluster(e, &m.name, &m.context))
+}
+
+/// `pake rotate-secret NAME` for an environment with `clusters:`: connect to
+/// every cluster and read its Secret first (nothing changes unless all answer
+/// and hold the key), confirm once,
+/// resolve ONE new value (or one per cluster with `per_cluster`), rotate in
+/// wave order; on the first failure undo every cluster that rotated.
+pub async fn rotate_secret(
+    base: &Selection,
+    only: &[String],
+    kubeconfig: Option<PathBuf>,
+    opts: &crate::steps::rotate::Options,
+    per_cluster: bool,
+    ui: &Ui,
+) -> Result<FleetRotation> {
+    use crate::steps::rotate::NewValue;
+    let started = std::time::Instant::now();
+    let project = Project::load(base.config.as_deref())?;
+    let (env, _) = project.select_env(base.env.as_deref())?;
+    let resolved = project.resolve(Some(&env))?;
+    if per_cluster && !matches!(opts.source, NewValue::Random(_)) {
+        return Err(Error::usage(
+            "--per-cluster generates one random value per cluster: it cannot be combined with --from-env, --from-file or --from-command",
+        )
+        .fix("drop --per-cluster to give every cluster the value from that source"));
+    }
+    let plan = crate::config::fleet::plan(&env, &project.config.environments[&env], only)?;
+    // Validates the source (and --length) before anything else; the shared value.
+    let shared = opts.source.resolve()?;
+    let members = futures::future::try_join_all(
+        plan.members()
+            .map(|m| rotation_member(base, m, kubeconfig.clone(), (&opts.secret, &opts.key), ui)),
+    )
+    .await?;
+    if !opts.dry_run {
+        let how = if per_cluster {
+            "one new value per cluster"
+        } else {
+            "one new value on every cluster"
+        };
+        release::confirm_protected(
+            &resolved,
+            ui,
+            opts.yes,
+            "secret rotation",
+            &format!(
+                "rotate {}/{} ({how}) across {}",
+                opts.secret,
+                opts.key,
+                describe(&plan)
+            ),
+        )?;
+    }
+    let mut each = opts.clone();
+    each.yes = true;
+    let mut out = FleetRotation {
+        fleet_id: fleet::new_id(),
+        app: resolved.app.clone(),
+        env: env.clone(),
+        secret: opts.secret.clone(),
+        key: opts.key.clone(),
+        per_cluster,
+        dry_run: opts.dry_run,
+        ok: false,
+        duration_ms: 0,
+        clusters: Vec::new(),
+    };
+    let (failed, undos) = rotate_in_order(&members, &each, per_cluster, shared, &mut out).await?;
+    if failed {
+        undo_rotated(&members, &each, undos, &mut out).await;
+    }
+    out.ok = !failed;
+    out.duration_ms = started.elapsed().as_millis();
+    Ok(out)
+}
+
+/// Rotate cluster by cluster in wave order; stop at the first failure (the
+/// rest are `skipped`). Returns whether one failed and the undos of the
+/// clusters that rotated (by index).
+async fn rotate_in_order(
+    members: &[RotationMember<'_>],
+    each: &crate::steps::rotate::Options,
+    per_cluster: bool,
+    shared: crate::secret::SecretValue,
+    out: &mut FleetRotation,
+) -> Result<(bool, Vec<(usize, crate::steps::rotate::Undo)>)> {
+    let mut undos = Vec::new();
+    let mut failed = false;
+    for m in members {
+        let mut c = RotationCluster {
+            name: m.planned.name.clone(),
+            context: m.planned.context.clone(),
+            wave: m.planned.wave,
+            status: RotationStatus::Skipped,
+            report: None,
+            error: None,
+            undo: None,
+        };
+        if !failed {
+            let value = if per_cluster {
+                each.source.resolve()?
+            } else {
+                shared.clone()
+            };
+            let run = crate::steps::rotate::run_with(&m.cluster, &m.resolved, &m.ui, each, value);
+            match crate::error::with_endpoint(m.server.clone(), m.planned.context.clone(), run)
+                .await
+            {
+                Ok((r, undo)) => {
+                    failed = !r.ok;
+                    c.status = if r.ok {
+                        RotationStatus::Rotated
+                    } else {
+                        RotationStatus::Failed
+                    };
+                    c.report = Some(r);
+                    undos.extend(undo.map(|u| (out.clusters.len(), u)));
+                }
+                Err(e) => {
+                    m.ui.line(format!("{} {e}", m.ui.mark(false)));
+                    failed = true;
+                    c.status = RotationStatus::Failed;
+                    c.error =
+                        Some((&fleet::on_cluster(e, &m.planned.name, &m.planned.context)).into());
+                }
+            }
+        }
+        out.clusters.push(c);
+    }
+    Ok((failed, undos))
+}
+
+/// Undo the clusters that rotated, last first.
+async fn undo_rotated(
+    members: &[RotationMember<'_>],
+    each: &crate::steps::rotate::Options,
+    undos: Vec<(usize, crate::steps::rotate::Undo)>,
+    out: &mut FleetRotation,
+) {
+    for (i, u) in undos.into_iter().rev() {
+        let m = &members[i];
+        let c = &mut out.clusters[i];
+        match crate::steps::rotate::undo(&m.cluster, &m.resolved, &m.ui, each, u).await {
+            Ok(r) => {
+                c.status = if r.ok {
+                    RotationStatus::Restored
+                } else {
+                    RotationStatus::RestoreFailed
+                };
+                c.undo = Some(r);
+            }
+            Err(e) => {
+                m.ui.line(format!("{} undo failed: {e}", m.ui.mark(false)));
+                c.status = RotationStatus::RestoreFailed;
+                c.error = Some((&e).into());
+            }
+        }
+    }
+}

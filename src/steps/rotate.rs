@@ -521,6 +521,48 @@ pub struct Options {
     pub yes: bool,
 }
 
+/// What happened to one workload (serialized as `restarted`, `would-restart`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Restarted,
+    WouldRestart,
+    Paused,
+    NotRestarted,
+    Unaffected,
+    Failed,
+    Restored,
+    RestoreFailed,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Restarted => "restarted",
+            Action::WouldRestart => "would-restart",
+            Action::Paused => "paused",
+            Action::NotRestarted => "not-restarted",
+            Action::Unaffected => "unaffected",
+            Action::Failed => "failed",
+            Action::Restored => "restored",
+            Action::RestoreFailed => "restore-failed",
+        }
+    }
+
+    /// The workload ended in a failure.
+    pub fn failed(self) -> bool {
+        matches!(self, Action::Failed | Action::RestoreFailed)
+    }
+
+    /// The workload still runs the old value on purpose (paused, --no-restart, unaffected).
+    pub fn left_alone(self) -> bool {
+        matches!(
+            self,
+            Action::Paused | Action::NotRestarted | Action::Unaffected
+        )
+    }
+}
+
 /// One workload in the report.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -528,8 +570,7 @@ pub struct WorkloadReport {
     pub kind: Workload,
     pub name: String,
     pub references: Vec<Reference>,
-    /// restarted | would-restart | paused | not-restarted | unaffected | failed | restored | restore-failed
-    pub action: String,
+    pub action: Action,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pods: Option<PodCheck>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -610,6 +651,12 @@ async fn read_secret(cluster: &Cluster, ns: &str, name: &str, key: &str) -> Resu
         );
     }
     Ok(live)
+}
+
+/// The Secret exists and has `key` (exit 2 otherwise; nothing is changed):
+/// a fleet checks every cluster before the first one rotates.
+pub async fn check_secret(cluster: &Cluster, ns: &str, name: &str, key: &str) -> Result<()> {
+    read_secret(cluster, ns, name, key).await.map(drop)
 }
 
 fn typed_secret(live: &Value) -> Secret {
@@ -837,61 +884,147 @@ fn key_of(t: &Target) -> String {
     format!("{}/{}", t.kind.kind(), t.name)
 }
 
+/// The report line of `t`, created with `action` if it is not there yet.
 fn entry<'a>(
     reports: &'a mut BTreeMap<String, WorkloadReport>,
     t: &Target,
+    action: Action,
 ) -> &'a mut WorkloadReport {
     reports.entry(key_of(t)).or_insert_with(|| WorkloadReport {
         kind: t.kind,
         name: t.name.clone(),
         references: t.references.clone(),
-        action: String::new(),
+        action,
         pods: None,
         message: None,
         duration_ms: 0,
     })
 }
 
-fn set(
+/// Set the action (and message) of `t`'s report line.
+pub fn set(
     reports: &mut BTreeMap<String, WorkloadReport>,
     t: &Target,
-    action: &str,
+    action: Action,
     message: Option<String>,
 ) {
-    let r = entry(reports, t);
-    r.action = action.into();
+    let r = entry(reports, t, action);
+    r.action = action;
     r.message = message;
 }
 
-/// Restart `targets` with `hash`, wait for each rollout and verify its pods;
-/// each finished workload gets `done` as its action. Stops at the first
-/// failure; `stamped` collects what was restarted, so a restore knows what to
-/// restart again.
-#[allow(clippy::too_many_arguments)]
-pub async fn restart_all(
-    cluster: &Cluster,
-    ui: &Ui,
-    ns: &str,
-    targets: &[&Target],
-    annotation: &str,
-    hash: &str,
-    timeout: Duration,
-    (label, done): (&str, &str),
-    stamped: &mut Vec<String>,
+/// Mark what is not restarted (`uses` false: unaffected, with
+/// `unaffected_why`; paused) and return the workloads to restart.
+pub fn to_restart<'t>(
     reports: &mut BTreeMap<String, WorkloadReport>,
-) -> Result<()> {
-    let restarted_at = history::now_rfc3339();
-    // Stamp all first: the rollouts then run side by side, each within its
-    // own maxUnavailable/maxSurge and PodDisruptionBudget.
+    targets: &'t [Target],
+    ns: &str,
+    uses: impl Fn(&Target) -> bool,
+    unaffected_why: &str,
+) -> Vec<&'t Target> {
+    let mut out = Vec::new();
     for t in targets {
-        stamp(cluster, ns, t, annotation, hash, &restarted_at, false).await?;
-        stamped.push(key_of(t));
+        if !uses(t) {
+            set(reports, t, Action::Unaffected, Some(unaffected_why.into()));
+        } else if t.paused {
+            set(
+                reports,
+                t,
+                Action::Paused,
+                Some(format!(
+                    "paused: not restarted, its pods still run the old value; resume it, then `kubectl rollout restart deployment/{} -n {ns}`",
+                    t.name
+                )),
+            );
+        } else {
+            out.push(t);
+        }
     }
+    out
+}
+
+/// Print the rotation's header and every workload that references the Secret.
+pub fn announce_targets(ui: &Ui, ns: &str, secret: &str, header: String, targets: &[Target]) {
+    ui.line(header);
     for t in targets {
+        let refs: Vec<String> = t.references.iter().map(Reference::describe).collect();
+        ui.line(format!("  used by {}: {}", t.describe(ns), refs.join("; ")));
+    }
+    if targets.is_empty() {
+        ui.line(format!(
+            "  no Deployment, StatefulSet or DaemonSet in {ns} references {secret}"
+        ));
+    }
+}
+
+/// The restart-and-verify stage shared by every rotation: one cluster, one
+/// namespace, one pod template annotation.
+pub struct Restart<'a> {
+    pub cluster: &'a Cluster,
+    pub ui: &'a Ui,
+    pub ns: &'a str,
+    pub annotation: &'a str,
+    pub timeout: Duration,
+}
+
+impl Restart<'_> {
+    /// Restart `targets` with `hash`, wait for each rollout and verify its
+    /// pods; each finished workload gets `done` as its action. Stops at the
+    /// first failure; `stamped` collects what was restarted, so a restore
+    /// knows what to restart again.
+    pub async fn all(
+        &self,
+        targets: &[&Target],
+        hash: &str,
+        (label, done): (&str, Action),
+        stamped: &mut Vec<String>,
+        reports: &mut BTreeMap<String, WorkloadReport>,
+    ) -> Result<()> {
+        let restarted_at = history::now_rfc3339();
+        // Stamp all first: the rollouts then run side by side, each within its
+        // own maxUnavailable/maxSurge and PodDisruptionBudget.
+        for t in targets {
+            let (c, ns, a) = (self.cluster, self.ns, self.annotation);
+            stamp(c, ns, t, a, hash, &restarted_at, false).await?;
+            stamped.push(key_of(t));
+        }
+        for t in targets {
+            self.one(t, hash, (label, done), reports).await?;
+        }
+        Ok(())
+    }
+
+    /// `all`, stopped by a signal (SIGINT, SIGTERM, SIGHUP).
+    pub async fn all_until_signal(
+        &self,
+        targets: &[&Target],
+        hash: &str,
+        stamped: &mut Vec<String>,
+        reports: &mut BTreeMap<String, WorkloadReport>,
+    ) -> Result<()> {
+        let work = self.all(
+            targets,
+            hash,
+            ("restart", Action::Restarted),
+            stamped,
+            reports,
+        );
+        release::until_signal(work, "").await
+    }
+
+    /// Wait for the rollout of one stamped workload and prove its pods.
+    async fn one(
+        &self,
+        t: &Target,
+        hash: &str,
+        (label, done): (&str, Action),
+        reports: &mut BTreeMap<String, WorkloadReport>,
+    ) -> Result<()> {
+        let (cluster, ns, annotation) = (self.cluster, self.ns, self.annotation);
         let who = t.describe(ns);
         let started = Instant::now();
-        let step = ui.step(&format!("{label} {who}"));
-        let waited = wait::rollout(&cluster.client, t.kind, ns, &t.name, timeout, &|m| {
+        let step = self.ui.step(&format!("{label} {who}"));
+        let waited = wait::rollout(&cluster.client, t.kind, ns, &t.name, self.timeout, &|m| {
             step.message(m)
         })
         .await;
@@ -899,46 +1032,184 @@ pub async fn restart_all(
             Ok(()) => verify_pods(cluster, ns, t, annotation, hash).await,
             Err(e) => Err(e),
         };
-        let r = entry(reports, t);
+        let r = entry(reports, t, Action::Failed);
         r.duration_ms = started.elapsed().as_millis();
         let check = match checked {
             Ok(c) => c,
             Err(e) => {
                 step.fail("rollout failed (details below)");
-                r.action = "failed".into();
+                r.action = Action::Failed;
                 r.message = Some(e.message.clone());
                 return Err(e);
             }
         };
         r.pods = Some(check.clone());
         if check.ok() {
-            r.action = done.into();
+            r.action = done;
             step.done(&format!(
                 "{}/{} ready pods carry {annotation}={}",
                 check.carrying,
                 check.ready,
                 short(hash)
             ));
-        } else {
-            step.fail(&format!(
-                "{} of {} ready pods do not carry {annotation}={}",
-                check.stale.len(),
-                check.ready,
-                short(hash)
-            ));
-            let e = Error::failed(format!(
-                "{who}: ready pods without the Secret hash {} after the rollout: {}",
-                short(hash),
-                check.stale.join(", ")
-            ))
-            .on(who)
-            .fix("another controller or a manual change may be creating these pods; `kubectl get pods -o yaml` shows their ownerReferences and annotations");
-            r.action = "failed".into();
-            r.message = Some(e.message.clone());
-            return Err(e);
+            return Ok(());
+        }
+        step.fail(&format!(
+            "{} of {} ready pods do not carry {annotation}={}",
+            check.stale.len(),
+            check.ready,
+            short(hash)
+        ));
+        let e = Error::failed(format!(
+            "{who}: ready pods without the Secret hash {} after the rollout: {}",
+            short(hash),
+            check.stale.join(", ")
+        ))
+        .on(who)
+        .fix("another controller or a manual change may be creating these pods; `kubectl get pods -o yaml` shows their ownerReferences and annotations");
+        r.action = Action::Failed;
+        r.message = Some(e.message.clone());
+        Err(e)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The transaction every rotation shares.
+
+/// What gates a rotation's change: `--yes`, `--wait-lock`, `--timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct Gate {
+    pub yes: bool,
+    pub wait_lock: bool,
+    pub timeout: Duration,
+}
+
+/// A rotation inside the release transaction (`workflow::release`): confirmed,
+/// locked, its pending record written; `close` records the outcome and
+/// releases the Lease.
+pub struct Transaction<'a> {
+    tx: release::Release<'a>,
+    guard: crate::workflow::lock::LockGuard,
+    pub revision: u32,
+}
+
+impl<'a> Transaction<'a> {
+    /// Confirm (protected environments), take the Lease shared with deploy and
+    /// switch, settle what a dead run left and record this rotation as
+    /// pending with both fingerprints, before any write (write-ahead).
+    pub async fn begin(
+        tx: release::Release<'a>,
+        gate: Gate,
+        summary: &str,
+        (secret, key): (&str, &str),
+        (previous, new): (&str, &str),
+    ) -> Result<Transaction<'a>> {
+        tx.confirm(gate.yes, "secret rotation", summary)?;
+        let guard = tx.lock(gate.wait_lock, Some(gate.timeout)).await?;
+        let pending = crate::workflow::recovery::rotation_pending(
+            tx.cluster,
+            tx.ui,
+            tx.resolved,
+            guard.holder(),
+            (secret, key),
+            (previous, new),
+        )
+        .await;
+        match pending {
+            Ok(revision) => Ok(Transaction {
+                tx,
+                guard,
+                revision,
+            }),
+            Err(e) => {
+                let _ = guard.release().await;
+                Err(e)
+            }
         }
     }
-    Ok(())
+
+    /// Release the Lease without a record (the change was never made).
+    pub async fn abandon(self) {
+        let _ = self.guard.release().await;
+    }
+
+    /// The final record of this rotation (`status`: rotation or failed).
+    pub fn record(&self, secret_hashes: BTreeMap<String, String>) -> Revision {
+        Revision {
+            revision: self.revision,
+            status: ROTATION.into(),
+            action: ROTATION.into(),
+            time: history::now_rfc3339(),
+            user: history::current_user(),
+            image: String::new(),
+            message: String::new(),
+            manifests: Vec::new(),
+            hashes: BTreeMap::new(),
+            secret_hashes,
+            details: Value::Null,
+        }
+    }
+
+    /// Write `rev` (a failed write fails an ok report), release the Lease,
+    /// and stamp the report's duration.
+    pub async fn close(self, rev: &Revision, report: &mut Report, started: Instant) {
+        if let Err(e) = self.tx.record(rev).await {
+            let ui = self.tx.ui;
+            ui.line(format!(
+                "{} could not record revision {}: {e}",
+                ui.mark(false),
+                self.revision
+            ));
+            if report.ok {
+                report.ok = false;
+                report.error = Some((&e).into());
+            }
+        }
+        if let Err(e) = self.guard.release().await {
+            tracing::warn!("could not release the lock: {e}");
+        }
+        report.duration_ms = started.elapsed().as_millis();
+    }
+}
+
+/// How each workload ended, for the history record's details.
+pub fn workload_details(workloads: &[WorkloadReport]) -> Vec<Value> {
+    workloads
+        .iter()
+        .map(|w| serde_json::json!({"kind": w.kind.kind(), "name": w.name, "action": w.action}))
+        .collect()
+}
+
+/// How many workloads were restarted with the new value.
+pub fn restarted(reports: &BTreeMap<String, WorkloadReport>) -> usize {
+    reports
+        .values()
+        .filter(|r| r.action == Action::Restarted)
+        .count()
+}
+
+/// One rotation of one key: what every stage of `run` reads.
+struct Rotation<'a> {
+    cluster: &'a Cluster,
+    resolved: &'a Resolved,
+    ui: &'a Ui,
+    opts: &'a Options,
+    ns: &'a str,
+    /// `secret/key`.
+    id: String,
+    who: String,
+    annotation: String,
+}
+
+/// What a rotation knows before it changes anything. The new value lives
+/// here, in memory only, until the run ends.
+struct Plan {
+    value: SecretValue,
+    fkey: SecretValue,
+    new_hash: String,
+    previous_hash: String,
+    previous_content: String,
+    targets: Vec<Target>,
 }
 
 /// Rotate one key of one Secret and restart what uses it. Errors before any
@@ -950,123 +1221,305 @@ pub async fn run(
     ui: &Ui,
     opts: &Options,
 ) -> Result<Report> {
-    let started = Instant::now();
-    let ns = resolved.namespace.as_str();
-    let (name, key) = (opts.secret.as_str(), opts.key.as_str());
-    let id = format!("{name}/{key}");
-    let who = format!("Secret {ns}/{name}");
-    let annotation = hash_annotation(name);
-
-    // Everything that can fail without changing anything, first.
     let value = opts.source.resolve()?;
-    let live = read_secret(cluster, ns, name, key).await?;
-    let current = secret_data(&typed_secret(&live));
-    drop(live);
-    if current.get(key) == Some(&value) {
-        return Err(Error::usage(format!(
-            "the new value for {id} is the value the Secret already has; nothing was changed"
-        ))
-        .on(who)
-        .fix(format!(
-            "update the source ({}) first, or rotate without --from-* for a random value",
-            opts.source.describe()
-        )));
-    }
-    // As read now; recomputed from what the write replaced, should another
-    // run have changed the Secret while this one waited for the lock.
-    let fkey = crate::workflow::history::fingerprint_key(cluster, ns, opts.dry_run).await?;
-    let mut previous_hash = current[key].fingerprint(&fkey);
-    let mut previous_content_hash = content_hash(&current, &fkey);
-    drop(current);
-    let targets = discover(cluster, ns, name, key).await?;
-    let (users, unaffected): (Vec<&Target>, Vec<&Target>) =
-        targets.iter().partition(|t| t.uses_key);
-    let (paused, to_restart): (Vec<&Target>, Vec<&Target>) = users.iter().partition(|t| t.paused);
+    Ok(run_with(cluster, resolved, ui, opts, value).await?.0)
+}
 
-    let mut report = Report {
-        ok: false,
-        action: ROTATION.into(),
-        app: resolved.app.clone(),
-        env: resolved.env.clone(),
-        namespace: ns.to_string(),
-        secret: name.to_string(),
-        key: key.to_string(),
-        source: opts.source.describe(),
-        dry_run: opts.dry_run,
-        no_restart: opts.no_restart,
-        revision: None,
-        annotation: annotation.clone(),
-        previous_hash: previous_hash.clone(),
-        new_hash: None,
-        previous_content_hash: previous_content_hash.clone(),
-        content_hash: None,
-        workloads: Vec::new(),
-        restored: false,
-        duration_ms: 0,
-        error: None,
-        restore_error: None,
-    };
+/// What a finished rotation leaves to undo it should a later cluster of a
+/// fleet fail: the previous value (memory only) and what was restarted.
+pub struct Undo {
+    previous: SecretValue,
+    value: SecretValue,
+    fkey: SecretValue,
+    new_hash: String,
+    previous_hash: String,
+    restarted: Vec<Target>,
+}
+
+/// [`run`] with the new value given (a fleet resolves it once for every
+/// cluster); a successful, non-dry run also returns its [`Undo`].
+pub async fn run_with(
+    cluster: &Cluster,
+    resolved: &Resolved,
+    ui: &Ui,
+    opts: &Options,
+    value: SecretValue,
+) -> Result<(Report, Option<Undo>)> {
+    let started = Instant::now();
+    let rot = Rotation::new(cluster, resolved, ui, opts);
+    let plan = rot.preflight(value).await?;
+    let mut report = rot.report(&plan);
     let mut reports: BTreeMap<String, WorkloadReport> = BTreeMap::new();
-    for t in &unaffected {
-        set(
-            &mut reports,
-            t,
-            "unaffected",
-            Some(format!(
-                "references {name} but not key {key}: not restarted"
-            )),
-        );
-    }
-    for t in &paused {
-        set(
-            &mut reports,
-            t,
-            "paused",
-            Some(format!(
-                "paused: not restarted, its pods still run the old value; resume it, then `kubectl rollout restart deployment/{} -n {ns}`",
-                t.name
-            )),
-        );
-    }
-
-    ui.line(format!(
-        "rotate {who} key {key} ({} in {}), new value: {}",
-        resolved.app,
-        resolved.env,
-        opts.source.describe()
-    ));
-    for t in &targets {
-        let refs: Vec<String> = t.references.iter().map(Reference::describe).collect();
-        ui.line(format!("  used by {}: {}", t.describe(ns), refs.join("; ")));
-    }
-    if targets.is_empty() {
-        ui.line(format!(
-            "  no Deployment, StatefulSet or DaemonSet in {ns} references {name}"
-        ));
-    }
-
+    let why = format!(
+        "references {} but not key {}: not restarted",
+        opts.secret, opts.key
+    );
+    let restart = to_restart(&mut reports, &plan.targets, rot.ns, |t| t.uses_key, &why);
+    rot.announce(&plan);
     if opts.dry_run {
-        // Server-side dry runs: the API server checks permissions, admission
-        // and validation of every write; nothing is persisted.
-        let w = write_key(cluster, ns, name, key, &value, None, true, &fkey).await?;
-        drop(value);
-        for t in &to_restart {
+        rot.dry_run(&plan, &restart, &mut reports).await?;
+        report.ok = true;
+        report.workloads = reports.into_values().collect();
+        report.duration_ms = started.elapsed().as_millis();
+        return Ok((report, None));
+    }
+    let txn = rot.begin(&plan, &restart).await?;
+    report.revision = Some(txn.revision);
+    let written = match rot.write(&plan, &mut report).await {
+        Ok(w) => w,
+        Err(e) => {
+            txn.abandon().await;
+            return Err(e);
+        }
+    };
+    let mut stamped = Vec::new();
+    let outcome = rot
+        .apply_to_pods(&plan, &written, &restart, &mut stamped, &mut reports)
+        .await;
+    let mut rev = txn.record(BTreeMap::from([(rot.id.clone(), plan.new_hash.clone())]));
+    match outcome {
+        Ok(()) => {
+            report.ok = true;
+            rev.message = rot.success_message(&reports);
+        }
+        Err(e) => {
+            report.error = Some((&e).into());
+            report.restored = true;
+            let again: Vec<&Target> = restart
+                .iter()
+                .copied()
+                .filter(|t| stamped.contains(&key_of(t)))
+                .collect();
+            let restored = rot.restore(&plan, &written, &again, &mut reports).await;
+            rot.restore_outcome(restored, again.len(), &mut report);
+            rot.failure_record(&e, &report, &mut rev);
+        }
+    }
+    report.workloads = reports.into_values().collect();
+    rev.details = rot.details(&report, &plan.new_hash);
+    txn.close(&rev, &mut report, started).await;
+    let undo = report.ok.then(|| Undo {
+        previous: written.previous,
+        previous_hash: report.previous_hash.clone(),
+        new_hash: plan.new_hash.clone(),
+        restarted: restart
+            .iter()
+            .filter(|t| stamped.contains(&key_of(t)))
+            .map(|t| (*t).clone())
+            .collect(),
+        value: plan.value.clone(),
+        fkey: plan.fkey.clone(),
+    });
+    Ok((report, undo))
+}
+
+/// Undo a finished rotation (a later cluster of its fleet failed): in its
+/// own transaction (Lease, pending record), write the previous value back
+/// only while the key still holds the rotated one, restart what the
+/// rotation restarted and prove its pods; recorded as `rolled-back`.
+pub async fn undo(
+    cluster: &Cluster,
+    resolved: &Resolved,
+    ui: &Ui,
+    opts: &Options,
+    undo: Undo,
+) -> Result<Report> {
+    let started = Instant::now();
+    let rot = Rotation::new(cluster, resolved, ui, opts);
+    let plan = Plan {
+        value: undo.value,
+        fkey: undo.fkey,
+        new_hash: undo.previous_hash.clone(),
+        previous_hash: undo.new_hash.clone(),
+        previous_content: String::new(),
+        targets: undo.restarted,
+    };
+    let mut report = rot.report(&plan);
+    report.restored = true;
+    let gate = Gate {
+        yes: true,
+        wait_lock: true,
+        timeout: opts.timeout,
+    };
+    let tx = release::Release::new(cluster, resolved, ui);
+    let id = (opts.secret.as_str(), opts.key.as_str());
+    let hashes = (undo.new_hash.as_str(), undo.previous_hash.as_str());
+    let txn = Transaction::begin(tx, gate, "", id, hashes).await?;
+    report.revision = Some(txn.revision);
+    let written = Written {
+        previous: undo.previous,
+        previous_content: String::new(),
+        content: String::new(),
+    };
+    let again: Vec<&Target> = plan.targets.iter().collect();
+    let mut reports = BTreeMap::new();
+    let restored = rot.restore(&plan, &written, &again, &mut reports).await;
+    let ok = restored.is_ok();
+    rot.restore_outcome(restored, again.len(), &mut report);
+    report.ok = ok;
+    report.error = report.restore_error.clone();
+    let hash = if ok {
+        &undo.previous_hash
+    } else {
+        &undo.new_hash
+    };
+    let mut rev = txn.record(BTreeMap::from([(rot.id.clone(), hash.clone())]));
+    rev.status = if ok {
+        crate::workflow::recovery::ROLLED_BACK
+    } else {
+        "failed"
+    }
+    .into();
+    rev.message = format!(
+        "rotation of {} undone: another cluster of the fleet failed; {}",
+        rot.id,
+        if ok {
+            "previous value restored"
+        } else {
+            "restore FAILED"
+        }
+    );
+    report.workloads = reports.into_values().collect();
+    rev.details = rot.details(&report, &undo.previous_hash);
+    txn.close(&rev, &mut report, started).await;
+    Ok(report)
+}
+
+impl<'a> Rotation<'a> {
+    fn new(cluster: &'a Cluster, resolved: &'a Resolved, ui: &'a Ui, opts: &'a Options) -> Self {
+        let ns = resolved.namespace.as_str();
+        Rotation {
+            cluster,
+            resolved,
+            ui,
+            opts,
+            ns,
+            id: format!("{}/{}", opts.secret, opts.key),
+            who: format!("Secret {ns}/{}", opts.secret),
+            annotation: hash_annotation(&opts.secret),
+        }
+    }
+
+    /// Everything that can fail without changing anything: the new value,
+    /// the Secret and its key, the fingerprint key, the workloads.
+    async fn preflight(&self, value: SecretValue) -> Result<Plan> {
+        let (cluster, ns, opts) = (self.cluster, self.ns, self.opts);
+        let (name, key) = (opts.secret.as_str(), opts.key.as_str());
+        let live = read_secret(cluster, ns, name, key).await?;
+        let current = secret_data(&typed_secret(&live));
+        drop(live);
+        if current.get(key) == Some(&value) {
+            return Err(Error::usage(format!(
+                "the new value for {} is the value the Secret already has; nothing was changed",
+                self.id
+            ))
+            .on(self.who.clone())
+            .fix(format!(
+                "update the source ({}) first, or rotate without --from-* for a random value",
+                opts.source.describe()
+            )));
+        }
+        // As read now; recomputed from what the write replaced, should another
+        // run have changed the Secret while this one waited for the lock.
+        let fkey = history::fingerprint_key(cluster, ns, opts.dry_run).await?;
+        let targets = discover(cluster, ns, name, key).await?;
+        Ok(Plan {
+            new_hash: value.fingerprint(&fkey),
+            previous_hash: current[key].fingerprint(&fkey),
+            previous_content: content_hash(&current, &fkey),
+            value,
+            fkey,
+            targets,
+        })
+    }
+
+    fn report(&self, plan: &Plan) -> Report {
+        let (r, opts) = (self.resolved, self.opts);
+        Report {
+            ok: false,
+            action: ROTATION.into(),
+            app: r.app.clone(),
+            env: r.env.clone(),
+            namespace: self.ns.to_string(),
+            secret: opts.secret.clone(),
+            key: opts.key.clone(),
+            source: opts.source.describe(),
+            dry_run: opts.dry_run,
+            no_restart: opts.no_restart,
+            revision: None,
+            annotation: self.annotation.clone(),
+            previous_hash: plan.previous_hash.clone(),
+            new_hash: None,
+            previous_content_hash: plan.previous_content.clone(),
+            content_hash: None,
+            workloads: Vec::new(),
+            restored: false,
+            duration_ms: 0,
+            error: None,
+            restore_error: None,
+        }
+    }
+
+    fn announce(&self, plan: &Plan) {
+        let (r, opts) = (self.resolved, self.opts);
+        let header = format!(
+            "rotate {} key {} ({} in {}), new value: {}",
+            self.who,
+            opts.key,
+            r.app,
+            r.env,
+            opts.source.describe()
+        );
+        announce_targets(self.ui, self.ns, &opts.secret, header, &plan.targets);
+    }
+
+    fn restarter(&self) -> Restart<'_> {
+        Restart {
+            cluster: self.cluster,
+            ui: self.ui,
+            ns: self.ns,
+            annotation: &self.annotation,
+            timeout: self.opts.timeout,
+        }
+    }
+
+    /// Server-side dry runs: the API server checks permissions, admission
+    /// and validation of every write; nothing is persisted.
+    async fn dry_run(
+        &self,
+        plan: &Plan,
+        restart: &[&Target],
+        reports: &mut BTreeMap<String, WorkloadReport>,
+    ) -> Result<()> {
+        let (cluster, ns, opts) = (self.cluster, self.ns, self.opts);
+        let (name, key) = (opts.secret.as_str(), opts.key.as_str());
+        let w = write_key(cluster, ns, name, key, &plan.value, None, true, &plan.fkey).await?;
+        for t in restart {
             if opts.no_restart {
                 set(
-                    &mut reports,
+                    reports,
                     t,
-                    "not-restarted",
+                    Action::NotRestarted,
                     Some("--no-restart".into()),
                 );
             } else {
-                stamp(cluster, ns, t, &annotation, &w.content, "dry-run", true).await?;
-                set(&mut reports, t, "would-restart", None);
+                stamp(
+                    cluster,
+                    ns,
+                    t,
+                    &self.annotation,
+                    &w.content,
+                    "dry-run",
+                    true,
+                )
+                .await?;
+                set(reports, t, Action::WouldRestart, None);
             }
         }
         for r in reports.values() {
-            ui.line(format!(
+            self.ui.line(format!(
                 "{} {} {ns}/{}{}",
-                r.action.replace('-', " "),
+                r.action.as_str().replace('-', " "),
                 r.kind.kind(),
                 r.name,
                 r.message
@@ -1075,233 +1528,215 @@ pub async fn run(
                     .unwrap_or_default()
             ));
         }
-        ui.line("dry run: the API server accepted every write; nothing was changed");
-        report.ok = true;
-        report.workloads = reports.into_values().collect();
-        report.duration_ms = started.elapsed().as_millis();
-        return Ok(report);
+        self.ui
+            .line("dry run: the API server accepted every write; nothing was changed");
+        Ok(())
     }
 
-    let restart_list = if to_restart.is_empty() || opts.no_restart {
-        "nothing".to_string()
-    } else {
-        to_restart
-            .iter()
-            .map(|t| t.describe(ns))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let tx = release::Release::new(cluster, resolved, ui);
-    tx.confirm(
-        opts.yes,
-        "secret rotation",
-        &format!("rotate {id} in namespace {ns}; restart {restart_list}"),
-    )?;
-    // The same Lease as deploy and switch: one changing run per app and environment.
-    let guard = tx.lock(opts.wait_lock, Some(opts.timeout)).await?;
-    // Write-ahead (workflow::recovery): settle what a dead run left, then
-    // record this rotation as pending, with both fingerprints, before the write.
-    let revision = match crate::workflow::recovery::rotation_pending(
-        cluster,
-        ui,
-        resolved,
-        guard.holder(),
-        (name, key),
-        (&previous_hash, &value.fingerprint(&fkey)),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = guard.release().await;
-            return Err(e);
-        }
-    };
-    report.revision = Some(revision);
-
-    // The change. A failed write changed nothing (or nothing we could restore).
-    let step = ui.step(&format!("write {id}"));
-    let written = match write_key(cluster, ns, name, key, &value, None, false, &fkey).await {
-        Ok(w) => {
-            previous_hash = w.previous.fingerprint(&fkey);
-            previous_content_hash = w.previous_content.clone();
-            report.previous_hash = previous_hash.clone();
-            report.previous_content_hash = previous_content_hash.clone();
-            step.done(&format!(
-                "fingerprint {} (was {}); other keys kept",
-                short(&value.fingerprint(&fkey)),
-                short(&previous_hash)
-            ));
-            w
-        }
-        Err(e) => {
-            step.fail("not written");
-            let _ = guard.release().await;
-            return Err(e);
-        }
-    };
-    let new_hash = value.fingerprint(&fkey);
-    report.new_hash = Some(new_hash.clone());
-    report.content_hash = Some(written.content.clone());
-
-    let mut stamped: Vec<String> = Vec::new();
-    let outcome: Result<()> = async {
-        // Prove the write: read back and compare hashes.
-        let back = read_secret(cluster, ns, name, key).await?;
-        let back_hash = secret_data(&typed_secret(&back)).get(key).map(|v| v.fingerprint(&fkey));
-        if back_hash.as_deref() != Some(new_hash.as_str()) {
-            return Err(Error::failed(format!(
-                "{who} key {key} does not hold the new value after the write (changed concurrently?)"
-            ))
-            .on(who.clone())
-            .fix("check for another tool writing this Secret (`kubectl get secret -o yaml` shows managedFields)"));
-        }
-        if opts.no_restart {
-            for t in &to_restart {
-                let check = verify_pods(cluster, ns, t, &annotation, &written.content).await?;
-                let r = entry(&mut reports, t);
-                r.action = "not-restarted".into();
-                r.message = Some(format!(
-                    "--no-restart: {} ready pod(s) still run the old value",
-                    check.stale.len()
-                ));
-                r.pods = Some(check);
-            }
-            return Ok(());
-        }
-        release::until_signal(
-            restart_all(cluster, ui, ns, &to_restart, &annotation, &written.content, opts.timeout, ("restart", "restarted"), &mut stamped, &mut reports),
-            "",
+    /// Confirm, lock, record as pending (see `Transaction::begin`).
+    async fn begin(&self, plan: &Plan, restart: &[&Target]) -> Result<Transaction<'a>> {
+        let opts = self.opts;
+        let restart_list = if restart.is_empty() || opts.no_restart {
+            "nothing".to_string()
+        } else {
+            let names: Vec<String> = restart.iter().map(|t| t.describe(self.ns)).collect();
+            names.join(", ")
+        };
+        let summary = format!(
+            "rotate {} in namespace {}; restart {restart_list}",
+            self.id, self.ns
+        );
+        let gate = Gate {
+            yes: opts.yes,
+            wait_lock: opts.wait_lock,
+            timeout: opts.timeout,
+        };
+        let tx = release::Release::new(self.cluster, self.resolved, self.ui);
+        let id = (opts.secret.as_str(), opts.key.as_str());
+        Transaction::begin(
+            tx,
+            gate,
+            &summary,
+            id,
+            (&plan.previous_hash, &plan.new_hash),
         )
         .await
     }
-    .await;
 
-    let mut rev = Revision {
-        revision,
-        status: ROTATION.into(),
-        action: ROTATION.into(),
-        time: history::now_rfc3339(),
-        user: history::current_user(),
-        image: String::new(),
-        message: String::new(),
-        manifests: Vec::new(),
-        hashes: BTreeMap::new(),
-        secret_hashes: BTreeMap::from([(id.clone(), new_hash.clone())]),
-        details: Value::Null,
-    };
-    match outcome {
-        Ok(()) => {
-            report.ok = true;
-            let restarted = reports.values().filter(|r| r.action == "restarted").count();
-            rev.message = format!("rotated {id}; restarted {restarted} workload(s)");
-            if !paused.is_empty() {
-                rev.message += &format!(", {} paused one(s) not restarted", paused.len());
+    /// The change. A failed write changed nothing (or nothing we could restore).
+    async fn write(&self, plan: &Plan, report: &mut Report) -> Result<Written> {
+        let (cluster, ns, opts) = (self.cluster, self.ns, self.opts);
+        let (name, key) = (opts.secret.as_str(), opts.key.as_str());
+        let step = self.ui.step(&format!("write {}", self.id));
+        match write_key(cluster, ns, name, key, &plan.value, None, false, &plan.fkey).await {
+            Ok(w) => {
+                report.previous_hash = w.previous.fingerprint(&plan.fkey);
+                report.previous_content_hash = w.previous_content.clone();
+                report.new_hash = Some(plan.new_hash.clone());
+                report.content_hash = Some(w.content.clone());
+                step.done(&format!(
+                    "fingerprint {} (was {}); other keys kept",
+                    short(&plan.new_hash),
+                    short(&report.previous_hash)
+                ));
+                Ok(w)
             }
-            if opts.no_restart {
-                rev.message += " (--no-restart)";
+            Err(e) => {
+                step.fail("not written");
+                Err(e)
             }
-        }
-        Err(e) => {
-            report.error = Some((&e).into());
-            report.restored = true;
-            // Restore: the previous value, then restart whatever already
-            // started with the new one, verified like the rotation.
-            let again: Vec<&Target> = to_restart
-                .iter()
-                .copied()
-                .filter(|t| stamped.contains(&key_of(t)))
-                .collect();
-            let step = ui.step(&format!("restore the previous value of {id}"));
-            let restored = match write_key(
-                cluster,
-                ns,
-                name,
-                key,
-                &written.previous,
-                Some(&value),
-                false,
-                &fkey,
-            )
-            .await
-            {
-                Ok(w) => {
-                    step.done(&format!("fingerprint {}", short(&previous_hash)));
-                    let mut restamped = Vec::new();
-                    restart_all(
-                        cluster,
-                        ui,
-                        ns,
-                        &again,
-                        &annotation,
-                        &w.content,
-                        opts.timeout,
-                        ("restart with the previous value:", "restored"),
-                        &mut restamped,
-                        &mut reports,
-                    )
-                    .await
-                }
-                Err(re) => {
-                    step.fail("not restored");
-                    Err(re)
-                }
-            };
-            match restored {
-                Ok(()) => ui.line(format!(
-                    "{} restored: {id} has its previous value again; {} workload(s) restarted with it and verified",
-                    ui.mark(true),
-                    again.len()
-                )),
-                Err(re) => {
-                    ui.line(format!("{} restore failed: {re}", ui.mark(false)));
-                    report.restore_error = Some((&re).into());
-                }
-            }
-            rev.status = "failed".into();
-            if report.restore_error.is_none() {
-                rev.secret_hashes = BTreeMap::from([(id.clone(), previous_hash.clone())]);
-            }
-            rev.message = format!(
-                "rotation of {id} failed: {}; {}",
-                e.message,
-                if report.restore_error.is_none() {
-                    "previous value restored"
-                } else {
-                    "restore FAILED"
-                }
-            );
         }
     }
-    drop(value);
-    report.workloads = reports.into_values().collect();
-    rev.details = serde_json::json!({
-        "secret": name,
-        "key": key,
-        "source": report.source,
-        "previousHashes": {id.clone(): previous_hash},
-        "attemptedHash": new_hash,
-        "annotation": annotation,
-        "contentHash": report.content_hash,
-        "previousContentHash": previous_content_hash,
-        "noRestart": opts.no_restart,
-        "workloads": report.workloads.iter().map(|w| serde_json::json!({"kind": w.kind.kind(), "name": w.name, "action": w.action})).collect::<Vec<_>>(),
-    });
-    if let Err(e) = history::record(cluster, ns, &resolved.app, &resolved.env, &rev).await {
-        ui.line(format!(
-            "{} could not record revision {revision}: {e}",
-            ui.mark(false)
+
+    /// Prove the write (read back, compare fingerprints), then restart and
+    /// verify, or with `--no-restart` list the pods still on the old value.
+    async fn apply_to_pods(
+        &self,
+        plan: &Plan,
+        written: &Written,
+        restart: &[&Target],
+        stamped: &mut Vec<String>,
+        reports: &mut BTreeMap<String, WorkloadReport>,
+    ) -> Result<()> {
+        self.prove_write(plan).await?;
+        if !self.opts.no_restart {
+            let r = self.restarter();
+            return r
+                .all_until_signal(restart, &written.content, stamped, reports)
+                .await;
+        }
+        for t in restart {
+            let check =
+                verify_pods(self.cluster, self.ns, t, &self.annotation, &written.content).await?;
+            let r = entry(reports, t, Action::NotRestarted);
+            r.action = Action::NotRestarted;
+            r.message = Some(format!(
+                "--no-restart: {} ready pod(s) still run the old value",
+                check.stale.len()
+            ));
+            r.pods = Some(check);
+        }
+        Ok(())
+    }
+
+    async fn prove_write(&self, plan: &Plan) -> Result<()> {
+        let (name, key) = (self.opts.secret.as_str(), self.opts.key.as_str());
+        let back = read_secret(self.cluster, self.ns, name, key).await?;
+        let back_hash = secret_data(&typed_secret(&back))
+            .get(key)
+            .map(|v| v.fingerprint(&plan.fkey));
+        if back_hash.as_deref() == Some(plan.new_hash.as_str()) {
+            return Ok(());
+        }
+        Err(Error::failed(format!(
+            "{} key {key} does not hold the new value after the write (changed concurrently?)",
+            self.who
+        ))
+        .on(self.who.clone())
+        .fix("check for another tool writing this Secret (`kubectl get secret -o yaml` shows managedFields)"))
+    }
+
+    /// Restore: the previous value (only if the key still holds ours), then
+    /// restart whatever already started with the new one, verified like the
+    /// rotation.
+    async fn restore(
+        &self,
+        plan: &Plan,
+        written: &Written,
+        again: &[&Target],
+        reports: &mut BTreeMap<String, WorkloadReport>,
+    ) -> Result<()> {
+        let (cluster, ns, opts) = (self.cluster, self.ns, self.opts);
+        let (name, key) = (opts.secret.as_str(), opts.key.as_str());
+        let step = self
+            .ui
+            .step(&format!("restore the previous value of {}", self.id));
+        let previous = &written.previous;
+        let expect = Some(&plan.value);
+        let w = match write_key(cluster, ns, name, key, previous, expect, false, &plan.fkey).await {
+            Ok(w) => w,
+            Err(e) => {
+                step.fail("not restored");
+                return Err(e);
+            }
+        };
+        step.done(&format!(
+            "fingerprint {}",
+            short(&previous.fingerprint(&plan.fkey))
         ));
-        if report.ok {
-            report.ok = false;
-            report.error = Some((&e).into());
+        let label = ("restart with the previous value:", Action::Restored);
+        let mut restamped = Vec::new();
+        self.restarter()
+            .all(again, &w.content, label, &mut restamped, reports)
+            .await
+    }
+
+    fn restore_outcome(&self, restored: Result<()>, again: usize, report: &mut Report) {
+        let ui = self.ui;
+        match restored {
+            Ok(()) => ui.line(format!(
+                "{} restored: {} has its previous value again; {again} workload(s) restarted with it and verified",
+                ui.mark(true),
+                self.id
+            )),
+            Err(re) => {
+                ui.line(format!("{} restore failed: {re}", ui.mark(false)));
+                report.restore_error = Some((&re).into());
+            }
         }
     }
-    if let Err(e) = guard.release().await {
-        tracing::warn!("could not release the lock: {e}");
+
+    fn success_message(&self, reports: &BTreeMap<String, WorkloadReport>) -> String {
+        let mut m = format!(
+            "rotated {}; restarted {} workload(s)",
+            self.id,
+            restarted(reports)
+        );
+        let paused = reports
+            .values()
+            .filter(|r| r.action == Action::Paused)
+            .count();
+        if paused > 0 {
+            m += &format!(", {paused} paused one(s) not restarted");
+        }
+        if self.opts.no_restart {
+            m += " (--no-restart)";
+        }
+        m
     }
-    report.duration_ms = started.elapsed().as_millis();
-    Ok(report)
+
+    fn failure_record(&self, e: &Error, report: &Report, rev: &mut Revision) {
+        let restored = report.restore_error.is_none();
+        rev.status = "failed".into();
+        if restored {
+            rev.secret_hashes = BTreeMap::from([(self.id.clone(), report.previous_hash.clone())]);
+        }
+        rev.message = format!(
+            "rotation of {} failed: {}; {}",
+            self.id,
+            e.message,
+            if restored {
+                "previous value restored"
+            } else {
+                "restore FAILED"
+            }
+        );
+    }
+
+    fn details(&self, report: &Report, new_hash: &str) -> Value {
+        serde_json::json!({
+            "secret": self.opts.secret,
+            "key": self.opts.key,
+            "source": report.source,
+            "previousHashes": {self.id.clone(): report.previous_hash},
+            "attemptedHash": new_hash,
+            "annotation": self.annotation,
+            "contentHash": report.content_hash,
+            "previousContentHash": report.previous_content_hash,
+            "noRestart": self.opts.no_restart,
+            "workloads": workload_details(&report.workloads),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -1310,6 +1745,26 @@ mod tests {
 
     fn spec(v: Value) -> PodSpec {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn workload_actions_serialize_as_the_strings_reports_always_had() {
+        let all = [
+            (Action::Restarted, "restarted"),
+            (Action::WouldRestart, "would-restart"),
+            (Action::Paused, "paused"),
+            (Action::NotRestarted, "not-restarted"),
+            (Action::Unaffected, "unaffected"),
+            (Action::Failed, "failed"),
+            (Action::Restored, "restored"),
+            (Action::RestoreFailed, "restore-failed"),
+        ];
+        for (a, s) in all {
+            assert_eq!(serde_json::to_value(a).unwrap(), Value::String(s.into()));
+            assert_eq!(a.as_str(), s);
+        }
+        assert!(Action::RestoreFailed.failed() && !Action::Restored.failed());
+        assert!(Action::Paused.left_alone() && !Action::Restarted.left_alone());
     }
 
     #[test]

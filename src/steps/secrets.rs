@@ -75,13 +75,16 @@ pub fn keep_rotated(
         .iter()
         .filter(|r| {
             // An interrupted (or still pending) rotation whose new value is
-            // live counts too: the next deploy never silently reverts it.
+            // live counts too: the next deploy never silently reverts it. So
+            // does a fleet rotation undone on this cluster (`rolled-back`,
+            // holding the value it restored): the value before it stays.
             r.action == ROTATION
                 && matches!(
                     r.status.as_str(),
                     ROTATION
                         | crate::workflow::recovery::INTERRUPTED
                         | crate::workflow::recovery::PENDING
+                        | crate::workflow::recovery::ROLLED_BACK
                 )
                 && r.secret_hashes.contains_key(id)
         })
@@ -332,6 +335,11 @@ mod tests {
         // A failed (restored) rotation is not a rotation of record.
         h.push(rev(5, "rotation", "failed", "C", Some("C")));
         assert_eq!(keep_rotated(&h, id, "C", "A"), Some(4));
+        // A fleet rotation C -> D that another cluster's failure undid here:
+        // C is live again and still kept over the stale source.
+        h.push(rev(6, "rotation", "rotation", "D", Some("C")));
+        h.push(rev(7, "rotation", "rolled-back", "C", Some("D")));
+        assert_eq!(keep_rotated(&h, id, "C", "A"), Some(7));
         // No rotation at all: the source wins (the deploy's usual behaviour).
         assert_eq!(keep_rotated(&h[..1], id, "A", "Z"), None);
         assert_eq!(keep_rotated(&h, "db/username", "C", "A"), None);
