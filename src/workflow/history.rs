@@ -84,7 +84,8 @@ macro_rules! history_enum {
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
+                // `pad`, not `write_str`: tables align these with `{:<10}`.
+                f.pad(self.as_str())
             }
         }
     };
@@ -438,6 +439,16 @@ pub async fn fingerprint_key(
 #[cfg(test)]
 mod prune_tests {
     use super::*;
+
+    #[test]
+    fn typed_statuses_align_in_tables_like_the_strings_did() {
+        // `pake history` pads these with `{:<10}`; Display must honour the width.
+        assert_eq!(
+            format!("[{:<12}]", RevisionStatus::Deployed),
+            "[deployed    ]"
+        );
+        assert_eq!(format!("[{:<8}]", ReleaseAction::Deploy), "[deploy  ]");
+    }
 
     #[test]
     fn an_old_history_record_still_loads_and_round_trips() {
